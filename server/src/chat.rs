@@ -1,0 +1,212 @@
+//! The demo chat: the page at `/` and its `/chat` namespace.
+//!
+//! A client emits `chat` with `{name, text}` (or just the text); every socket in `/chat`,
+//! the sender included, receives `chat` with `{id, name, text, ts}`. A socket that
+//! connects receives `history` first: the most recent messages, oldest first. The
+//! history is kept in memory on a single node (the Redis-backed one comes with the
+//! cluster adapter).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use tracing::debug;
+
+use crate::gateway::{Reply, drive_inline};
+use crate::metrics::Metrics;
+
+/// The chat namespace.
+pub const NAMESPACE: &str = "/chat";
+/// Messages kept and sent to a newcomer.
+pub const HISTORY_LEN: usize = 100;
+/// Longest message text, in characters.
+pub const MAX_TEXT: usize = 2000;
+/// Longest display name, in characters.
+pub const MAX_NAME: usize = 40;
+
+/// One chat message as clients receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique per node and message: `<node>-<n>`.
+    pub id: String,
+    /// Display name (`anonymous` when none was given).
+    pub name: String,
+    /// Text.
+    pub text: String,
+    /// Milliseconds since the Unix epoch, stamped by the server.
+    pub ts: u64,
+}
+
+/// What a client may send: an object, or the bare text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ChatInput {
+    Full { name: Option<String>, text: String },
+    Text(String),
+}
+
+/// The last [`HISTORY_LEN`] messages, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryHistory {
+    messages: Mutex<VecDeque<ChatMessage>>,
+}
+
+impl MemoryHistory {
+    /// Appends a message, dropping the oldest beyond [`HISTORY_LEN`].
+    pub fn push(&self, msg: ChatMessage) {
+        let mut m = self.messages.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() == HISTORY_LEN {
+            m.pop_front();
+        }
+        m.push_back(msg);
+    }
+
+    /// The kept messages, oldest first.
+    pub fn recent(&self) -> Vec<ChatMessage> {
+        let m = self.messages.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().cloned().collect()
+    }
+}
+
+/// The chat service: history plus the message counter.
+pub struct Chat {
+    node_id: String,
+    seq: AtomicU64,
+    history: MemoryHistory,
+    metrics: Metrics,
+}
+
+impl Chat {
+    /// A chat with empty history.
+    pub fn new(node_id: String, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            node_id,
+            seq: AtomicU64::new(0),
+            history: MemoryHistory::default(),
+            metrics,
+        })
+    }
+
+    /// Checks client input and stamps it into a message.
+    fn accept(&self, input: ChatInput) -> Result<ChatMessage, String> {
+        let (name, text) = match input {
+            ChatInput::Full { name, text } => (name, text),
+            ChatInput::Text(text) => (None, text),
+        };
+        let text = text.trim().to_string();
+        if text.is_empty() || text.chars().count() > MAX_TEXT {
+            return Err(format!("text must be 1 to {MAX_TEXT} characters"));
+        }
+        let name = name
+            .map(|n| n.trim().chars().take(MAX_NAME).collect::<String>())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "anonymous".into());
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Ok(ChatMessage {
+            id: format!("{}-{n}", self.node_id),
+            name,
+            text,
+            ts,
+        })
+    }
+
+    /// The connect handler of `/chat`: sends the history, then handles `chat` events.
+    /// Runs inside the connect middleware, before the CONNECT packet (see [`crate::gateway`]).
+    pub fn on_connect<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>) {
+        let chat = self.clone();
+        socket.on(
+            "chat",
+            move |io: SocketIo<A>, TryData(input): TryData<ChatInput>, ack: AckSender<A>| {
+                chat.metrics.event_received("chat");
+                let reply = match input
+                    .map_err(|_| "chat expects {name, text} or a string".to_string())
+                    .and_then(|i| chat.accept(i))
+                {
+                    Ok(msg) => {
+                        chat.history.push(msg.clone());
+                        chat.metrics.event_emitted("chat");
+                        if let Some(ns) = io.of(NAMESPACE) {
+                            drive_inline(async move { ns.emit("chat", &msg).await }, "chat");
+                        }
+                        Reply::ok()
+                    }
+                    Err(e) => {
+                        chat.metrics.error("bad_request");
+                        Reply::err(e)
+                    }
+                };
+                if let Err(e) = ack.send(&reply) {
+                    debug!(error = %e, "could not send chat ack");
+                }
+                async {}
+            },
+        );
+    }
+
+    /// Sends the history to a socket that just connected. Called from the connect
+    /// handler, after the CONNECT packet, so the client is ready to receive it.
+    pub fn send_history<A: Adapter>(&self, socket: &SocketRef<A>) {
+        if let Err(e) = socket.emit("history", &self.history.recent()) {
+            debug!(sid = %socket.id, error = %e, "could not send chat history");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat() -> Arc<Chat> {
+        Chat::new("n1".into(), Metrics::new())
+    }
+
+    #[test]
+    fn messages_are_stamped_and_trimmed() {
+        let c = chat();
+        let m = c
+            .accept(ChatInput::Full {
+                name: Some("  ann ".into()),
+                text: " hi ".into(),
+            })
+            .unwrap();
+        assert_eq!((m.name.as_str(), m.text.as_str()), ("ann", "hi"));
+        assert_eq!(m.id, "n1-0");
+        assert!(m.ts > 0);
+        let m2 = c.accept(ChatInput::Text("yo".into())).unwrap();
+        assert_eq!((m2.name.as_str(), m2.id.as_str()), ("anonymous", "n1-1"));
+    }
+
+    #[test]
+    fn empty_and_oversized_text_is_refused() {
+        let c = chat();
+        assert!(c.accept(ChatInput::Text("   ".into())).is_err());
+        assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT + 1))).is_err());
+        assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT))).is_ok());
+    }
+
+    #[test]
+    fn history_keeps_the_last_hundred_oldest_first() {
+        let h = MemoryHistory::default();
+        for i in 0..(HISTORY_LEN + 5) {
+            h.push(ChatMessage {
+                id: i.to_string(),
+                name: "a".into(),
+                text: "t".into(),
+                ts: 0,
+            });
+        }
+        let r = h.recent();
+        assert_eq!(r.len(), HISTORY_LEN);
+        assert_eq!(r[0].id, "5");
+        assert_eq!(r[HISTORY_LEN - 1].id, (HISTORY_LEN + 4).to_string());
+    }
+}

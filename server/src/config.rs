@@ -1,0 +1,560 @@
+//! Node configuration: command-line flags and `SIO_*` environment variables.
+//!
+//! [`Cli`] is what clap parses; [`Config::from_cli`] checks it and turns it into the
+//! validated [`Config`] the rest of the node uses. Every setting has a flag and an
+//! environment variable; the flag wins.
+//!
+//! ```
+//! use clap::Parser;
+//! use sio_server::config::{Cli, Config};
+//!
+//! let cli = Cli::try_parse_from(["sio-server", "--listen", "127.0.0.1:0"]).unwrap();
+//! let config = Config::from_cli(cli).unwrap();
+//! assert!(config.redis_url.is_none()); // no Redis: one node, in-memory adapter
+//! assert_eq!(config.ping_interval.as_millis(), 25_000);
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::auth::{AuthError, JwtVerifier};
+use crate::patterns::{PatternError, RoomPatterns};
+
+/// Environment variable names, one constant each so docs, tests and code agree.
+pub mod env {
+    /// Listen address.
+    pub const LISTEN: &str = "SIO_LISTEN";
+    /// Redis URL; unset means a single node with the in-memory adapter.
+    pub const REDIS_URL: &str = "SIO_REDIS_URL";
+    /// This node's id.
+    pub const NODE_ID: &str = "SIO_NODE_ID";
+    /// Allowed CORS origins.
+    pub const CORS_ORIGINS: &str = "SIO_CORS_ORIGINS";
+    /// HS256 shared secret.
+    pub const JWT_SECRET: &str = "SIO_JWT_SECRET";
+    /// RS256 public key (PEM text or a path to a PEM file).
+    pub const JWT_PUBLIC_KEY: &str = "SIO_JWT_PUBLIC_KEY";
+    /// Rooms clients may publish to.
+    pub const CLIENT_PUBLISH: &str = "SIO_CLIENT_PUBLISH";
+    /// Namespaces that run the gateway.
+    pub const NAMESPACES: &str = "SIO_NAMESPACES";
+    /// Engine.IO ping interval.
+    pub const PING_INTERVAL_MS: &str = "SIO_PING_INTERVAL_MS";
+    /// Engine.IO ping timeout.
+    pub const PING_TIMEOUT_MS: &str = "SIO_PING_TIMEOUT_MS";
+    /// Largest accepted HTTP body / websocket message.
+    pub const MAX_PAYLOAD: &str = "SIO_MAX_PAYLOAD";
+    /// Shutdown grace period.
+    pub const SHUTDOWN_GRACE_MS: &str = "SIO_SHUTDOWN_GRACE_MS";
+    /// Demo chat on or off.
+    pub const CHAT: &str = "SIO_CHAT";
+    /// Local socket.io client bundle for the demo page.
+    pub const CLIENT_JS: &str = "SIO_CLIENT_JS";
+    /// Log format.
+    pub const LOG_FORMAT: &str = "SIO_LOG_FORMAT";
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Raw command line and environment, as parsed by clap. Turn it into a [`Config`]
+/// with [`Config::from_cli`].
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sio-server", version, about = "A Socket.IO v4 cluster node")]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = env::LISTEN, default_value = "0.0.0.0:3000")]
+    pub listen: SocketAddr,
+
+    /// Redis URL (redis://, rediss://). Unset: a single node with the in-memory adapter.
+    #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// This node's id in the cluster. Default: a random UUID.
+    #[arg(long, env = env::NODE_ID)]
+    pub node_id: Option<String>,
+
+    /// Origins allowed by CORS, comma separated, or `*` for any. Default: none (same-origin only).
+    #[arg(long, env = env::CORS_ORIGINS, value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// HS256 secret for JWT auth from the handshake `auth.token`.
+    #[arg(long, env = env::JWT_SECRET, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// RS256 public key for JWT auth: PEM text, or a path to a PEM file.
+    #[arg(long, env = env::JWT_PUBLIC_KEY)]
+    pub jwt_public_key: Option<String>,
+
+    /// Room patterns (globs, comma separated) that clients may `publish` to. Default: none.
+    #[arg(long, env = env::CLIENT_PUBLISH, value_delimiter = ',')]
+    pub client_publish: Vec<String>,
+
+    /// Namespaces that run the gateway events, comma separated.
+    #[arg(long, env = env::NAMESPACES, value_delimiter = ',', default_value = "/")]
+    pub namespaces: Vec<String>,
+
+    /// Engine.IO ping interval in milliseconds.
+    #[arg(long, env = env::PING_INTERVAL_MS, default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+
+    /// Engine.IO ping timeout in milliseconds.
+    #[arg(long, env = env::PING_TIMEOUT_MS, default_value_t = 20_000)]
+    pub ping_timeout_ms: u64,
+
+    /// Largest accepted polling body or websocket message, in bytes.
+    #[arg(long, env = env::MAX_PAYLOAD, default_value_t = 1_000_000)]
+    pub max_payload: u64,
+
+    /// How long a SIGTERM/SIGINT drain may take before the node exits anyway, in milliseconds.
+    #[arg(long, env = env::SHUTDOWN_GRACE_MS, default_value_t = 25_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Serve the demo chat page at `/` and its `/chat` namespace.
+    #[arg(long, env = env::CHAT, default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat: bool,
+
+    /// Serve this local socket.io client bundle to the demo page instead of loading it from the CDN.
+    #[arg(long, env = env::CLIENT_JS)]
+    pub client_js: Option<PathBuf>,
+
+    /// Log format on stderr. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Which origins may make cross-origin requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers allow only same-origin pages.
+    SameOrigin,
+    /// Any origin (`*`).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`).
+    List(Vec<String>),
+}
+
+/// The validated node configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Redis URL; `None` runs a single node with the in-memory adapter.
+    pub redis_url: Option<String>,
+    /// This node's id.
+    pub node_id: String,
+    /// CORS policy.
+    pub cors: CorsOrigins,
+    /// JWT verifier; `None` when auth is off.
+    pub jwt: Option<JwtVerifier>,
+    /// Rooms clients may publish to.
+    pub client_publish: RoomPatterns,
+    /// Namespaces running the gateway events.
+    pub namespaces: Vec<String>,
+    /// Engine.IO ping interval.
+    pub ping_interval: Duration,
+    /// Engine.IO ping timeout.
+    pub ping_timeout: Duration,
+    /// Largest accepted payload in bytes.
+    pub max_payload: u64,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Demo chat enabled.
+    pub chat: bool,
+    /// Local client bundle for the demo page.
+    pub client_js: Option<PathBuf>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// A configuration value that cannot be used. Its message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Both JWT key kinds were given.
+    #[error("set only one of {} and {}", env::JWT_SECRET, env::JWT_PUBLIC_KEY)]
+    BothJwtKeys,
+    /// The JWT key could not be loaded.
+    #[error("invalid JWT key: {0}")]
+    Jwt(#[from] AuthError),
+    /// A publish pattern is not a valid glob.
+    #[error("invalid {var}: {0}", var = env::CLIENT_PUBLISH)]
+    PublishPattern(#[from] PatternError),
+    /// A namespace name is not valid.
+    #[error("invalid namespace {0:?} in {ns}: must start with '/'", ns = env::NAMESPACES)]
+    Namespace(String),
+    /// `/chat` is reserved for the demo.
+    #[error(
+        "namespace \"/chat\" in {} is reserved for the demo chat; set {}=false to use it",
+        env::NAMESPACES,
+        env::CHAT
+    )]
+    ChatNamespace,
+    /// A CORS origin is malformed.
+    #[error("invalid origin {0:?} in {o}: expected scheme://host[:port] or *", o = env::CORS_ORIGINS)]
+    Origin(String),
+    /// A duration or size is out of range.
+    #[error("{name} must be {rule}, got {value}")]
+    Range {
+        /// The setting.
+        name: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+        /// The value given.
+        value: u64,
+    },
+    /// The node id is empty or has characters unsafe for Redis keys and logs.
+    #[error("invalid {var}: {0:?} (1-64 characters of A-Z a-z 0-9 - _ .)", var = env::NODE_ID)]
+    NodeId(String),
+    /// The Redis URL is malformed.
+    #[error(
+        "invalid {}: expected redis://, rediss://, redis+sentinel:// or redis-cluster:// URL",
+        env::REDIS_URL
+    )]
+    RedisUrl,
+    /// Cluster mode is not available in this build yet.
+    #[error(
+        "{} is set, but this build has no Redis adapter yet: unset it to run a single node",
+        env::REDIS_URL
+    )]
+    RedisUnsupported,
+    /// The client bundle file is missing.
+    #[error("{var} {0:?} is not a readable file", var = env::CLIENT_JS)]
+    ClientJs(PathBuf),
+}
+
+impl Config {
+    /// Checks every value and builds the configuration.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let jwt = match (cli.jwt_secret, cli.jwt_public_key) {
+            (Some(_), Some(_)) => return Err(ConfigError::BothJwtKeys),
+            (Some(secret), None) => Some(JwtVerifier::hs256(secret.as_bytes())?),
+            (None, Some(key)) => Some(JwtVerifier::rs256_from_pem_or_path(&key)?),
+            (None, None) => None,
+        };
+
+        let redis_url = cli.redis_url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &redis_url {
+            const SCHEMES: [&str; 4] = [
+                "redis://",
+                "rediss://",
+                "redis+sentinel://",
+                "redis-cluster://",
+            ];
+            if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+                return Err(ConfigError::RedisUrl);
+            }
+            return Err(ConfigError::RedisUnsupported);
+        }
+
+        let node_id = cli
+            .node_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id_ok = !node_id.is_empty()
+            && node_id.len() <= 64
+            && node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !id_ok {
+            return Err(ConfigError::NodeId(node_id));
+        }
+
+        let cors = parse_origins(&cli.cors_origins)?;
+
+        let mut namespaces = Vec::new();
+        for ns in cli.namespaces {
+            let ns = ns.trim().to_string();
+            if ns.is_empty() {
+                continue;
+            }
+            if !ns.starts_with('/') || ns.contains(char::is_whitespace) {
+                return Err(ConfigError::Namespace(ns));
+            }
+            if cli.chat && ns == "/chat" {
+                return Err(ConfigError::ChatNamespace);
+            }
+            if !namespaces.contains(&ns) {
+                namespaces.push(ns);
+            }
+        }
+        if namespaces.is_empty() {
+            namespaces.push("/".into());
+        }
+
+        let range = |name, rule, value: u64, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Range { name, rule, value })
+            }
+        };
+        range(
+            env::PING_INTERVAL_MS,
+            "between 1000 and 600000",
+            cli.ping_interval_ms,
+            (1_000..=600_000).contains(&cli.ping_interval_ms),
+        )?;
+        range(
+            env::PING_TIMEOUT_MS,
+            "between 1000 and 600000",
+            cli.ping_timeout_ms,
+            (1_000..=600_000).contains(&cli.ping_timeout_ms),
+        )?;
+        range(
+            env::MAX_PAYLOAD,
+            "between 1024 and 104857600",
+            cli.max_payload,
+            (1024..=100 * 1024 * 1024).contains(&cli.max_payload),
+        )?;
+        range(
+            env::SHUTDOWN_GRACE_MS,
+            "at most 3600000",
+            cli.shutdown_grace_ms,
+            cli.shutdown_grace_ms <= 3_600_000,
+        )?;
+
+        if let Some(path) = &cli.client_js
+            && !path.is_file()
+        {
+            return Err(ConfigError::ClientJs(path.clone()));
+        }
+
+        Ok(Config {
+            listen: cli.listen,
+            redis_url,
+            node_id,
+            cors,
+            jwt,
+            client_publish: RoomPatterns::new(&cli.client_publish)?,
+            namespaces,
+            ping_interval: Duration::from_millis(cli.ping_interval_ms),
+            ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
+            max_payload: cli.max_payload,
+            shutdown_grace: Duration::from_millis(cli.shutdown_grace_ms),
+            chat: cli.chat,
+            client_js: cli.client_js,
+            log_format: cli.log_format,
+        })
+    }
+
+    /// A configuration for tests and embedding: listen on `addr`, everything else default.
+    ///
+    /// ```
+    /// let config = sio_server::Config::for_addr("127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(config.namespaces, ["/"]);
+    /// ```
+    pub fn for_addr(addr: SocketAddr) -> Self {
+        let mut cli = Cli::parse_from(["sio-server"]);
+        cli.listen = addr;
+        // Defaults are valid by construction (covered by the `defaults_are_valid` test).
+        Config::from_cli(cli).expect("default configuration is valid")
+    }
+}
+
+fn parse_origins(raw: &[String]) -> Result<CorsOrigins, ConfigError> {
+    let list: Vec<String> = raw
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Ok(CorsOrigins::SameOrigin);
+    }
+    if list.iter().any(|o| o == "*") {
+        return Ok(CorsOrigins::Any);
+    }
+    for o in &list {
+        let rest = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('/') => {}
+            _ => return Err(ConfigError::Origin(o.clone())),
+        }
+    }
+    Ok(CorsOrigins::List(list))
+}
+
+/// Replaces the password in a Redis URL with `***`.
+fn mask_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+    {
+        let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration, one `key=value` per setting, secrets masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cors = match &self.cors {
+            CorsOrigins::SameOrigin => "same-origin".to_string(),
+            CorsOrigins::Any => "*".to_string(),
+            CorsOrigins::List(l) => l.join(","),
+        };
+        let redis = self
+            .redis_url
+            .as_deref()
+            .map(mask_url)
+            .unwrap_or_else(|| "(none: single node, in-memory adapter)".into());
+        let auth = self
+            .jwt
+            .as_ref()
+            .map(|j| j.describe())
+            .unwrap_or("off".into());
+        write!(
+            f,
+            "listen={} node_id={} redis={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+             ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={}",
+            self.listen,
+            self.node_id,
+            redis,
+            cors,
+            auth,
+            self.client_publish,
+            self.namespaces.join(","),
+            self.ping_interval.as_millis(),
+            self.ping_timeout.as_millis(),
+            self.max_payload,
+            self.shutdown_grace.as_millis(),
+            self.chat,
+            self.client_js
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "cdn".into()),
+        )
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut full = vec!["sio-server"];
+        full.extend_from_slice(args);
+        Config::from_cli(Cli::try_parse_from(full).expect("clap accepts the flags"))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:3000".parse().unwrap());
+        assert!(c.redis_url.is_none());
+        assert!(c.jwt.is_none());
+        assert_eq!(c.cors, CorsOrigins::SameOrigin);
+        assert_eq!(c.namespaces, ["/"]);
+        assert!(c.chat);
+        assert_eq!(c.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.ping_timeout, Duration::from_secs(20));
+        assert_eq!(c.max_payload, 1_000_000);
+        assert!(!c.client_publish.matches("anything"));
+        // A random UUID node id.
+        assert_eq!(c.node_id.len(), 36);
+    }
+
+    #[test]
+    fn lists_are_split_and_trimmed() {
+        let c = parse(&[
+            "--cors-origins",
+            "https://a.example, http://b.example:8080/",
+            "--namespaces",
+            "/,/admin,/admin",
+            "--client-publish",
+            "news:*,public",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cors,
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://b.example:8080".into()
+            ])
+        );
+        assert_eq!(c.namespaces, ["/", "/admin"]);
+        assert!(c.client_publish.matches("news:today"));
+        assert!(c.client_publish.matches("public"));
+        assert!(!c.client_publish.matches("private"));
+    }
+
+    #[test]
+    fn star_origin_means_any() {
+        let c = parse(&["--cors-origins", "https://a.example,*"]).unwrap();
+        assert_eq!(c.cors, CorsOrigins::Any);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_setting_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--cors-origins", "a.example"], "SIO_CORS_ORIGINS"),
+            (&["--namespaces", "admin"], "SIO_NAMESPACES"),
+            (&["--namespaces", "/chat"], "/chat"),
+            (&["--ping-interval-ms", "10"], "SIO_PING_INTERVAL_MS"),
+            (&["--max-payload", "1"], "SIO_MAX_PAYLOAD"),
+            (&["--node-id", "a b"], "SIO_NODE_ID"),
+            (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
+            (&["--redis-url", "http://x"], "SIO_REDIS_URL"),
+            (
+                &["--jwt-secret", "s", "--jwt-public-key", "k"],
+                "SIO_JWT_SECRET",
+            ),
+            (&["--jwt-public-key", "/nonexistent.pem"], "JWT"),
+            (&["--client-js", "/nonexistent.js"], "SIO_CLIENT_JS"),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).expect_err(&format!("{args:?} must be rejected"));
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{args:?}: {msg:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn chat_namespace_is_free_when_chat_is_off() {
+        let c = parse(&["--chat", "false", "--namespaces", "/chat"]).unwrap();
+        assert_eq!(c.namespaces, ["/chat"]);
+        assert!(!c.chat);
+    }
+
+    #[test]
+    fn clap_rejects_malformed_numbers_and_addresses() {
+        assert!(Cli::try_parse_from(["sio-server", "--listen", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["sio-server", "--ping-interval-ms", "-1"]).is_err());
+    }
+
+    #[test]
+    fn display_masks_secrets() {
+        let c = parse(&["--jwt-secret", "hunter2-very-secret"]).unwrap();
+        let shown = c.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("auth=jwt HS256"), "{shown}");
+        assert_eq!(
+            mask_url("redis://user:pw@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(mask_url("redis://:pw@host"), "redis://:***@host");
+        assert_eq!(mask_url("redis://host:6379"), "redis://host:6379");
+    }
+}

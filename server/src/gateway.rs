@@ -1,0 +1,418 @@
+//! The gateway events every namespace in `SIO_NAMESPACES` runs.
+//!
+//! - Handshake: with JWT auth on, `auth.token` must verify or the client gets a
+//!   `connect_error` whose message says why. A token with `sub` puts the socket in
+//!   `user:<sub>`.
+//! - `join(room, ack)` / `leave(room, ack)`: answered `{ok:true}` or
+//!   `{ok:false,error}`. With auth on, `join` needs the room to match the token's
+//!   `rooms` patterns; with auth off every room is open.
+//! - `publish({room, event, data}, ack)`: `io.to(room).emit(event, data)`, the sender
+//!   included when it is in the room, binary inside `data` kept; only for rooms matching
+//!   `SIO_CLIENT_PUBLISH`.
+//!
+//! **Invariant:** event handlers are registered in the connect *middleware*, which
+//! socketioxide runs before it sends the CONNECT packet, so an event a client emits the
+//! instant it is connected always finds its handler. Handlers are plain closures whose
+//! body runs inline in the socket's receive loop, so one client's events take effect in
+//! the order it sent them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use tracing::{debug, warn};
+
+use crate::auth::{AuthError, Claims, JwtVerifier};
+use crate::metrics::Metrics;
+use crate::patterns::RoomPatterns;
+
+/// Longest room name a client may use, in bytes.
+pub const MAX_ROOM_LEN: usize = 256;
+/// Longest event name a client may publish, in bytes.
+pub const MAX_EVENT_LEN: usize = 128;
+/// Event names that clients may not publish: the Socket.IO client reserves them.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Shared state of the gateway handlers.
+pub struct Gateway {
+    jwt: Option<JwtVerifier>,
+    publish: RoomPatterns,
+    metrics: Metrics,
+}
+
+/// The answer to `join`, `leave` and `publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// Why not, when `ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    /// Success.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+        }
+    }
+    /// Failure with a reason the client can show.
+    pub fn err(reason: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(reason.into()),
+        }
+    }
+}
+
+/// What the handshake `auth` object may carry.
+#[derive(Debug, Default, Deserialize)]
+pub struct HandshakeAuth {
+    /// A JWT, checked when auth is on.
+    pub token: Option<String>,
+}
+
+/// The authenticated identity of a socket, kept in its extensions.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// Auth is off: every room is open.
+    Anonymous,
+    /// Auth is on and the token verified.
+    Token(Arc<Claims>),
+}
+
+/// A `publish` request.
+#[derive(Debug, Deserialize)]
+pub struct PublishRequest {
+    /// Target room.
+    pub room: String,
+    /// Event name the room's sockets receive.
+    pub event: String,
+    /// Payload; binary values are kept.
+    #[serde(default = "nil")]
+    pub data: rmpv::Value,
+}
+
+fn nil() -> rmpv::Value {
+    rmpv::Value::Nil
+}
+
+impl Gateway {
+    /// Builds the gateway state.
+    pub fn new(jwt: Option<JwtVerifier>, publish: RoomPatterns, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            jwt,
+            publish,
+            metrics,
+        })
+    }
+
+    /// Checks the handshake `auth` payload. `Ok(Identity::Anonymous)` when auth is off.
+    pub fn authenticate(&self, auth: Option<HandshakeAuth>) -> Result<Identity, AuthError> {
+        let Some(jwt) = &self.jwt else {
+            return Ok(Identity::Anonymous);
+        };
+        let token = auth
+            .and_then(|a| a.token)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        Ok(Identity::Token(Arc::new(jwt.verify(&token)?)))
+    }
+
+    /// Whether `identity` may join `room`.
+    pub fn check_join(&self, identity: &Identity, room: &str) -> Result<(), String> {
+        check_room_name(room)?;
+        match identity {
+            Identity::Anonymous => Ok(()),
+            Identity::Token(claims) => {
+                let own = claims
+                    .sub
+                    .as_deref()
+                    .is_some_and(|sub| room.strip_prefix("user:") == Some(sub));
+                if own || claims.rooms.matches(room) {
+                    Ok(())
+                } else {
+                    Err(format!("not allowed to join room {room:?}"))
+                }
+            }
+        }
+    }
+
+    /// Whether a client may publish `event` to `room`.
+    pub fn check_publish(&self, room: &str, event: &str) -> Result<(), String> {
+        check_room_name(room)?;
+        if event.is_empty() || event.len() > MAX_EVENT_LEN {
+            return Err(format!("event must be 1 to {MAX_EVENT_LEN} bytes"));
+        }
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(format!("event {event:?} is reserved"));
+        }
+        if !self.publish.matches(room) {
+            return Err(format!("publishing to room {room:?} is not allowed"));
+        }
+        Ok(())
+    }
+
+    /// The connect middleware: authenticates, then registers every handler before
+    /// socketioxide sends the CONNECT packet. An `Err` becomes the client's
+    /// `connect_error` message.
+    pub fn on_connect<A: Adapter>(
+        self: &Arc<Self>,
+        socket: SocketRef<A>,
+        auth: Option<HandshakeAuth>,
+    ) -> Result<(), AuthError> {
+        let identity = match self.authenticate(auth) {
+            Ok(identity) => identity,
+            Err(e) => {
+                debug!(sid = %socket.id, nsp = socket.ns(), error = %e, "handshake refused");
+                self.metrics.connect_rejected("auth");
+                return Err(e);
+            }
+        };
+        if let Identity::Token(claims) = &identity
+            && let Some(sub) = &claims.sub
+        {
+            socket.join(format!("user:{sub}"));
+        }
+        socket.extensions.insert(identity);
+        self.register_handlers(&socket);
+        self.metrics.socket_connected(socket.ns());
+        let metrics = self.metrics.clone();
+        socket.on_disconnect(move |s: SocketRef<A>| {
+            metrics.socket_disconnected(s.ns());
+            async {}
+        });
+        Ok(())
+    }
+
+    fn register_handlers<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>) {
+        let gw = self.clone();
+        socket.on(
+            "join",
+            move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
+                gw.metrics.event_received("join");
+                let reply = match room {
+                    Err(_) => Reply::err("room must be a string"),
+                    Ok(room) => {
+                        let identity = s
+                            .extensions
+                            .get::<Identity>()
+                            .unwrap_or(Identity::Anonymous);
+                        match gw.check_join(&identity, &room) {
+                            Ok(()) => {
+                                s.join(room);
+                                Reply::ok()
+                            }
+                            Err(e) => {
+                                gw.metrics.error("join_denied");
+                                Reply::err(e)
+                            }
+                        }
+                    }
+                };
+                answer(ack, &reply);
+                async {}
+            },
+        );
+
+        let gw = self.clone();
+        socket.on(
+            "leave",
+            move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
+                gw.metrics.event_received("leave");
+                let reply = match room.map_err(|_| "room must be a string".to_string()) {
+                    Ok(room) => match check_room_name(&room) {
+                        Ok(()) => {
+                            s.leave(room);
+                            Reply::ok()
+                        }
+                        Err(e) => Reply::err(e),
+                    },
+                    Err(e) => Reply::err(e),
+                };
+                if !reply.ok {
+                    gw.metrics.error("bad_request");
+                }
+                answer(ack, &reply);
+                async {}
+            },
+        );
+
+        let gw = self.clone();
+        socket.on(
+            "publish",
+            move |s: SocketRef<A>, TryData(req): TryData<PublishRequest>, ack: AckSender<A>| {
+                gw.metrics.event_received("publish");
+                let reply = match req {
+                    Err(e) => {
+                        gw.metrics.error("bad_request");
+                        Reply::err(format!(
+                            "publish expects {{room, event, data}}: {}",
+                            short(&e.to_string())
+                        ))
+                    }
+                    Ok(req) => match gw.check_publish(&req.room, &req.event) {
+                        Err(e) => {
+                            gw.metrics.error("publish_denied");
+                            Reply::err(e)
+                        }
+                        Ok(()) => {
+                            gw.metrics.event_emitted("publish");
+                            let op = s.within(req.room);
+                            let (event, data) = (req.event, req.data);
+                            drive_inline(async move { op.emit(event, &data).await }, "publish");
+                            Reply::ok()
+                        }
+                    },
+                };
+                answer(ack, &reply);
+                async {}
+            },
+        );
+    }
+}
+
+/// Validates a client-supplied room name.
+pub fn check_room_name(room: &str) -> Result<(), String> {
+    if room.is_empty() || room.len() > MAX_ROOM_LEN {
+        return Err(format!("room must be 1 to {MAX_ROOM_LEN} bytes"));
+    }
+    if room.chars().any(char::is_control) {
+        return Err("room must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn short(s: &str) -> &str {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn answer<A: Adapter>(ack: AckSender<A>, reply: &Reply) {
+    if let Err(e) = ack.send(reply) {
+        debug!(error = %e, "could not send ack");
+    }
+}
+
+/// Polls a broadcast once, right here, and spawns it only if it is not done yet.
+///
+/// socketioxide's `emit` is lazy: nothing is sent until the future is polled. Polling it
+/// inline, inside the handler body that socketioxide runs in the sender's receive loop,
+/// hands the packet to the adapter in the order the client sent its events; spawning it
+/// straight away would let tasks overtake each other.
+pub fn drive_inline<F, E>(fut: F, what: &'static str)
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => warn!(error = %e, what, "broadcast failed"),
+        Poll::Pending => {
+            tokio::spawn(async move {
+                if let Err(e) = fut.await {
+                    warn!(error = %e, what, "broadcast failed");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    fn gw(jwt: bool, publish: &[&str]) -> Arc<Gateway> {
+        Gateway::new(
+            jwt.then(|| JwtVerifier::hs256(b"k").unwrap()),
+            RoomPatterns::new(publish).unwrap(),
+            Metrics::new(),
+        )
+    }
+
+    fn token(claims: serde_json::Value) -> Option<HandshakeAuth> {
+        Some(HandshakeAuth {
+            token: Some(
+                encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap(),
+            ),
+        })
+    }
+
+    #[test]
+    fn auth_off_lets_everyone_in_and_opens_every_room() {
+        let g = gw(false, &[]);
+        let id = g.authenticate(None).unwrap();
+        assert!(matches!(id, Identity::Anonymous));
+        assert!(g.check_join(&id, "user:bob").is_ok());
+    }
+
+    #[test]
+    fn auth_on_needs_a_token() {
+        let g = gw(true, &[]);
+        assert!(matches!(g.authenticate(None), Err(AuthError::Missing)));
+        assert!(matches!(
+            g.authenticate(Some(HandshakeAuth {
+                token: Some(String::new())
+            })),
+            Err(AuthError::Missing)
+        ));
+    }
+
+    #[test]
+    fn token_rooms_govern_joins_and_own_user_room_is_allowed() {
+        let g = gw(true, &[]);
+        let id = g
+            .authenticate(token(
+                serde_json::json!({"sub": "alice", "rooms": ["team:*"]}),
+            ))
+            .unwrap();
+        assert!(g.check_join(&id, "team:red").is_ok());
+        assert!(g.check_join(&id, "user:alice").is_ok());
+        let err = g.check_join(&id, "user:bob").unwrap_err();
+        assert!(err.contains("not allowed"), "{err}");
+        assert!(g.check_join(&id, "lobby").is_err());
+    }
+
+    #[test]
+    fn publish_needs_an_allowed_room_and_a_normal_event() {
+        let g = gw(false, &["news:*"]);
+        assert!(g.check_publish("news:a", "headline").is_ok());
+        assert!(
+            g.check_publish("other", "headline")
+                .unwrap_err()
+                .contains("not allowed")
+        );
+        assert!(
+            g.check_publish("news:a", "connect")
+                .unwrap_err()
+                .contains("reserved")
+        );
+        assert!(g.check_publish("news:a", "").is_err());
+        assert!(gw(false, &[]).check_publish("news:a", "x").is_err());
+    }
+
+    #[test]
+    fn room_names_are_bounded() {
+        assert!(check_room_name("").is_err());
+        assert!(check_room_name(&"x".repeat(MAX_ROOM_LEN + 1)).is_err());
+        assert!(check_room_name(&"x".repeat(MAX_ROOM_LEN)).is_ok());
+        assert!(check_room_name("a\nb").is_err());
+    }
+}

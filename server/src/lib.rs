@@ -1,0 +1,31 @@
+//! `sio-server`: one node of a sio-cluster, a Socket.IO v4 server built on axum and
+//! socketioxide.
+//!
+//! The binary parses [`Config`], installs logging and calls [`node::run`]; tests and
+//! embedders call [`node::spawn`]. See `ARCHITECTURE.md` at the repository root for how
+//! the pieces fit.
+//!
+//! Module map:
+//! - [`config`]: flags and `SIO_*` variables, validated.
+//! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
+//! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
+//! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
+//! - [`gateway`]: the `join` / `leave` / `publish` events and handshake auth.
+//! - [`chat`]: the demo chat namespace and its history.
+//! - [`auth`]: JWT verification.
+//! - [`patterns`]: room globs.
+//! - [`metrics`]: the node's Prometheus registry.
+//! - [`telemetry`]: logging set-up for the binary.
+
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod engine;
+pub mod gateway;
+pub mod metrics;
+pub mod node;
+pub mod patterns;
+pub mod routes;
+pub mod telemetry;
+
+pub use config::Config;

@@ -1,0 +1,188 @@
+//! Prometheus metrics of one node, served at `/metrics`.
+//!
+//! Each node owns its own recorder (no global state), so several nodes can run in one
+//! process, as the cluster tests do. Label values come from a fixed set, never from
+//! client input, to keep cardinality bounded.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `sio_handshakes_total` | counter | `transport` (polling, websocket) |
+//! | `sio_connects_total` | counter | `nsp` |
+//! | `sio_connect_rejected_total` | counter | `reason` (auth) |
+//! | `sio_sockets_connected` | gauge | `nsp` |
+//! | `sio_rooms` | gauge (at scrape) | `nsp` |
+//! | `sio_events_received_total` | counter | `event` (join, leave, publish, chat, other) |
+//! | `sio_events_emitted_total` | counter | `event` (publish, chat) |
+//! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, bad_request, handshake_refused) |
+//!
+//! ```
+//! let m = sio_server::metrics::Metrics::new();
+//! m.event_received("join");
+//! assert!(m.render().contains("sio_events_received_total{event=\"join\"} 1"));
+//! ```
+
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
+/// Event names counted under their own label; every other event counts as `other`.
+const KNOWN_EVENTS: [&str; 4] = ["join", "leave", "publish", "chat"];
+
+/// The node's metrics registry and typed accessors for every metric it exports.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh, empty registry.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let describe = |name: &'static str, help: &'static str| {
+            recorder.describe_counter(name.into(), None, help.into());
+        };
+        describe("sio_handshakes_total", "Engine.IO sessions opened");
+        describe("sio_connects_total", "Sockets connected to a namespace");
+        describe(
+            "sio_connect_rejected_total",
+            "Namespace connections refused",
+        );
+        describe("sio_events_received_total", "Events received from clients");
+        describe("sio_events_emitted_total", "Broadcasts emitted by the node");
+        describe("sio_errors_total", "Requests answered with an error");
+        recorder.describe_gauge(
+            "sio_sockets_connected".into(),
+            None,
+            "Sockets currently connected".into(),
+        );
+        recorder.describe_gauge("sio_rooms".into(), None, "Rooms with members".into());
+        Self {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    fn counter(&self, name: &'static str, label: &'static str, value: String) -> Counter {
+        let key = Key::from_parts(name, vec![Label::new(label, value)]);
+        self.recorder.register_counter(&key, &META)
+    }
+
+    fn gauge(&self, name: &'static str, label: &'static str, value: String) -> Gauge {
+        let key = Key::from_parts(name, vec![Label::new(label, value)]);
+        self.recorder.register_gauge(&key, &META)
+    }
+
+    /// An Engine.IO session was opened over `transport`.
+    pub fn handshake(&self, transport: &'static str) {
+        self.counter("sio_handshakes_total", "transport", transport.into())
+            .increment(1);
+    }
+
+    /// A socket connected to namespace `nsp`.
+    pub fn socket_connected(&self, nsp: &str) {
+        self.counter("sio_connects_total", "nsp", nsp.into())
+            .increment(1);
+        self.gauge("sio_sockets_connected", "nsp", nsp.into())
+            .increment(1.0);
+    }
+
+    /// A socket left namespace `nsp`.
+    pub fn socket_disconnected(&self, nsp: &str) {
+        self.gauge("sio_sockets_connected", "nsp", nsp.into())
+            .decrement(1.0);
+    }
+
+    /// A namespace connection was refused for `reason`.
+    pub fn connect_rejected(&self, reason: &'static str) {
+        self.counter("sio_connect_rejected_total", "reason", reason.into())
+            .increment(1);
+    }
+
+    /// A client event arrived.
+    pub fn event_received(&self, event: &str) {
+        let label = KNOWN_EVENTS
+            .iter()
+            .find(|e| **e == event)
+            .copied()
+            .unwrap_or("other");
+        self.counter("sio_events_received_total", "event", label.into())
+            .increment(1);
+    }
+
+    /// The node emitted a broadcast on behalf of `event` (publish, chat).
+    pub fn event_emitted(&self, event: &'static str) {
+        self.counter("sio_events_emitted_total", "event", event.into())
+            .increment(1);
+    }
+
+    /// A request was answered with an error of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        self.counter("sio_errors_total", "kind", kind.into())
+            .increment(1);
+    }
+
+    /// Sets the room count of namespace `nsp`.
+    pub fn set_rooms(&self, nsp: &str, rooms: usize) {
+        self.gauge("sio_rooms", "nsp", nsp.into()).set(rooms as f64);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_are_independent() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.handshake("polling");
+        a.handshake("polling");
+        assert!(
+            a.render()
+                .contains("sio_handshakes_total{transport=\"polling\"} 2")
+        );
+        assert!(!b.render().contains("sio_handshakes_total{"));
+    }
+
+    #[test]
+    fn unknown_events_are_folded_into_other() {
+        let m = Metrics::new();
+        m.event_received("whatever-the-client-sent");
+        m.event_received("publish");
+        let text = m.render();
+        assert!(
+            text.contains("sio_events_received_total{event=\"other\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sio_events_received_total{event=\"publish\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("whatever"));
+    }
+
+    #[test]
+    fn connected_gauge_goes_up_and_down() {
+        let m = Metrics::new();
+        m.socket_connected("/");
+        m.socket_connected("/");
+        m.socket_disconnected("/");
+        assert!(m.render().contains("sio_sockets_connected{nsp=\"/\"} 1"));
+    }
+}

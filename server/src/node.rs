@@ -1,0 +1,315 @@
+//! Assembling and running one node: socket.io, the HTTP routes, and the drain on
+//! shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use sio_server::{Config, node};
+//!
+//! let config = Config::for_addr("127.0.0.1:0".parse()?);
+//! let running = node::spawn(config).await?;
+//! println!("listening on {}", running.addr);
+//! running.shutdown().await?; // drain and stop
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use socketioxide::SocketIo;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+
+use crate::chat::{self, Chat};
+use crate::config::{Config, CorsOrigins};
+use crate::gateway::{Gateway, HandshakeAuth};
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState, RoomCounter};
+
+/// The socket.io client version the demo page loads from the CDN.
+pub const CLIENT_VERSION: &str = "4.8.3";
+/// Subresource-integrity hash of `socket.io.min.js` at [`CLIENT_VERSION`] (the file on
+/// the CDN is the npm package's `dist/socket.io.min.js`; a test checks the pair).
+pub const CLIENT_SRI: &str =
+    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The local client bundle could not be read.
+    #[error("cannot read client bundle: {0}")]
+    ClientJs(std::io::Error),
+}
+
+/// A node started with [`spawn`].
+pub struct RunningNode {
+    /// The bound address (the real port when `:0` was asked for).
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningNode {
+    /// Starts the drain and waits for the node to stop.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+
+    /// A token that starts the drain when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// Binds `config.listen` and runs the node in a background task.
+pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let stop = CancellationToken::new();
+    let app = build(&config)?;
+    let task = tokio::spawn(serve(listener, app, config, stop.clone().cancelled_owned()));
+    Ok(RunningNode { addr, stop, task })
+}
+
+/// Binds `config.listen` and runs the node until `shutdown` completes, then drains.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = bind(config.listen).await?;
+    let app = build(&config)?;
+    serve(listener, app, config, shutdown).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The assembled application.
+struct App {
+    router: Router,
+    io: SocketIo,
+    state: Arc<AppState>,
+}
+
+fn build(config: &Config) -> Result<App, StartError> {
+    let metrics = Metrics::new();
+    let (sio_layer, io) = SocketIo::builder()
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .max_payload(config.max_payload)
+        .ws_max_message_size(config.max_payload as usize)
+        .build_layer();
+
+    let gateway = Gateway::new(
+        config.jwt.clone(),
+        config.client_publish.clone(),
+        metrics.clone(),
+    );
+    for ns in &config.namespaces {
+        let gw = gateway.clone();
+        let middleware = move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
+            let res = gw.on_connect(s, auth.ok());
+            async move { res }
+        };
+        io.ns(ns.clone(), { async || {} }.with(middleware));
+    }
+
+    let mut index_html = None;
+    if config.chat {
+        let chat = Chat::new(config.node_id.clone(), metrics.clone());
+        let gw = gateway.clone();
+        let chat_mw = chat.clone();
+        let middleware = move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
+            let res = gw.on_connect(s.clone(), auth.ok());
+            if res.is_ok() {
+                chat_mw.on_connect(&s);
+            }
+            async move { res }
+        };
+        let handler = move |s: SocketRef| {
+            chat.send_history(&s);
+            async {}
+        };
+        io.ns(chat::NAMESPACE, handler.with(middleware));
+        index_html = Some(render_index(config.client_js.is_some()));
+    }
+
+    let client_js = match &config.client_js {
+        Some(path) => Some(std::fs::read(path).map_err(StartError::ClientJs)?),
+        None => None,
+    };
+
+    let namespaces: Vec<String> = config
+        .namespaces
+        .iter()
+        .cloned()
+        .chain(config.chat.then(|| chat::NAMESPACE.to_string()))
+        .collect();
+    let rooms_io = io.clone();
+    let rooms: RoomCounter = Arc::new(move || {
+        let io = rooms_io.clone();
+        let namespaces = namespaces.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(namespaces.len());
+            for ns in namespaces {
+                if let Some(op) = io.of(&ns) {
+                    let n = op.rooms().await.map(|r| r.len()).unwrap_or(0);
+                    out.push((ns, n));
+                }
+            }
+            out
+        })
+    });
+
+    let state = Arc::new(AppState {
+        node_id: config.node_id.clone(),
+        draining: AtomicBool::new(false),
+        metrics,
+        index_html,
+        client_js,
+        cors: config.cors.clone(),
+        rooms,
+    });
+
+    let mut router = Router::new()
+        .route("/", get(routes::index))
+        .route("/assets/socket.io.min.js", get(routes::client_js))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .with_state(state.clone())
+        .layer(sio_layer);
+    if let Some(cors) = cors_layer(&config.cors) {
+        router = router.layer(cors);
+    }
+    // Outermost: sees every request first (the last `.layer` wraps the others).
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        routes::session_gate,
+    ));
+    Ok(App { router, io, state })
+}
+
+fn render_index(local_client: bool) -> String {
+    let script = if local_client {
+        r#"<script src="/assets/socket.io.min.js"></script>"#.to_string()
+    } else {
+        format!(
+            r#"<script src="https://cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js" integrity="{CLIENT_SRI}" crossorigin="anonymous"></script>"#
+        )
+    };
+    INDEX_HTML.replace("<!--SOCKET_IO_CLIENT-->", &script)
+}
+
+fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
+    use axum::http::{Method, header};
+    let origins = match cors {
+        CorsOrigins::SameOrigin => return None,
+        CorsOrigins::Any => AllowOrigin::mirror_request(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: App,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let App { router, io, state } = app;
+    let addr = listener.local_addr()?;
+    info!(%addr, node = %config.node_id, "listening");
+    if config.redis_url.is_none() {
+        info!("no SIO_REDIS_URL: running as a single node with the in-memory adapter");
+    }
+
+    let stop_http = CancellationToken::new();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+    let mut server = tokio::spawn(async move { server.await });
+
+    tokio::select! {
+        res = &mut server => {
+            // The server stopped on its own: an accept loop failure.
+            res??;
+            return Ok(());
+        }
+        () = shutdown => {}
+    }
+
+    let grace = config.shutdown_grace;
+    info!(
+        grace_ms = grace.as_millis() as u64,
+        "draining: not ready, refusing new sessions, closing sockets"
+    );
+    state.draining.store(true, Ordering::Release);
+    let drain = async {
+        // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
+        // through the load balancer, to a node that is still ready.
+        io.close().await;
+        stop_http.cancel();
+        server.await
+    };
+    match tokio::time::timeout(grace, drain).await {
+        Ok(res) => {
+            res??;
+            info!("drained, stopped");
+        }
+        Err(_) => warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period ran out before every connection closed; stopping anyway"
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_loads_the_pinned_client_from_the_cdn_with_sri_by_default() {
+        let html = render_index(false);
+        assert!(html.contains(&format!("cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js")));
+        assert!(html.contains(CLIENT_SRI));
+        assert!(!html.contains("<!--SOCKET_IO_CLIENT-->"));
+        let local = render_index(true);
+        assert!(local.contains(r#"src="/assets/socket.io.min.js""#));
+        assert!(!local.contains("cdn.socket.io"));
+    }
+}
