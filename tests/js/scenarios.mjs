@@ -1,0 +1,231 @@
+// Real socket.io-client scenarios, driven by the Rust integration tests.
+//
+//   node scenarios.mjs '<json>'    json = {"scenario": "...", "url": "http://127.0.0.1:PORT", ...}
+//
+// Each scenario prints one JSON line of observed facts on stdout and exits 0; the Rust
+// test asserts on those facts. A scenario that cannot finish prints {"error": ...} and
+// exits 1. Every wait is bounded, so a hung server fails the test instead of hanging it.
+import { io } from "socket.io-client";
+
+const opts = JSON.parse(process.argv[2] ?? "{}");
+const WAIT_MS = opts.waitMs ?? 10_000;
+
+function withTimeout(promise, what, ms = WAIT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function connect(path = "", extra = {}) {
+  const socket = io(opts.url + path, {
+    transports: opts.transports ?? ["polling", "websocket"],
+    reconnection: false,
+    forceNew: extra.forceNew ?? false,
+    auth: opts.token ? { token: opts.token } : undefined,
+    ...extra,
+  });
+  return socket;
+}
+
+function connected(socket, what = "connect") {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      if (socket.connected) return resolve();
+      socket.once("connect", resolve);
+      socket.once("connect_error", (err) => reject(new Error(`connect_error: ${err.message}`)));
+    }),
+    what,
+  );
+}
+
+function ack(socket, event, ...args) {
+  return withTimeout(socket.timeout(WAIT_MS).emitWithAck(event, ...args), `ack of ${event}`);
+}
+
+function next(socket, event) {
+  return withTimeout(new Promise((resolve) => socket.once(event, (...args) => resolve(args))), `event ${event}`);
+}
+
+/// Waits until the transport is what the client will keep (the upgrade, when offered, is done).
+async function settledTransport(socket) {
+  const engine = socket.io.engine;
+  const wantsUpgrade = (opts.transports ?? ["polling", "websocket"]).includes("websocket");
+  if (engine.transport.name === "polling" && wantsUpgrade) {
+    await withTimeout(new Promise((resolve) => engine.once("upgrade", resolve)), "transport upgrade");
+  }
+  return engine.transport.name;
+}
+
+function bufferFacts(value) {
+  return Buffer.isBuffer(value) ? { binary: true, hex: value.toString("hex") } : { binary: false, value };
+}
+
+const scenarios = {
+  // connect, join, room broadcast through `publish`, acks, binary, a second namespace
+  async gateway() {
+    const facts = {};
+    const main = connect();
+    await connected(main);
+    facts.transport = await settledTransport(main);
+    facts.id = main.id;
+
+    facts.joinAck = await ack(main, "join", "room-a");
+    facts.badJoinAck = await ack(main, "join", 42);
+
+    // a room broadcast reaches the sender (it is in the room)
+    const got = next(main, "news");
+    facts.publishAck = await ack(main, "publish", { room: "room-a", event: "news", data: { hello: "world", n: 1 } });
+    [facts.news] = await got;
+
+    // binary inside data keeps its bytes
+    const gotBin = next(main, "blob");
+    const payload = Buffer.from([0, 1, 2, 253, 254, 255]);
+    facts.binaryAck = await ack(main, "publish", {
+      room: "room-a",
+      event: "blob",
+      data: { bin: payload, nested: [payload.subarray(0, 2)], label: "x" },
+    });
+    const [blob] = await gotBin;
+    facts.blob = { bin: bufferFacts(blob.bin), nested: bufferFacts(blob.nested[0]), label: blob.label };
+
+    // a room the client is not in: publish succeeds, the client does not receive
+    let strayReceived = false;
+    main.on("stray", () => (strayReceived = true));
+    facts.otherRoomAck = await ack(main, "publish", { room: "room-b", event: "stray", data: 1 });
+    facts.deniedAck = await ack(main, "publish", { room: "secret", event: "x", data: 1 });
+    facts.reservedAck = await ack(main, "publish", { room: "room-a", event: "disconnect", data: 1 });
+    facts.malformedAck = await ack(main, "publish", "not an object");
+
+    // leave: the next broadcast no longer arrives
+    facts.leaveAck = await ack(main, "leave", "room-a");
+    let afterLeave = false;
+    main.on("after-leave", () => (afterLeave = true));
+    await ack(main, "publish", { room: "room-a", event: "after-leave", data: 1 });
+
+    // a second namespace on the same connection (multiplexed)
+    if (opts.secondNamespace) {
+      const admin = connect(opts.secondNamespace);
+      await connected(admin, "connect to second namespace");
+      facts.secondNamespace = { connected: admin.connected, sameEngine: admin.io === main.io };
+      await ack(admin, "join", "room-a");
+      await ack(main, "join", "room-a");
+      let mainGotAdmin = false;
+      main.on("ns-check", () => (mainGotAdmin = true));
+      const adminGot = next(admin, "ns-check");
+      await ack(admin, "publish", { room: "room-a", event: "ns-check", data: "from-admin" });
+      [facts.secondNamespace.received] = await adminGot;
+      // a round trip on `/` after the admin broadcast: anything for `/` would have arrived
+      await ack(main, "join", "room-a");
+      facts.secondNamespace.leakedToMain = mainGotAdmin;
+      admin.disconnect();
+    }
+
+    facts.strayReceived = strayReceived;
+    facts.afterLeaveReceived = afterLeave;
+    main.disconnect();
+    return facts;
+  },
+
+  // connect and report how it went (auth tests)
+  async handshake() {
+    const s = connect(opts.namespace ?? "");
+    try {
+      await connected(s);
+      const facts = { connected: true, id: s.id };
+      if (opts.join) facts.joinAcks = await Promise.all(opts.join.map((room) => ack(s, "join", room)));
+      if (opts.publishToSelf) {
+        const got = next(s, "to-self");
+        facts.publishAck = await ack(s, "publish", { room: opts.publishToSelf, event: "to-self", data: "hi" });
+        [facts.received] = await got;
+      }
+      s.disconnect();
+      return facts;
+    } catch (e) {
+      s.close();
+      return { connected: false, error: e.message };
+    }
+  },
+
+  // many clients that emit `join` the instant `connect` fires: every ack must come back
+  async burst() {
+    const n = opts.clients ?? 200;
+    const clients = [];
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        new Promise((resolve) => {
+          const s = connect("", { forceNew: true });
+          clients.push(s);
+          const timer = setTimeout(() => resolve("timeout"), WAIT_MS);
+          s.on("connect", () => {
+            // no await between connect and emit: the race the server must win
+            s.emit("join", `burst-${i % 10}`, (reply) => {
+              clearTimeout(timer);
+              resolve(reply && reply.ok ? "ok" : `bad reply ${JSON.stringify(reply)}`);
+            });
+          });
+          s.on("connect_error", (err) => {
+            clearTimeout(timer);
+            resolve(`connect_error ${err.message}`);
+          });
+        }),
+      ),
+    );
+    clients.forEach((s) => s.disconnect());
+    const failures = results.filter((r) => r !== "ok");
+    return { clients: n, acked: n - failures.length, failures: failures.slice(0, 5) };
+  },
+
+  // two chatters and a late-comer who must see the history
+  async chat() {
+    const a = connect("/chat", { forceNew: true });
+    const b = connect("/chat", { forceNew: true });
+    const aHistory = next(a, "history");
+    await Promise.all([connected(a), connected(b)]);
+    const [initialHistory] = await aHistory;
+    const bGot = [];
+    b.on("chat", (m) => bGot.push(m));
+    const texts = ["hello", "how are you", "bye"];
+    const acks = [];
+    for (const text of texts) acks.push(await ack(a, "chat", { name: "ann", text }));
+    acks.push(await ack(a, "chat", { text: "" }));
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (bGot.length >= texts.length ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "chat messages at b",
+    );
+    const c = connect("/chat", { forceNew: true });
+    const cHistory = next(c, "history");
+    await connected(c);
+    const [history] = await cHistory;
+    [a, b, c].forEach((s) => s.disconnect());
+    return { initialHistory, acks, received: bGot, history };
+  },
+
+  // reports how the client saw the server go away (drain tests)
+  async drain() {
+    const s = connect("", { forceNew: true });
+    await connected(s);
+    await settledTransport(s);
+    console.log(JSON.stringify({ ready: true, id: s.id }));
+    const [reason] = await withTimeout(new Promise((resolve) => s.once("disconnect", (...a) => resolve(a))), "disconnect", opts.drainWaitMs ?? 30_000);
+    return { reason, active: s.active };
+  },
+};
+
+const run = scenarios[opts.scenario];
+if (!run) {
+  console.log(JSON.stringify({ error: `unknown scenario ${opts.scenario}` }));
+  process.exit(2);
+}
+try {
+  const facts = await run();
+  console.log(JSON.stringify(facts));
+  process.exit(0);
+} catch (e) {
+  console.log(JSON.stringify({ error: e.message }));
+  process.exit(1);
+}

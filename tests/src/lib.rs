@@ -1,0 +1,239 @@
+//! Test support for sio-cluster: start nodes in-process, drive real clients.
+//!
+//! Clients are the official `socket.io-client` (npm, pinned in `tests/js/package.json`)
+//! and `python-socketio` (pinned in `tests/py/requirements.txt`), run as child
+//! processes that print the facts they observed as JSON. Install them once with
+//! `npm ci --prefix tests/js` and `pip install -r tests/py/requirements.txt`.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let node = sio_cluster_tests::start_node(&[]).await?;
+//! let facts = sio_cluster_tests::js_scenario(serde_json::json!({
+//!     "scenario": "handshake",
+//!     "url": node.url(),
+//! })).await?;
+//! assert_eq!(facts["connected"], true);
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::Value;
+use sio_server::config::{Cli, Config};
+use sio_server::node::{self, RunningNode};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long one client scenario may run before the test fails.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `tests/` folder of the repository.
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The folder of the Node.js clients.
+pub fn js_dir() -> PathBuf {
+    tests_dir().join("js")
+}
+
+/// The npm copy of the browser bundle, served to the demo page in tests.
+pub fn client_bundle() -> PathBuf {
+    js_dir().join("node_modules/socket.io-client/dist/socket.io.min.js")
+}
+
+/// A node running in this process, stopped when dropped.
+pub struct TestNode {
+    node: Option<RunningNode>,
+}
+
+impl TestNode {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.node.as_ref().expect("node is running").addr
+    }
+
+    /// Drains and stops the node, returning what `run` returned.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        match self.node.take() {
+            Some(n) => n.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(n) = &self.node {
+            n.stop_token().cancel();
+        }
+    }
+}
+
+/// Starts a node on `127.0.0.1:0` with `args` as extra command-line flags
+/// (e.g. `["--client-publish", "room-*"]`). The demo page gets the local client bundle.
+pub async fn start_node(args: &[&str]) -> anyhow::Result<TestNode> {
+    let bundle = client_bundle();
+    let mut full = vec![
+        "sio-server".to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--shutdown-grace-ms".into(),
+        "5000".into(),
+    ];
+    if bundle.is_file() {
+        full.push("--client-js".into());
+        full.push(bundle.display().to_string());
+    }
+    full.extend(args.iter().map(|s| s.to_string()));
+    let cli = Cli::try_parse_from(full).context("test flags")?;
+    let config = Config::from_cli(cli).context("test config")?;
+    let node = node::spawn(config).await?;
+    Ok(TestNode { node: Some(node) })
+}
+
+fn ensure_installed() -> anyhow::Result<()> {
+    if !js_dir().join("node_modules/socket.io-client").is_dir() {
+        bail!("socket.io-client is not installed: run `npm ci --prefix tests/js`");
+    }
+    Ok(())
+}
+
+/// Spawns `node tests/js/scenarios.mjs <opts>`.
+pub fn spawn_js(opts: &Value) -> anyhow::Result<Child> {
+    ensure_installed()?;
+    Command::new("node")
+        .arg(js_dir().join("scenarios.mjs"))
+        .arg(opts.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run `node`: is Node.js installed?")
+}
+
+/// Runs `node tests/js/<script> <opts>` to its end and returns the facts it printed.
+pub async fn js_script(script: &str, opts: Value) -> anyhow::Result<Value> {
+    ensure_installed()?;
+    let child = Command::new("node")
+        .arg(js_dir().join(script))
+        .arg(opts.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run `node`: is Node.js installed?")?;
+    finish(child, script).await
+}
+
+/// Runs a scenario of `tests/js/scenarios.mjs` to its end and returns its facts.
+pub async fn js_scenario(opts: Value) -> anyhow::Result<Value> {
+    let child = spawn_js(&opts)?;
+    finish(child, &format!("js scenario {}", opts["scenario"])).await
+}
+
+/// Waits (bounded) for a scenario process and parses the last line it printed.
+pub async fn finish(child: Child, what: &str) -> anyhow::Result<Value> {
+    let out = tokio::time::timeout(SCENARIO_TIMEOUT, child.wait_with_output())
+        .await
+        .with_context(|| format!("{what} did not finish in {SCENARIO_TIMEOUT:?}"))??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout.lines().last().unwrap_or("");
+    let facts: Value = serde_json::from_str(last)
+        .with_context(|| format!("{what} printed no JSON; stdout={stdout:?} stderr={stderr:?}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({}): {facts} stderr={stderr}", out.status);
+    }
+    Ok(facts)
+}
+
+/// Reads the next stdout line of a running scenario as JSON (bounded).
+pub async fn read_line<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+) -> anyhow::Result<Value> {
+    let mut line = String::new();
+    tokio::time::timeout(SCENARIO_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .context("no line from the client in time")??;
+    serde_json::from_str(line.trim()).with_context(|| format!("not JSON: {line:?}"))
+}
+
+/// Runs `python3 tests/py/<script> <args>` and returns the JSON it printed last.
+pub async fn py_script(script: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let child = Command::new("python3")
+        .arg(tests_dir().join("py").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run python3")?;
+    finish(child, &format!("python {script}")).await
+}
+
+/// A minimal HTTP/1.1 GET on loopback: `(status, body)`. Enough for health, readiness
+/// and metrics; no client library needed.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    http_request(addr, "GET", path, b"").await
+}
+
+/// A minimal HTTP/1.1 request with a body on loopback: `(status, body)`.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .context("HTTP response timed out")??;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line in {head:?}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
