@@ -1,0 +1,32 @@
+//! The wire protocol of `@socket.io/redis-adapter` 8.x (classic mode) and
+//! `@socket.io/redis-emitter` 5.x: channel names and message encodings, with no I/O.
+//!
+//! Both the adapter and the `sio-emitter` crate build on this module, so there is one copy of
+//! every byte layout.
+
+pub mod broadcast;
+pub mod channels;
+pub mod msgpack;
+pub mod request;
+pub mod response;
+mod timestamp;
+mod value;
+
+pub use broadcast::{
+    BroadcastFlags, BroadcastMessage, BroadcastOptions, EMITTER_UID, Layout, Packet, PacketType,
+};
+pub use channels::{Channel, Channels, DEFAULT_PREFIX, parse_channel};
+pub use request::{
+    AllRoomsRequest, BroadcastRequest, DisconnectRequest, FetchRequest, Request, RequestOpts,
+    RequestType, RoomsRequest, ServerSideEmitRequest, SocketsRequest,
+};
+pub use response::{
+    AllRoomsResponse, BroadcastAckResponse, BroadcastClientCountResponse, FetchResponse,
+    FetchedSocket, Handshake, IncomingResponse, Response, ServerSideEmitResponse, SocketsResponse,
+};
+
+/// Whether a request or response payload is JSON: the Node adapter's test, a leading `{`.
+/// Anything else is MessagePack.
+pub fn is_json(payload: &[u8]) -> bool {
+    payload.first() == Some(&b'{')
+}
