@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"): installs the real client libraries the
+# tests drive, checks formatting and lints, then runs every test in the workspace.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -p sio-server   # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "client libraries (socket.io-client from npm, python-socketio from PyPI)"
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+if [ -f adapter-redis/tests/golden/package-lock.json ]; then
+  npm ci --prefix adapter-redis/tests/golden --no-audit --no-fund --loglevel=error
+fi
+python3 -m pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "note: /usr/bin/chromium is missing (Debian: apt-get install chromium); the browser test will fail" >&2
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked "$@"
