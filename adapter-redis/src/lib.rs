@@ -73,9 +73,19 @@
 //! # Ok::<(), sio_adapter_redis::ProtocolError>(())
 //! ```
 
+mod adapter;
+mod adapter_error;
+mod cluster;
+mod config;
+mod convert;
 pub mod error;
 pub mod protocol;
+mod publisher;
 
+pub use adapter::{InitRes, RedisAdapter};
+pub use adapter_error::AdapterError;
+pub use cluster::{RedisCluster, StatsSnapshot};
+pub use config::RedisAdapterConfig;
 pub use error::ProtocolError;
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.

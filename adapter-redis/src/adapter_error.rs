@@ -1,0 +1,47 @@
+//! Errors of the adapter's Redis side.
+
+use std::time::Duration;
+
+use crate::ProtocolError;
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// Redis answered with an error or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// The Redis URL or client settings are invalid.
+    #[error("invalid Redis configuration: {0}")]
+    Config(String),
+    /// A message could not be encoded or decoded.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A cluster request did not get every answer in time.
+    #[error("request timed out after {timeout:?}: {answered} of {expected} nodes answered")]
+    Timeout {
+        /// The timeout that ran out.
+        timeout: Duration,
+        /// Nodes that answered.
+        answered: usize,
+        /// Nodes that were expected to answer.
+        expected: usize,
+    },
+    /// The adapter was closed.
+    #[error("the adapter is closed")]
+    Closed,
+    /// socketioxide could not encode or decode event data.
+    #[error("event data: {0}")]
+    Parser(String),
+}
+
+impl AdapterError {
+    pub(crate) fn config(e: fred::error::Error) -> Self {
+        AdapterError::Config(e.to_string())
+    }
+}
+
+impl From<AdapterError> for socketioxide_core::adapter::errors::AdapterError {
+    fn from(e: AdapterError) -> Self {
+        Self(Box::new(e))
+    }
+}

@@ -1,0 +1,358 @@
+//! The connection to the cluster that every namespace adapter of a node shares: the
+//! Redis clients, the ordered publisher, the subscription dispatcher, liveness and
+//! counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::Builder;
+use fred::types::config::{Config, ReconnectPolicy};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::AdapterError;
+use crate::config::RedisAdapterConfig;
+use crate::protocol::{Channel, parse_channel};
+use crate::publisher::Publisher;
+
+/// What a namespace adapter does with the messages of its channels.
+pub(crate) trait NamespaceSink: Send + Sync {
+    /// A message on `<prefix>#<nsp>#` (room `None`) or `<prefix>#<nsp>#<room>#`.
+    fn on_broadcast(&self, room: Option<&str>, payload: &[u8]);
+    /// A message on the request channel.
+    fn on_request(&self, payload: &[u8]);
+    /// A message on a response channel.
+    fn on_response(&self, payload: &[u8]);
+}
+
+/// Counters of everything that can go wrong silently, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Broadcast and request messages published.
+    pub published: AtomicU64,
+    /// Messages that could not be published (Redis error); each one is also logged.
+    pub publish_failed: AtomicU64,
+    /// Pub/sub messages received for a namespace of this node.
+    pub received: AtomicU64,
+    /// Pub/sub messages lost because the subscriber buffer overflowed.
+    pub lagged: AtomicU64,
+    /// Received messages that could not be decoded (logged and dropped).
+    pub malformed: AtomicU64,
+    /// Deliveries to local sockets that failed because a socket's buffer was full or closed.
+    pub local_delivery_failed: AtomicU64,
+    /// Volatile broadcasts dropped because the publish queue was full.
+    pub volatile_dropped: AtomicU64,
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::published`].
+    pub published: u64,
+    /// See [`Stats::publish_failed`].
+    pub publish_failed: u64,
+    /// See [`Stats::received`].
+    pub received: u64,
+    /// See [`Stats::lagged`].
+    pub lagged: u64,
+    /// See [`Stats::malformed`].
+    pub malformed: u64,
+    /// See [`Stats::local_delivery_failed`].
+    pub local_delivery_failed: u64,
+    /// See [`Stats::volatile_dropped`].
+    pub volatile_dropped: u64,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            published: get(&self.published),
+            publish_failed: get(&self.publish_failed),
+            received: get(&self.received),
+            lagged: get(&self.lagged),
+            malformed: get(&self.malformed),
+            local_delivery_failed: get(&self.local_delivery_failed),
+            volatile_dropped: get(&self.volatile_dropped),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) uid: String,
+    pub(crate) config: RedisAdapterConfig,
+    pub(crate) client: Client,
+    pub(crate) subscriber: SubscriberClient,
+    pub(crate) publisher: Publisher,
+    pub(crate) stats: Arc<Stats>,
+    namespaces: RwLock<HashMap<String, Arc<dyn NamespaceSink>>>,
+    liveness_channel: String,
+    started: Instant,
+    /// Milliseconds since `started` when our last liveness message came back.
+    last_alive_ms: AtomicU64,
+    closed: AtomicBool,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A node's connection to the cluster, shared by all its namespaces: the `State` of
+/// [`RedisAdapter`](crate::RedisAdapter). Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sio_adapter_redis::AdapterError> {
+/// use sio_adapter_redis::{RedisAdapter, RedisAdapterConfig, RedisCluster};
+/// use socketioxide::SocketIo;
+///
+/// let cluster = RedisCluster::connect("redis://127.0.0.1:6379", RedisAdapterConfig::default()).await?;
+/// let (layer, io) = SocketIo::builder()
+///     .with_adapter::<RedisAdapter<_>>(cluster.clone())
+///     .build_layer();
+/// io.ns("/", async |_: socketioxide::extract::SocketRef<RedisAdapter<_>>| {}).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisCluster {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("uid", &self.inner.uid)
+            .field("prefix", &self.inner.config.prefix)
+            .finish()
+    }
+}
+
+impl RedisCluster {
+    /// Connects to Redis at `url` (`redis://`, `rediss://`, `redis-sentinel://`,
+    /// `redis-cluster://`, with user, password and db as fred reads them) and starts the
+    /// dispatcher, the publisher and the liveness probe. Fails if Redis cannot be reached
+    /// now; once connected, it reconnects and resubscribes on its own.
+    pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
+        let redis_config = Config::from_url(url).map_err(AdapterError::config)?;
+        let mut builder = Builder::from_config(redis_config);
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .with_performance_config(|p| {
+                p.broadcast_channel_capacity = config.subscriber_buffer;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(5);
+                c.internal_command_timeout = Duration::from_secs(5);
+            });
+        let client = builder.build().map_err(AdapterError::config)?;
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(AdapterError::config)?;
+        client.init().await?;
+        subscriber.init().await?;
+        Ok(Self::start(client, subscriber, config))
+    }
+
+    fn start(client: Client, subscriber: SubscriberClient, config: RedisAdapterConfig) -> Self {
+        let uid = new_uid();
+        let stats = Arc::new(Stats::default());
+        let publisher = Publisher::spawn(client.clone(), config.publish_queue, stats.clone());
+        let liveness_channel = format!("{}-liveness#{}#", config.prefix, uid);
+        let inner = Arc::new(Inner {
+            uid,
+            config,
+            client,
+            subscriber,
+            publisher,
+            stats,
+            namespaces: RwLock::new(HashMap::new()),
+            liveness_channel,
+            started: Instant::now(),
+            last_alive_ms: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        info!(uid = %inner.uid, prefix = %inner.config.prefix, "connected to Redis");
+        let tasks = vec![
+            inner.subscriber.manage_subscriptions(),
+            tokio::spawn(dispatch_loop(inner.clone())),
+            tokio::spawn(liveness_loop(inner.clone())),
+        ];
+        *lock(&inner.tasks) = tasks;
+        Self { inner }
+    }
+
+    /// This node's id on the wire (the first element of every broadcast it publishes).
+    pub fn uid(&self) -> &str {
+        &self.inner.uid
+    }
+
+    /// The channel prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.config.prefix
+    }
+
+    /// A Redis client for other uses on the same connection (e.g. chat history).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Whether Redis is connected and a message this node published came back through
+    /// its own subscription recently (within 3 liveness intervals).
+    pub fn is_ready(&self) -> bool {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire)
+            || !inner.client.is_connected()
+            || !inner.subscriber.is_connected()
+        {
+            return false;
+        }
+        let last = inner.last_alive_ms.load(Ordering::Acquire);
+        if last == 0 {
+            return false;
+        }
+        let now = inner.started.elapsed().as_millis() as u64;
+        now.saturating_sub(last) <= 3 * inner.config.liveness_interval.as_millis() as u64
+    }
+
+    /// Waits until [`RedisCluster::is_ready`] or `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.is_ready() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.is_ready()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Flushes queued broadcasts (bounded by `timeout`), then stops the background tasks
+    /// and closes the connections.
+    pub async fn close(&self, timeout: Duration) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.publisher.flush(timeout).await;
+        for task in lock(&self.inner.tasks).drain(..) {
+            task.abort();
+        }
+        let _ = self.inner.subscriber.quit().await;
+        let _ = self.inner.client.quit().await;
+    }
+
+    pub(crate) fn register(&self, nsp: &str, sink: Arc<dyn NamespaceSink>) {
+        write(&self.inner.namespaces).insert(nsp.to_string(), sink);
+    }
+
+    pub(crate) fn unregister(&self, nsp: &str) {
+        write(&self.inner.namespaces).remove(nsp);
+    }
+}
+
+/// Receives every pub/sub message and hands it to its namespace. A lagging receiver is
+/// counted and logged, never the end of the loop.
+async fn dispatch_loop(inner: Arc<Inner>) {
+    let mut rx = inner.subscriber.message_rx();
+    loop {
+        let message = match rx.recv().await {
+            Ok(m) => m,
+            Err(RecvError::Lagged(n)) => {
+                Stats::add(&inner.stats.lagged, n);
+                warn!(
+                    lost = n,
+                    "pub/sub receiver lagged: messages lost (raise subscriber_buffer)"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => {
+                debug!("pub/sub message stream closed");
+                return;
+            }
+        };
+        let channel: &str = &message.channel;
+        if channel == inner.liveness_channel {
+            let now = inner.started.elapsed().as_millis() as u64;
+            inner.last_alive_ms.store(now.max(1), Ordering::Release);
+            continue;
+        }
+        let Some(payload) = message.value.as_bytes() else {
+            Stats::add(&inner.stats.malformed, 1);
+            debug!(channel, "pub/sub message without a byte payload");
+            continue;
+        };
+        let target = match parse_channel(&inner.config.prefix, channel) {
+            Ok(t) => t,
+            Err(e) => {
+                debug!(channel, error = %e, "message on a foreign channel ignored");
+                continue;
+            }
+        };
+        let sink = read(&inner.namespaces).get(target.nsp()).cloned();
+        let Some(sink) = sink else {
+            continue; // a namespace this node does not serve
+        };
+        Stats::add(&inner.stats.received, 1);
+        match target {
+            Channel::Broadcast { room, .. } => sink.on_broadcast(room, payload),
+            Channel::Request { .. } => sink.on_request(payload),
+            Channel::Response { uid, .. } => {
+                if uid.is_none_or(|u| u == inner.uid) {
+                    sink.on_response(payload);
+                }
+            }
+        }
+    }
+}
+
+/// Publishes to our own liveness channel every interval; the dispatcher records when
+/// it comes back.
+async fn liveness_loop(inner: Arc<Inner>) {
+    if let Err(e) = inner
+        .subscriber
+        .subscribe(inner.liveness_channel.clone())
+        .await
+    {
+        warn!(error = %e, "cannot subscribe to the liveness channel");
+    }
+    let mut tick = tokio::time::interval(inner.config.liveness_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let res: Result<i64, _> = inner
+            .client
+            .publish(inner.liveness_channel.clone(), "1")
+            .await;
+        if let Err(e) = res {
+            debug!(error = %e, "liveness publish failed");
+        }
+    }
+}
+
+fn new_uid() -> String {
+    // socketioxide's server ids are random 16-character ids; any unique string works on
+    // the wire (Node uses 6 characters).
+    socketioxide_core::Uid::new().to_string()
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,70 @@
+//! Adapter settings.
+
+use std::time::Duration;
+
+use crate::protocol::DEFAULT_PREFIX;
+
+/// Settings of a [`RedisCluster`](crate::RedisCluster). Every field has a documented
+/// default; `with_*` setters keep the values sane.
+///
+/// ```
+/// use std::time::Duration;
+/// use sio_adapter_redis::RedisAdapterConfig;
+///
+/// let config = RedisAdapterConfig::default()
+///     .with_prefix("my-app")
+///     .with_request_timeout(Duration::from_secs(2));
+/// assert_eq!(config.prefix, "my-app");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisAdapterConfig {
+    /// Channel prefix, the Node adapter's `key`. Default `socket.io`.
+    pub prefix: String,
+    /// How long a cluster request (fetch sockets, server-side emit with ack, ...) waits
+    /// for the other nodes. Default 5 s, as Node's `requestsTimeout`.
+    pub request_timeout: Duration,
+    /// Broadcasts waiting to be published before senders are made to wait (back-pressure).
+    /// Default 65,536.
+    pub publish_queue: usize,
+    /// Pub/sub messages buffered between the Redis connection and the dispatcher; beyond
+    /// this the oldest are lost and counted. Default 65,536 (fred's default is 32).
+    pub subscriber_buffer: usize,
+    /// How often the node sends itself a message through Redis pub/sub to prove the
+    /// subscription is alive. Default 1 s; the node is not ready after 3 missed rounds.
+    pub liveness_interval: Duration,
+}
+
+impl Default for RedisAdapterConfig {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_string(),
+            request_timeout: Duration::from_secs(5),
+            publish_queue: 65_536,
+            subscriber_buffer: 65_536,
+            liveness_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RedisAdapterConfig {
+    /// Sets the channel prefix (must not be empty).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        if !prefix.is_empty() {
+            self.prefix = prefix;
+        }
+        self
+    }
+
+    /// Sets the request timeout (at least 1 ms).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the liveness round-trip interval (at least 50 ms).
+    pub fn with_liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval.max(Duration::from_millis(50));
+        self
+    }
+}

@@ -1,0 +1,133 @@
+//! One ordered queue of outgoing messages, drained by one task that publishes them in
+//! pipelined batches on one connection.
+//!
+//! Why: socketioxide calls `broadcast` once per emit, in the order a sender's events
+//! were handled. Publishing each from its own task would let them overtake each other;
+//! a single FIFO queue keeps per-sender order across nodes, and batching keeps the cost
+//! of a publish to a fraction of a round trip under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fred::clients::Client;
+use fred::interfaces::PubsubInterface;
+use fred::types::Value;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::AdapterError;
+use crate::cluster::Stats;
+
+/// Most messages put in one pipeline.
+const MAX_BATCH: usize = 512;
+
+struct Outgoing {
+    channel: String,
+    payload: Vec<u8>,
+}
+
+/// The sending side of the queue.
+pub(crate) struct Publisher {
+    tx: mpsc::Sender<Outgoing>,
+    /// Enqueued but not yet answered by Redis.
+    pending: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+}
+
+impl Publisher {
+    /// Starts the publishing task.
+    pub(crate) fn spawn(client: Client, capacity: usize, stats: Arc<Stats>) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let pending = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(client, rx, pending.clone(), stats.clone()));
+        Self { tx, pending, stats }
+    }
+
+    /// Queues a message. The returned future takes its place in the queue when first
+    /// polled and completes once queued; when the queue is full it waits (back-pressure),
+    /// keeping its place.
+    pub(crate) fn enqueue(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send + 'static {
+        let tx = self.tx.clone();
+        let pending = self.pending.clone();
+        async move {
+            pending.fetch_add(1, Ordering::AcqRel);
+            tx.send(Outgoing { channel, payload }).await.map_err(|_| {
+                pending.fetch_sub(1, Ordering::AcqRel);
+                AdapterError::Closed
+            })
+        }
+    }
+
+    /// Queues a message that may be dropped: when the queue is full it is dropped and
+    /// counted instead of waiting.
+    pub(crate) fn enqueue_volatile(&self, channel: String, payload: Vec<u8>) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.try_send(Outgoing { channel, payload }).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            Stats::add(&self.stats.volatile_dropped, 1);
+        }
+    }
+
+    /// Waits until every queued message was handed to Redis, at most `timeout`.
+    pub(crate) async fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn run(
+    client: Client,
+    mut rx: mpsc::Receiver<Outgoing>,
+    pending: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let n = batch.len() as u64;
+        let failed = publish_batch(&client, &mut batch).await;
+        Stats::add(&stats.published, n - failed);
+        Stats::add(&stats.publish_failed, failed);
+        pending.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Publishes `batch` (emptying it) as one pipeline; returns how many failed.
+async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>) -> u64 {
+    let n = batch.len() as u64;
+    if batch.len() == 1 {
+        let Some(m) = batch.pop() else { return 0 };
+        let res: Result<i64, _> = client
+            .publish(m.channel.as_str(), Value::Bytes(m.payload.into()))
+            .await;
+        return match res {
+            Ok(_) => 0,
+            Err(e) => {
+                warn!(channel = %m.channel, error = %e, "publish failed: message lost");
+                1
+            }
+        };
+    }
+    let pipeline = client.pipeline();
+    for m in batch.drain(..) {
+        let queued: Result<(), _> = pipeline
+            .publish(m.channel.as_str(), Value::Bytes(m.payload.into()))
+            .await;
+        if let Err(e) = queued {
+            warn!(error = %e, "cannot queue a publish in the pipeline");
+        }
+    }
+    let results = pipeline.try_all::<i64>().await;
+    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        warn!(failed, of = n, error = %e, "pipelined publish failed: messages lost");
+    }
+    // A pipeline that could not be sent at all returns fewer results.
+    failed + n.saturating_sub(results.len() as u64)
+}
