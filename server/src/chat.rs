@@ -3,19 +3,22 @@
 //! A client emits `chat` with `{name, text}` (or just the text); every socket in `/chat`,
 //! the sender included, receives `chat` with `{id, name, text, ts}`. A socket that
 //! connects receives `history` first: the most recent messages, oldest first. The
-//! history is kept in memory on a single node (the Redis-backed one comes with the
-//! cluster adapter).
+//! history is kept in memory on a single node and in a capped Redis list in a cluster,
+//! so every node serves the same history.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use fred::clients::Client;
+use fred::interfaces::ListInterface;
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
-use tracing::debug;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
 
 use crate::gateway::{Reply, drive_inline};
 use crate::metrics::Metrics;
@@ -73,21 +76,109 @@ impl MemoryHistory {
     }
 }
 
+enum HistoryOp {
+    Push(ChatMessage),
+    Read(oneshot::Sender<Vec<ChatMessage>>),
+}
+
+/// The last [`HISTORY_LEN`] messages in a Redis list (`LPUSH` + `LTRIM`), shared by every
+/// node. One task applies pushes and reads in order, so a node never reads a history
+/// older than the messages it has already broadcast.
+#[derive(Debug, Clone)]
+pub struct RedisHistory {
+    tx: mpsc::Sender<HistoryOp>,
+}
+
+impl RedisHistory {
+    /// Starts the history task on `client`, keeping the list at `key`.
+    pub fn new(client: Client, key: String) -> Self {
+        let (tx, mut rx) = mpsc::channel::<HistoryOp>(1024);
+        tokio::spawn(async move {
+            while let Some(op) = rx.recv().await {
+                match op {
+                    HistoryOp::Push(msg) => {
+                        let Ok(json) = serde_json::to_string(&msg) else {
+                            continue;
+                        };
+                        let pipe = client.pipeline();
+                        let _: Result<(), _> = pipe.lpush(&key, json).await;
+                        let _: Result<(), _> = pipe.ltrim(&key, 0, HISTORY_LEN as i64 - 1).await;
+                        if let Err(e) = pipe.all::<fred::types::Value>().await {
+                            warn!(error = %e, "cannot store a chat message in Redis");
+                        }
+                    }
+                    HistoryOp::Read(reply) => {
+                        let list: Vec<String> = client
+                            .lrange(&key, 0, HISTORY_LEN as i64 - 1)
+                            .await
+                            .unwrap_or_else(|e| {
+                                warn!(error = %e, "cannot read the chat history from Redis");
+                                Vec::new()
+                            });
+                        let mut msgs: Vec<ChatMessage> = list
+                            .iter()
+                            .filter_map(|j| serde_json::from_str(j).ok())
+                            .collect();
+                        msgs.reverse(); // LPUSH keeps the newest first
+                        let _ = reply.send(msgs);
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+}
+
+/// Where the history lives.
+#[derive(Debug)]
+pub enum History {
+    /// In this node's memory (single node).
+    Memory(MemoryHistory),
+    /// In Redis (cluster).
+    Redis(RedisHistory),
+}
+
+impl History {
+    fn push(&self, msg: ChatMessage) {
+        match self {
+            History::Memory(h) => h.push(msg),
+            History::Redis(h) => {
+                if h.tx.try_send(HistoryOp::Push(msg)).is_err() {
+                    warn!("chat history queue full: message not stored");
+                }
+            }
+        }
+    }
+
+    async fn recent(&self) -> Vec<ChatMessage> {
+        match self {
+            History::Memory(h) => h.recent(),
+            History::Redis(h) => {
+                let (tx, rx) = oneshot::channel();
+                if h.tx.send(HistoryOp::Read(tx)).await.is_err() {
+                    return Vec::new();
+                }
+                rx.await.unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// The chat service: history plus the message counter.
 pub struct Chat {
     node_id: String,
     seq: AtomicU64,
-    history: MemoryHistory,
+    history: History,
     metrics: Metrics,
 }
 
 impl Chat {
-    /// A chat with empty history.
-    pub fn new(node_id: String, metrics: Metrics) -> Arc<Self> {
+    /// A chat keeping its history in `history`.
+    pub fn new(node_id: String, history: History, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             node_id,
             seq: AtomicU64::new(0),
-            history: MemoryHistory::default(),
+            history,
             metrics,
         })
     }
@@ -154,8 +245,8 @@ impl Chat {
 
     /// Sends the history to a socket that just connected. Called from the connect
     /// handler, after the CONNECT packet, so the client is ready to receive it.
-    pub fn send_history<A: Adapter>(&self, socket: &SocketRef<A>) {
-        if let Err(e) = socket.emit("history", &self.history.recent()) {
+    pub async fn send_history<A: Adapter>(&self, socket: &SocketRef<A>) {
+        if let Err(e) = socket.emit("history", &self.history.recent().await) {
             debug!(sid = %socket.id, error = %e, "could not send chat history");
         }
     }
@@ -166,7 +257,11 @@ mod tests {
     use super::*;
 
     fn chat() -> Arc<Chat> {
-        Chat::new("n1".into(), Metrics::new())
+        Chat::new(
+            "n1".into(),
+            History::Memory(MemoryHistory::default()),
+            Metrics::new(),
+        )
     }
 
     #[test]

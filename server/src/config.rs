@@ -30,6 +30,8 @@ pub mod env {
     pub const LISTEN: &str = "SIO_LISTEN";
     /// Redis URL; unset means a single node with the in-memory adapter.
     pub const REDIS_URL: &str = "SIO_REDIS_URL";
+    /// Redis channel prefix.
+    pub const REDIS_PREFIX: &str = "SIO_REDIS_PREFIX";
     /// This node's id.
     pub const NODE_ID: &str = "SIO_NODE_ID";
     /// Allowed CORS origins.
@@ -79,6 +81,10 @@ pub struct Cli {
     /// Redis URL (redis://, rediss://). Unset: a single node with the in-memory adapter.
     #[arg(long, env = env::REDIS_URL, hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Channel prefix on Redis, the Node adapter's `key` option: every node of a cluster must use the same.
+    #[arg(long, env = env::REDIS_PREFIX, default_value = "socket.io")]
+    pub redis_prefix: String,
 
     /// This node's id in the cluster. Default: a random UUID.
     #[arg(long, env = env::NODE_ID)]
@@ -151,6 +157,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Redis URL; `None` runs a single node with the in-memory adapter.
     pub redis_url: Option<String>,
+    /// Channel prefix on Redis (the Node adapter's `key`).
+    pub redis_prefix: String,
     /// This node's id.
     pub node_id: String,
     /// CORS policy.
@@ -221,12 +229,9 @@ pub enum ConfigError {
         env::REDIS_URL
     )]
     RedisUrl,
-    /// Cluster mode is not available in this build yet.
-    #[error(
-        "{} is set, but this build has no Redis adapter yet: unset it to run a single node",
-        env::REDIS_URL
-    )]
-    RedisUnsupported,
+    /// The Redis channel prefix is empty or has a `#`.
+    #[error("invalid {}: must be non-empty and without '#'", env::REDIS_PREFIX)]
+    RedisPrefix,
     /// The client bundle file is missing.
     #[error("{var} {0:?} is not a readable file", var = env::CLIENT_JS)]
     ClientJs(PathBuf),
@@ -247,13 +252,16 @@ impl Config {
             const SCHEMES: [&str; 4] = [
                 "redis://",
                 "rediss://",
-                "redis+sentinel://",
+                "redis-sentinel://",
                 "redis-cluster://",
             ];
             if !SCHEMES.iter().any(|s| url.starts_with(s)) {
                 return Err(ConfigError::RedisUrl);
             }
-            return Err(ConfigError::RedisUnsupported);
+        }
+        let redis_prefix = cli.redis_prefix.trim().to_string();
+        if redis_prefix.is_empty() || redis_prefix.contains('#') {
+            return Err(ConfigError::RedisPrefix);
         }
 
         let node_id = cli
@@ -331,6 +339,7 @@ impl Config {
         Ok(Config {
             listen: cli.listen,
             redis_url,
+            redis_prefix,
             node_id,
             cors,
             jwt,
@@ -415,11 +424,12 @@ impl fmt::Display for Config {
             .unwrap_or("off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+            "listen={} node_id={} redis={} redis_prefix={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={}",
             self.listen,
             self.node_id,
             redis,
+            self.redis_prefix,
             cors,
             auth,
             self.client_publish,
@@ -501,6 +511,18 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_selects_cluster_mode() {
+        let c = parse(&["--redis-url", "redis://:pw@localhost:6379/1"]).unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@localhost:6379/1"));
+        assert_eq!(c.redis_prefix, "socket.io");
+        assert!(parse(&["--redis-url", ""]).unwrap().redis_url.is_none());
+        assert!(
+            c.to_string()
+                .contains("redis=redis://:***@localhost:6379/1")
+        );
+    }
+
+    #[test]
     fn star_origin_means_any() {
         let c = parse(&["--cors-origins", "https://a.example,*"]).unwrap();
         assert_eq!(c.cors, CorsOrigins::Any);
@@ -517,6 +539,7 @@ mod tests {
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),
+            (&["--redis-prefix", "a#b"], "SIO_REDIS_PREFIX"),
             (
                 &["--jwt-secret", "s", "--jwt-public-key", "k"],
                 "SIO_JWT_SECRET",

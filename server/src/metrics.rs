@@ -14,6 +14,9 @@
 //! | `sio_events_received_total` | counter | `event` (join, leave, publish, chat, other) |
 //! | `sio_events_emitted_total` | counter | `event` (publish, chat) |
 //! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, bad_request, handshake_refused) |
+//! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
+//! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
+//! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total` | counter | cluster mode: every loss, counted |
 //!
 //! ```
 //! let m = sio_server::metrics::Metrics::new();
@@ -135,6 +138,30 @@ impl Metrics {
     /// Sets the room count of namespace `nsp`.
     pub fn set_rooms(&self, nsp: &str, rooms: usize) {
         self.gauge("sio_rooms", "nsp", nsp.into()).set(rooms as f64);
+    }
+
+    /// Copies the Redis adapter's counters (cluster mode).
+    pub fn set_cluster(&self, stats: &sio_adapter_redis::StatsSnapshot, ready: bool) {
+        let counters = [
+            ("sio_redis_published_total", stats.published),
+            ("sio_redis_publish_failed_total", stats.publish_failed),
+            ("sio_redis_received_total", stats.received),
+            ("sio_redis_lagged_total", stats.lagged),
+            ("sio_redis_malformed_total", stats.malformed),
+            (
+                "sio_redis_local_delivery_failed_total",
+                stats.local_delivery_failed,
+            ),
+            ("sio_redis_volatile_dropped_total", stats.volatile_dropped),
+        ];
+        for (name, value) in counters {
+            let key = Key::from_name(name);
+            self.recorder.register_counter(&key, &META).absolute(value);
+        }
+        let key = Key::from_name("sio_redis_ready");
+        self.recorder
+            .register_gauge(&key, &META)
+            .set(if ready { 1.0 } else { 0.0 });
     }
 
     /// The Prometheus text exposition of every metric.

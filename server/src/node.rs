@@ -14,21 +14,26 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::routing::get;
-use socketioxide::SocketIo;
+use sio_adapter_redis::{RedisAdapter, RedisAdapterConfig, RedisCluster};
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use crate::chat::{self, Chat};
+use crate::chat::{self, Chat, History, MemoryHistory, RedisHistory};
 use crate::config::{Config, CorsOrigins};
 use crate::gateway::{Gateway, HandshakeAuth};
 use crate::metrics::Metrics;
@@ -57,6 +62,9 @@ pub enum StartError {
     /// The local client bundle could not be read.
     #[error("cannot read client bundle: {0}")]
     ClientJs(std::io::Error),
+    /// Redis could not be reached or set up.
+    #[error("cannot start cluster mode: {0}")]
+    Redis(#[source] sio_adapter_redis::AdapterError),
 }
 
 /// A node started with [`spawn`].
@@ -88,7 +96,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         source,
     })?;
     let stop = CancellationToken::new();
-    let app = build(&config)?;
+    let app = build(&config).await?;
     let task = tokio::spawn(serve(listener, app, config, stop.clone().cancelled_owned()));
     Ok(RunningNode { addr, stop, task })
 }
@@ -99,7 +107,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = bind(config.listen).await?;
-    let app = build(&config)?;
+    let app = build(&config).await?;
     serve(listener, app, config, shutdown).await
 }
 
@@ -109,54 +117,150 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// The assembled application.
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The assembled application, with the adapter type erased.
 struct App {
     router: Router,
-    io: SocketIo,
     state: Arc<AppState>,
+    /// Closes every socket.io transport (drain).
+    close_io: Box<dyn FnOnce() -> BoxFuture + Send>,
+    /// The cluster connection, in cluster mode.
+    cluster: Option<RedisCluster>,
 }
 
-fn build(config: &Config) -> Result<App, StartError> {
-    let metrics = Metrics::new();
-    let (sio_layer, io) = SocketIo::builder()
+/// How a namespace registration finishes: at once for the in-memory adapter, once the
+/// namespace's channels are subscribed for the Redis adapter.
+trait NsReady: Send {
+    fn ready(self) -> Pin<Box<dyn Future<Output = Result<(), StartError>> + Send>>;
+}
+
+impl NsReady for () {
+    fn ready(self) -> Pin<Box<dyn Future<Output = Result<(), StartError>> + Send>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl NsReady for sio_adapter_redis::InitRes {
+    fn ready(self) -> Pin<Box<dyn Future<Output = Result<(), StartError>> + Send>> {
+        Box::pin(async move { self.await.map_err(StartError::Redis) })
+    }
+}
+
+fn sio_builder(config: &Config) -> SocketIoBuilder {
+    SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload)
         .ws_max_message_size(config.max_payload as usize)
-        .build_layer();
+        // socketioxide's default of 128 queued packets per socket drops bursts; every
+        // drop is still counted (sio_redis_local_delivery_failed_total).
+        .max_buffer_size(MAX_BUFFERED_PACKETS)
+}
 
+/// Packets queued per socket before deliveries to it fail.
+pub const MAX_BUFFERED_PACKETS: usize = 4096;
+
+async fn build(config: &Config) -> Result<App, StartError> {
+    let metrics = Metrics::new();
+    match &config.redis_url {
+        None => {
+            let (layer, io) = sio_builder(config).build_layer();
+            let history = History::Memory(MemoryHistory::default());
+            assemble(config, metrics, layer, io, history, None).await
+        }
+        Some(url) => {
+            let cluster = connect_redis(url, config).await?;
+            let (layer, io) = sio_builder(config)
+                .with_adapter::<RedisAdapter<_>>(cluster.clone())
+                .build_layer();
+            let key = format!("{}:chat-history", config.redis_prefix);
+            let history = History::Redis(RedisHistory::new(cluster.client().clone(), key));
+            assemble(config, metrics, layer, io, history, Some(cluster)).await
+        }
+    }
+}
+
+/// Connects to Redis, retrying with backoff for a bounded time at start-up.
+async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
+    let adapter_config = RedisAdapterConfig::default().with_prefix(config.redis_prefix.clone());
+    let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match RedisCluster::connect(url, adapter_config.clone()).await {
+            Ok(cluster) => {
+                info!(
+                    uid = cluster.uid(),
+                    "cluster mode: Redis adapter (Node @socket.io/redis-adapter protocol)"
+                );
+                return Ok(cluster);
+            }
+            Err(e @ sio_adapter_redis::AdapterError::Config(_)) => {
+                return Err(StartError::Redis(e));
+            }
+            Err(e) if tokio::time::Instant::now() + delay > deadline => {
+                return Err(StartError::Redis(e));
+            }
+            Err(e) => {
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// How long a node keeps retrying Redis at start-up before it gives up.
+pub const REDIS_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn assemble<A>(
+    config: &Config,
+    metrics: Metrics,
+    sio_layer: SocketIoLayer<A>,
+    io: SocketIo<A>,
+    history: History,
+    cluster: Option<RedisCluster>,
+) -> Result<App, StartError>
+where
+    A: Adapter + DefinedAdapter,
+    A::InitRes: NsReady,
+{
     let gateway = Gateway::new(
         config.jwt.clone(),
         config.client_publish.clone(),
         metrics.clone(),
     );
+    let mut pending = Vec::new();
     for ns in &config.namespaces {
         let gw = gateway.clone();
-        let middleware = move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
+        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
             let res = gw.on_connect(s, auth.ok());
             async move { res }
         };
-        io.ns(ns.clone(), { async || {} }.with(middleware));
+        pending.push(io.ns(ns.clone(), { async || {} }.with(middleware)).ready());
     }
 
     let mut index_html = None;
     if config.chat {
-        let chat = Chat::new(config.node_id.clone(), metrics.clone());
+        let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
         let gw = gateway.clone();
         let chat_mw = chat.clone();
-        let middleware = move |s: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
+        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
             let res = gw.on_connect(s.clone(), auth.ok());
             if res.is_ok() {
                 chat_mw.on_connect(&s);
             }
             async move { res }
         };
-        let handler = move |s: SocketRef| {
-            chat.send_history(&s);
-            async {}
+        let handler = move |s: SocketRef<A>| {
+            let chat = chat.clone();
+            async move { chat.send_history(&s).await }
         };
-        io.ns(chat::NAMESPACE, handler.with(middleware));
+        pending.push(io.ns(chat::NAMESPACE, handler.with(middleware)).ready());
         index_html = Some(render_index(config.client_js.is_some()));
+    }
+    for ns in pending {
+        ns.await?;
     }
 
     let client_js = match &config.client_js {
@@ -178,7 +282,7 @@ fn build(config: &Config) -> Result<App, StartError> {
             let mut out = Vec::with_capacity(namespaces.len());
             for ns in namespaces {
                 if let Some(op) = io.of(&ns) {
-                    let n = op.rooms().await.map(|r| r.len()).unwrap_or(0);
+                    let n = op.local().rooms().await.map(|r| r.len()).unwrap_or(0);
                     out.push((ns, n));
                 }
             }
@@ -194,6 +298,7 @@ fn build(config: &Config) -> Result<App, StartError> {
         client_js,
         cors: config.cors.clone(),
         rooms,
+        cluster: cluster.clone(),
     });
 
     let mut router = Router::new()
@@ -212,7 +317,14 @@ fn build(config: &Config) -> Result<App, StartError> {
         state.clone(),
         routes::session_gate,
     ));
-    Ok(App { router, io, state })
+    let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
+        Box::new(move || Box::pin(async move { io.close().await }));
+    Ok(App {
+        router,
+        state,
+        close_io,
+        cluster,
+    })
 }
 
 fn render_index(local_client: bool) -> String {
@@ -248,7 +360,12 @@ async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let App { router, io, state } = app;
+    let App {
+        router,
+        state,
+        close_io,
+        cluster,
+    } = app;
     let addr = listener.local_addr()?;
     info!(%addr, node = %config.node_id, "listening");
     if config.redis_url.is_none() {
@@ -281,7 +398,10 @@ async fn serve(
     let drain = async {
         // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
         // through the load balancer, to a node that is still ready.
-        io.close().await;
+        close_io().await;
+        if let Some(cluster) = &cluster {
+            cluster.close(std::time::Duration::from_secs(2)).await;
+        }
         stop_http.cancel();
         server.await
     };

@@ -44,12 +44,20 @@ pub struct AppState {
     pub cors: CorsOrigins,
     /// Room counts for `/metrics`.
     pub rooms: RoomCounter,
+    /// The cluster connection, in cluster mode.
+    pub cluster: Option<sio_adapter_redis::RedisCluster>,
 }
 
 impl AppState {
     /// Whether shutdown has started.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Ready for new sessions: not draining, and in cluster mode Redis connected with a
+    /// pub/sub round trip seen recently.
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining() && self.cluster.as_ref().is_none_or(|c| c.is_ready())
     }
 }
 
@@ -86,10 +94,15 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
 
 /// `GET /readyz`: 200 while the node takes new sessions.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.is_draining() {
+    if !state.is_ready() {
+        let status = if state.is_draining() {
+            "draining"
+        } else {
+            "redis unavailable"
+        };
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "draining", "node": state.node_id })),
+            Json(serde_json::json!({ "status": status, "node": state.node_id })),
         )
             .into_response()
     } else {
@@ -101,6 +114,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     for (nsp, count) in (state.rooms)().await {
         state.metrics.set_rooms(&nsp, count);
+    }
+    if let Some(cluster) = &state.cluster {
+        state
+            .metrics
+            .set_cluster(&cluster.stats(), cluster.is_ready());
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -206,6 +224,7 @@ mod tests {
             client_js: None,
             cors,
             rooms: Arc::new(|| Box::pin(async { Vec::new() })),
+            cluster: None,
         })
     }
 

@@ -205,6 +205,51 @@ const scenarios = {
     return { initialHistory, acks, received: bGot, history };
   },
 
+  // one member and one outsider per node; member 0 publishes `messages` events into the
+  // room as fast as it can; every member must get all of them, once, in send order
+  async fanout() {
+    const urls = opts.urls;
+    const n = opts.messages ?? 100;
+    const make = (url) => io(url, {
+      transports: opts.transports ?? ["websocket"],
+      reconnection: false,
+      forceNew: true,
+    });
+    const members = urls.map(make);
+    const outsiders = urls.map(make);
+    await Promise.all([...members, ...outsiders].map((s) => connected(s)));
+    await Promise.all(members.map((s) => ack(s, "join", opts.room)));
+    const got = members.map(() => []);
+    members.forEach((s, i) => s.on("seq", (m) => got[i].push(m.seq)));
+    let outsiderGot = 0;
+    outsiders.forEach((s) => s.on("seq", () => outsiderGot++));
+    const acks = [];
+    for (let i = 0; i < n; i++) {
+      // no await: a burst, as a chatty client sends it
+      acks.push(members[0].timeout(WAIT_MS).emitWithAck("publish", { room: opts.room, event: "seq", data: { seq: i } }));
+    }
+    const replies = await withTimeout(Promise.all(acks), "publish acks");
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (got.every((g) => g.length >= n) ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "every member to receive every message",
+    ).catch(() => {});
+    // a round trip on every outsider: anything sent to them would have arrived by now
+    await Promise.all(outsiders.map((s) => ack(s, "leave", "nothing")));
+    [...members, ...outsiders].forEach((s) => s.disconnect());
+    return {
+      acked: replies.filter((r) => r && r.ok).length,
+      perMember: got.map((g) => ({
+        count: g.length,
+        unique: new Set(g).size,
+        inOrder: g.every((v, i) => i === 0 || v > g[i - 1]),
+      })),
+      outsiderGot,
+    };
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });

@@ -237,3 +237,68 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A Redis server in a container (testcontainers; image `redis:7.2`), removed on drop.
+pub struct TestRedis {
+    container: testcontainers::ContainerAsync<testcontainers::GenericImage>,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl TestRedis {
+    /// Starts a fresh Redis.
+    pub async fn start() -> anyhow::Result<Self> {
+        use testcontainers::core::{IntoContainerPort, WaitFor};
+        use testcontainers::runners::AsyncRunner;
+        let container = testcontainers::GenericImage::new("redis", "7.2")
+            .with_exposed_port(6379.tcp())
+            .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+            .start()
+            .await
+            .context("start the redis:7.2 container (is Docker running and the image present?)")?;
+        let port = container.get_host_port_ipv4(6379.tcp()).await?;
+        Ok(Self {
+            container,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
+    }
+
+    /// The container, for fault tests (stop, start, pause).
+    pub fn container(&self) -> &testcontainers::ContainerAsync<testcontainers::GenericImage> {
+        &self.container
+    }
+}
+
+/// Starts `n` nodes sharing `redis`, each with `args` as extra flags, and waits until
+/// every one reports ready (Redis connected, pub/sub round trip seen).
+pub async fn start_cluster(
+    redis: &TestRedis,
+    n: usize,
+    args: &[&str],
+) -> anyhow::Result<Vec<TestNode>> {
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("node-{i}");
+        let mut full = vec!["--redis-url", redis.url.as_str(), "--node-id", id.as_str()];
+        full.extend_from_slice(args);
+        nodes.push(start_node(&full).await?);
+    }
+    for node in &nodes {
+        wait_ready(node.addr()).await?;
+    }
+    Ok(nodes)
+}
+
+/// Polls `/readyz` until 200 (bounded).
+pub async fn wait_ready(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok((200, _)) = http_get(addr, "/readyz").await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("node {addr} not ready in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

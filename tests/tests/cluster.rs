@@ -1,0 +1,105 @@
+//! Several nodes on one real Redis (testcontainers): broadcasts cross nodes, in order,
+//! without loss; the chat history is shared.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use serde_json::json;
+use sio_cluster_tests::{TestRedis, http_get, js_scenario, js_script, start_cluster};
+
+/// Three nodes, one member and one outsider per node: a burst of 300 publishes from a
+/// client on node 0 reaches the members on every node, each exactly once and in send
+/// order; outsiders get nothing.
+#[tokio::test]
+async fn room_broadcast_crosses_nodes_in_order_without_loss() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 3, &["--client-publish", "room-*"])
+        .await
+        .unwrap();
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    for transports in [json!(["websocket"]), json!(["polling"])] {
+        let f = js_scenario(json!({
+            "scenario": "fanout",
+            "urls": urls,
+            "room": "room-x",
+            "messages": 300,
+            "transports": transports,
+            "waitMs": 20000,
+        }))
+        .await
+        .unwrap();
+        assert_eq!(f["acked"], 300, "{transports}: {f}");
+        for m in f["perMember"].as_array().unwrap() {
+            assert_eq!(
+                *m,
+                json!({"count": 300, "unique": 300, "inOrder": true}),
+                "{transports}: {f}"
+            );
+        }
+        assert_eq!(f["outsiderGot"], 0, "{f}");
+    }
+
+    // the counters saw the traffic and no loss
+    let (_, metrics) = http_get(nodes[0].addr(), "/metrics").await.unwrap();
+    assert!(metrics.contains("sio_redis_ready 1"), "{metrics}");
+    for lost in [
+        "sio_redis_lagged_total 0",
+        "sio_redis_publish_failed_total 0",
+        "sio_redis_malformed_total 0",
+        "sio_redis_local_delivery_failed_total 0",
+    ] {
+        assert!(metrics.contains(lost), "{lost}: {metrics}");
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// The demo chat in a real browser across nodes: tab A on node 0, tab B on node 1, a
+/// late tab on node 2 sees the history kept in Redis.
+#[tokio::test]
+async fn chat_page_across_nodes_with_shared_history() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 3, &[]).await.unwrap();
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let f = js_script("browser-chat.mjs", json!({"urls": urls}))
+        .await
+        .unwrap();
+    assert_eq!(
+        f["tabA"],
+        json!(["hello from tab A", "hi back from tab B"]),
+        "{f}"
+    );
+    assert_eq!(f["tabB"], f["tabA"]);
+    assert_eq!(
+        f["lateTab"], f["tabA"],
+        "history from Redis on another node"
+    );
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// `/readyz` reflects Redis: ready with it, not ready once it is gone.
+#[tokio::test]
+async fn readiness_follows_redis() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 1, &[]).await.unwrap();
+    let addr = nodes[0].addr();
+    assert_eq!(http_get(addr, "/readyz").await.unwrap().0, 200);
+    redis.container().stop().await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, body) = http_get(addr, "/readyz").await.unwrap();
+        if status == 503 {
+            assert!(body.contains("redis unavailable"), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready without Redis"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // the process keeps serving HTTP meanwhile
+    assert_eq!(http_get(addr, "/healthz").await.unwrap().0, 200);
+}
