@@ -250,6 +250,25 @@ const scenarios = {
     };
   },
 
+  // clients (each on its own node, in its rooms) wait for `event`; a controller client
+  // asks its node to run `op` (see peer-node.mjs); reports what each client received
+  async ops() {
+    const make = (url, path = "") => io(url + path, { transports: ["websocket"], reconnection: false, forceNew: true });
+    const clients = opts.clients.map((c) => ({ ...c, socket: make(c.url, c.nsp ?? "") }));
+    const controller = make(opts.controller);
+    await Promise.all([controller, ...clients.map((c) => c.socket)].map((s) => connected(s)));
+    for (const c of clients) for (const room of c.rooms ?? []) await ack(c.socket, "join", room);
+    const got = clients.map(() => []);
+    const encode = (v) => (Buffer.isBuffer(v) ? { $binary: v.toString("hex") } : v);
+    clients.forEach((c, i) => c.socket.on(opts.event, (...args) => got[i].push(args.map(encode))));
+    const reply = await ack(controller, "op", opts.op);
+    // give the broadcast time to cross Redis, then a round trip on every client
+    await new Promise((r) => setTimeout(r, opts.settleMs ?? 300));
+    await Promise.all(clients.map((c) => ack(c.socket, "leave", "nothing")));
+    [controller, ...clients.map((c) => c.socket)].forEach((s) => s.disconnect());
+    return { reply, received: got };
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });

@@ -302,3 +302,40 @@ pub async fn wait_ready(addr: std::net::SocketAddr) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A real Node.js cluster member (`tests/js/peer-node.mjs`: socket.io 4.8 +
+/// `@socket.io/redis-adapter` 8.3) on `redis`, killed on drop.
+pub struct NodePeer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl NodePeer {
+    /// Starts the peer and waits until it listens with its adapter subscribed.
+    pub async fn start(redis: &TestRedis) -> anyhow::Result<Self> {
+        ensure_installed()?;
+        let opts = serde_json::json!({"redis": redis.url});
+        let mut child = Command::new("node")
+            .arg(js_dir().join("peer-node.mjs"))
+            .arg(opts.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot run the Node.js peer")?;
+        let stdout = child.stdout.take().context("peer stdout")?;
+        let first = read_line(&mut BufReader::new(stdout)).await?;
+        let port = first["port"].as_u64().context("peer printed no port")?;
+        Ok(Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Stops the peer.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}

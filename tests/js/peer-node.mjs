@@ -1,0 +1,84 @@
+// A real Node.js cluster member: socket.io 4.8 + @socket.io/redis-adapter 8.3 on the
+// same Redis as the Rust nodes, with the same client contract (join / leave / publish)
+// plus a test-only `op` event that runs server-side operations, so tests can drive a
+// Node node the way they drive a Rust one.
+//
+//   node peer-node.mjs '{"redis": "redis://127.0.0.1:6379", "prefix": "socket.io"}'
+//
+// Prints {"port": N} once listening on 127.0.0.1 with the adapter subscribed, then
+// serves until stdin closes or SIGTERM.
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
+
+const opts = JSON.parse(process.argv[2] ?? "{}");
+const pub = createClient({ url: opts.redis });
+const sub = pub.duplicate();
+pub.on("error", (e) => console.error("redis pub error", e.message));
+sub.on("error", (e) => console.error("redis sub error", e.message));
+await Promise.all([pub.connect(), sub.connect()]);
+
+const http = createServer();
+const io = new Server(http, {
+  adapter: createAdapter(pub, sub, { key: opts.prefix ?? "socket.io", requestsTimeout: 3000 }),
+});
+const publishAllowed = (room) => (opts.clientPublish ?? ["room-*"]).some((p) => (p.endsWith("*") ? room.startsWith(p.slice(0, -1)) : room === p));
+
+function gateway(socket) {
+  socket.on("join", (room, ack) => {
+    if (typeof room !== "string") return ack?.({ ok: false, error: "room must be a string" });
+    socket.join(room);
+    ack?.({ ok: true });
+  });
+  socket.on("leave", (room, ack) => {
+    socket.leave(room);
+    ack?.({ ok: true });
+  });
+  socket.on("publish", (req, ack) => {
+    if (!req || typeof req.room !== "string" || !publishAllowed(req.room)) return ack?.({ ok: false, error: "not allowed" });
+    io.of(socket.nsp.name).to(req.room).emit(req.event, req.data);
+    ack?.({ ok: true });
+  });
+  // test control: server-side operations on this Node node
+  socket.on("op", async (op, ack) => {
+    try {
+      const nsp = io.of(op.nsp ?? "/");
+      let target = nsp;
+      if (op.rooms?.length) target = target.to(op.rooms);
+      if (op.except?.length) target = target.except(op.except);
+      if (op.volatile) target = target.volatile;
+      switch (op.kind) {
+        case "emit": {
+          const args = (op.args ?? []).map((a) => (a && a.$binary !== undefined ? Buffer.from(a.$binary, "hex") : a));
+          target.emit(op.event, ...args);
+          return ack({ ok: true });
+        }
+        case "fetchSockets": {
+          const sockets = await target.fetchSockets();
+          return ack({ ok: true, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms] })) });
+        }
+        case "serverCount":
+          return ack({ ok: true, count: await io.of("/").adapter.serverCount() });
+        default:
+          return ack({ ok: false, error: `unknown op ${op.kind}` });
+      }
+    } catch (e) {
+      ack({ ok: false, error: e.message });
+    }
+  });
+}
+io.of("/").on("connection", gateway);
+io.of("/admin").on("connection", gateway);
+
+http.listen(0, "127.0.0.1", () => {
+  console.log(JSON.stringify({ port: http.address().port }));
+});
+
+const stop = () => {
+  io.close();
+  Promise.allSettled([pub.quit(), sub.quit()]).finally(() => process.exit(0));
+};
+process.on("SIGTERM", stop);
+process.stdin.on("end", stop);
+process.stdin.resume();
