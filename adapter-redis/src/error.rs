@@ -39,7 +39,8 @@ pub enum ProtocolError {
     /// The payload is not valid MessagePack.
     #[error("invalid MessagePack at byte {offset}: {kind}")]
     Msgpack {
-        /// Byte offset in the payload where reading failed.
+        /// Byte offset in the payload of the value that could not be read, or of the
+        /// trailing bytes.
         offset: usize,
         /// What went wrong there.
         kind: MsgpackErrorKind,

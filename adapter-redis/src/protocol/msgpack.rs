@@ -1,20 +1,26 @@
 //! MessagePack exactly as notepack.io 3.x (the Node adapter's and emitter's codec) writes and
-//! reads it, over [`rmpv::Value`].
+//! reads it, over [`rmpv::Value`]: rmpv does the reading and writing, this module the few
+//! things notepack does differently.
 //!
 //! # Encoding
 //!
-//! [`encode`] produces the bytes notepack.io produces for the same JavaScript value:
+//! [`encode`] produces the bytes notepack.io produces for the same JavaScript value. rmpv
+//! already picks the headers notepack picks: the smallest integer format (an unsigned one for
+//! every non-negative integer, a signed one for negatives), the smallest fixstr/str 8/16/32,
+//! bin 8/16/32, array, map and fixext 1/2/4/8/16 or ext 8/16/32 header, and map entries in
+//! their [`Value::Map`] order (notepack writes a JS object's keys in insertion order). Before
+//! handing the value to rmpv, [`encode`] rewrites what notepack writes differently:
 //!
-//! - every number is a JS number: a float whose value is a whole number (`2.0`, `-0.0`) is
-//!   written as the smallest integer format that holds it, other floats (and NaN, ±Infinity) as
-//!   float 64 — never float 32. One deliberate difference: whole numbers outside the 64-bit
-//!   integer range (`1e300`) stay float 64, where notepack writes them modulo 2^64 (as `0`);
-//! - integers use the smallest format; non-negative ones always an unsigned format;
-//! - strings, binaries, arrays, maps and extensions use the smallest length format
-//!   (fixstr/str 8/16/32, bin 8/16/32, fixext 1/2/4/8/16 or ext 8/16/32).
+//! - every number is a JS number: a float whose value is a whole number (`2.0`, `-0.0`) becomes
+//!   an integer, other floats (and NaN, ±Infinity) are float 64 — never float 32. One
+//!   deliberate difference: whole numbers outside the 64-bit integer range (`1e300`) stay
+//!   float 64, where notepack writes them modulo 2^64 (as `0`);
+//! - every NaN becomes JavaScript's one NaN (0x7ff8000000000000);
+//! - a string that is not valid UTF-8 is written as a string (lossily), not as rmpv's binary.
 //!
-//! Map entries are written in the order they have in the [`Value::Map`]: notepack writes a JS
-//! object's keys in insertion order.
+//! It also refuses what rmpv would write without bound or wrongly: nesting deeper than
+//! [`MAX_DEPTH`] (rmpv recurses without limit) and lengths beyond 32 bits (rmpv truncates them).
+//! The rewrite copies the value only when it holds something to rewrite.
 //!
 //! # Decoding
 //!
@@ -28,12 +34,23 @@
 //! - any other extension becomes the array `[type, binary]`, as notepack returns it;
 //! - float 32 becomes float 64, and strings that are not valid UTF-8 are decoded lossily.
 //!
-//! Decoding checks every length against the bytes that remain, limits nesting to
-//! [`MAX_DEPTH`] and rejects trailing bytes; it never panics on any input.
+//! rmpv reads every value except arrays and maps, which [`decode`] assembles in a loop of its
+//! own: rmpv's recursive reader takes over 4 KiB of stack per level in debug builds, counts its
+//! depth limit per internal call rather than per array or map, and reads the reserved marker
+//! 0xc1 as nil where notepack throws. rmpv also drops whether an extension had a fixext or an
+//! ext 8/16/32 header, which notepack's type 0 depends on; the marker byte tells. Declared
+//! lengths are safe with rmpv: it reserves at most 64 KiB up front and reads through
+//! `Read::take`, so a 4 GiB header in a few bytes is an error, not an allocation (arrays and
+//! maps here reserve at most 16 items, for the same reason). Decoding limits nesting to
+//! [`MAX_DEPTH`], rejects trailing bytes, never panics, and its stack use does not grow with
+//! nesting.
 
 use rmpv::Value;
 
-use super::timestamp;
+use super::timestamp::{
+    iso_from_millis, millis_from_legacy_date, millis_from_timestamp32, millis_from_timestamp64,
+    millis_from_timestamp96,
+};
 use crate::error::{MsgpackErrorKind, ProtocolError};
 
 /// Deepest nesting of arrays and maps that [`decode`] and [`encode`] accept: the recursion
@@ -48,414 +65,227 @@ const LEGACY_EXT: i8 = 0;
 
 /// Reads one complete MessagePack value; bytes left after it are an error.
 pub fn decode(bytes: &[u8]) -> Result<Value, ProtocolError> {
-    let mut reader = Reader { bytes, pos: 0 };
-    let value = reader.value(0)?;
-    match bytes.len() - reader.pos {
-        0 => Ok(value),
-        rest => Err(reader.error(MsgpackErrorKind::TrailingBytes(rest))),
+    let mut rest = bytes;
+    // The arrays and maps being read, innermost last.
+    let mut open: Vec<Open> = Vec::new();
+    'values: loop {
+        let offset = bytes.len() - rest.len();
+        let error = |kind| ProtocolError::Msgpack { offset, kind };
+        let mut value = match Open::read_header(&mut rest).map_err(error)? {
+            Some(_) if open.len() >= MAX_DEPTH => {
+                return Err(error(MsgpackErrorKind::TooDeep(MAX_DEPTH)));
+            }
+            Some(container) if !container.is_full() => {
+                open.push(container);
+                continue;
+            }
+            Some(empty) => empty.into_value(),
+            None => read_leaf(&mut rest).map_err(error)?,
+        };
+        // `value` is complete: it goes into its array or map, which may be complete in turn.
+        while let Some(parent) = open.last_mut() {
+            if !parent.push(value) {
+                continue 'values;
+            }
+            // `open` is not empty: `last_mut` just found `parent`.
+            value = open.pop().map_or(Value::Nil, Open::into_value);
+        }
+        return match rest.len() {
+            0 => Ok(value),
+            left => Err(ProtocolError::Msgpack {
+                offset: bytes.len() - left,
+                kind: MsgpackErrorKind::TrailingBytes(left),
+            }),
+        };
     }
+}
+
+/// An array or map being decoded.
+enum Open {
+    /// The items so far, and how many the header declares.
+    Array(Vec<Value>, usize),
+    /// The entries so far, the key of the next one once read, and how many the header declares.
+    Map(Vec<(Value, Value)>, Option<Value>, usize),
+}
+
+impl Open {
+    /// Consumes the header at the start of `rest` if it is an array's or a map's; any other
+    /// value is left for [`read_leaf`].
+    fn read_header(rest: &mut &[u8]) -> Result<Option<Open>, MsgpackErrorKind> {
+        let eof = MsgpackErrorKind::UnexpectedEof;
+        let (&marker, after) = rest.split_first().ok_or(eof)?;
+        // (length given by the marker, size of the length field after it, is a map)
+        let (len, field, is_map) = match marker {
+            0x80..=0x8f => (usize::from(marker & 0x0f), 0, true),
+            0x90..=0x9f => (usize::from(marker & 0x0f), 0, false),
+            0xdc => (0, 2, false),
+            0xdd => (0, 4, false),
+            0xde => (0, 2, true),
+            0xdf => (0, 4, true),
+            _ => return Ok(None),
+        };
+        let (field, after) = after.split_at_checked(field).ok_or(eof)?;
+        *rest = after;
+        let len = field.iter().fold(len, |n, b| n << 8 | usize::from(*b));
+        // A declared length costs nothing to forge, at every level: reserve little.
+        let reserve = len.min(16);
+        Ok(Some(if is_map {
+            Open::Map(Vec::with_capacity(reserve), None, len)
+        } else {
+            Open::Array(Vec::with_capacity(reserve), len)
+        }))
+    }
+
+    /// Adds the next item (or a map's next key or value); true once all are there.
+    fn push(&mut self, value: Value) -> bool {
+        match self {
+            Open::Array(items, _) => items.push(value),
+            Open::Map(entries, key, _) => match key.take() {
+                Some(key) => entries.push((key, value)),
+                None => *key = Some(value),
+            },
+        }
+        self.is_full()
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Open::Array(items, len) => items.len() == *len,
+            Open::Map(entries, key, len) => entries.len() == *len && key.is_none(),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Open::Array(items, _) => Value::Array(items),
+            Open::Map(entries, ..) => Value::Map(entries),
+        }
+    }
+}
+
+/// Reads any value but an array or a map, with rmpv, and returns what notepack would.
+fn read_leaf(rest: &mut &[u8]) -> Result<Value, MsgpackErrorKind> {
+    let marker = rest.first().copied();
+    if marker == Some(0xc1) {
+        return Err(MsgpackErrorKind::ReservedMarker); // rmpv would read nil
+    }
+    // Any error is the input ending early: rmpv has no other way to fail on a slice here.
+    let value = rmpv::decode::read_value(rest).map_err(|_| MsgpackErrorKind::UnexpectedEof)?;
+    Ok(match value {
+        Value::F32(f) => Value::F64(f64::from(f)),
+        Value::String(s) if s.is_err() => lossy(s.as_bytes()),
+        // 0xd4..=0xd8 are fixext 1/2/4/8/16.
+        Value::Ext(ty, data) => extension(ty, data, matches!(marker, Some(0xd4..=0xd8))),
+        other => other,
+    })
+}
+
+/// What notepack returns for an extension; `fixed` tells fixext from ext 8/16/32, which
+/// notepack treats differently for its legacy type 0.
+fn extension(ty: i8, data: Vec<u8>, fixed: bool) -> Value {
+    let ms = match (ty, fixed, data.len()) {
+        (TIMESTAMP_EXT, true, 4) => data.try_into().ok().map(millis_from_timestamp32),
+        (TIMESTAMP_EXT, true, 8) => data.try_into().ok().map(millis_from_timestamp64),
+        (TIMESTAMP_EXT, false, 12) => data.try_into().ok().and_then(millis_from_timestamp96),
+        (LEGACY_EXT, true, 8) => data.try_into().ok().map(millis_from_legacy_date),
+        (LEGACY_EXT, true, 1) => return Value::Nil,
+        (LEGACY_EXT, false, _) => return Value::Binary(data),
+        _ => return Value::Array(vec![Value::from(ty), Value::Binary(data)]),
+    };
+    // A date: nil where JavaScript would have an invalid one.
+    ms.and_then(iso_from_millis).map_or(Value::Nil, Value::from)
 }
 
 /// Writes `value` the way notepack.io writes the equivalent JavaScript value.
 pub fn encode(value: &Value) -> Result<Vec<u8>, ProtocolError> {
     let mut out = Vec::with_capacity(64);
-    write_value(&mut out, value, 0)?;
+    let written = if needs_rewrite(value, 0)? {
+        rmpv::encode::write_value(&mut out, &rewrite(value))
+    } else {
+        rmpv::encode::write_value(&mut out, value)
+    };
+    // Writing to a `Vec` does not fail; mapped rather than unwrapped all the same.
+    written.map_err(|_| ProtocolError::Encode("write failed"))?;
     Ok(out)
 }
 
-/// Appends the encoding of `value` to `out` (see [`encode`]).
-fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), ProtocolError> {
+/// Checks the depth and lengths of `value` everywhere, and tells whether it holds anything
+/// notepack would write differently from rmpv (see [`rewrite`]).
+fn needs_rewrite(value: &Value, depth: usize) -> Result<bool, ProtocolError> {
+    let len = match value {
+        Value::String(s) => s.as_bytes().len(),
+        Value::Binary(bytes) | Value::Ext(_, bytes) => bytes.len(),
+        Value::Array(items) => items.len(),
+        Value::Map(entries) => entries.len(),
+        _ => 0,
+    };
+    if u32::try_from(len).is_err() {
+        return Err(ProtocolError::Encode("length over 2^32"));
+    }
+    if matches!(value, Value::Array(_) | Value::Map(_)) && depth >= MAX_DEPTH {
+        return Err(ProtocolError::Encode("value nests deeper than MAX_DEPTH"));
+    }
+    // No short cut once something needs rewriting: the rest must be checked all the same.
+    let mut any = false;
     match value {
-        Value::Nil => out.push(0xc0),
-        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Integer(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => write_uint(out, u),
-            (None, Some(i)) => write_negative(out, i),
-            // An rmpv integer is always one or the other.
-            (None, None) => return Err(ProtocolError::Encode("integer out of range")),
-        },
-        Value::F32(f) => write_number(out, f64::from(*f)),
-        Value::F64(f) => write_number(out, *f),
-        Value::String(s) => {
-            let bytes = s.as_bytes();
-            write_len(
-                out,
-                bytes.len(),
-                Some(0xa0),
-                [0xd9, 0xda, 0xdb],
-                "string over 4 GiB",
-            )?;
-            out.extend_from_slice(bytes);
-        }
-        Value::Binary(bytes) => {
-            write_len(
-                out,
-                bytes.len(),
-                None,
-                [0xc4, 0xc5, 0xc6],
-                "binary over 4 GiB",
-            )?;
-            out.extend_from_slice(bytes);
-        }
+        Value::F32(_) => any = true,
+        Value::F64(f) => any = js_number(*f).is_some(),
+        Value::String(s) => any = s.is_err(),
         Value::Array(items) => {
-            check_depth(depth)?;
-            write_container_len(
-                out,
-                items.len(),
-                0x90,
-                [0xdc, 0xdd],
-                "array over 2^32 items",
-            )?;
             for item in items {
-                write_value(out, item, depth + 1)?;
+                any |= needs_rewrite(item, depth + 1)?;
             }
         }
         Value::Map(entries) => {
-            check_depth(depth)?;
-            write_container_len(
-                out,
-                entries.len(),
-                0x80,
-                [0xde, 0xdf],
-                "map over 2^32 entries",
-            )?;
             for (key, item) in entries {
-                write_value(out, key, depth + 1)?;
-                write_value(out, item, depth + 1)?;
+                any |= needs_rewrite(key, depth + 1)? | needs_rewrite(item, depth + 1)?;
             }
         }
-        Value::Ext(ty, data) => {
-            match data.len() {
-                1 => out.push(0xd4),
-                2 => out.push(0xd5),
-                4 => out.push(0xd6),
-                8 => out.push(0xd7),
-                16 => out.push(0xd8),
-                len => write_len(out, len, None, [0xc7, 0xc8, 0xc9], "extension over 4 GiB")?,
-            }
-            out.push(ty.to_be_bytes()[0]);
-            out.extend_from_slice(data);
-        }
+        _ => {}
     }
-    Ok(())
+    Ok(any)
 }
 
-fn check_depth(depth: usize) -> Result<(), ProtocolError> {
-    if depth >= MAX_DEPTH {
-        return Err(ProtocolError::Encode("value nests deeper than MAX_DEPTH"));
+/// A copy of `value` with every number a JS number and every string valid UTF-8.
+fn rewrite(value: &Value) -> Value {
+    let number = |f: f64| js_number(f).unwrap_or(Value::F64(f));
+    match value {
+        Value::F32(f) => number(f64::from(*f)),
+        Value::F64(f) => number(*f),
+        Value::String(s) if s.is_err() => lossy(s.as_bytes()),
+        Value::Array(items) => Value::Array(items.iter().map(rewrite).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(key, item)| (rewrite(key), rewrite(item)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
-    Ok(())
 }
 
-/// A JS number: whole values as integers, the rest as float 64.
-fn write_number(out: &mut Vec<u8>, f: f64) {
+/// What notepack writes for the JS number `f` where that is not `f` as a float 64: an integer
+/// for a whole number within 64 bits, JavaScript's NaN for any other NaN.
+fn js_number(f: f64) -> Option<Value> {
     const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
     const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    if f.is_finite() && f.fract() == 0.0 {
-        // `-0.0 >= 0.0` holds, so negative zero is written as 0, like notepack does.
-        if (0.0..TWO_POW_64).contains(&f) {
-            return write_uint(out, f as u64);
-        }
-        if (-TWO_POW_63..0.0).contains(&f) {
-            return write_negative(out, f as i64);
-        }
-        // Whole numbers beyond 64 bits: notepack writes them modulo 2^64 (1e300 arrives as 0);
-        // a float 64 keeps the value, and notepack reads it back intact.
+    if f.is_nan() {
+        return (f.to_bits() != f64::NAN.to_bits()).then_some(Value::F64(f64::NAN));
     }
-    out.push(0xcb);
-    // JS has a single NaN bit pattern on the wire (0x7ff8000000000000).
-    let f = if f.is_nan() { f64::NAN } else { f };
-    out.extend_from_slice(&f.to_be_bytes());
-}
-
-fn write_uint(out: &mut Vec<u8>, u: u64) {
-    if u < 0x80 {
-        out.push(u as u8);
-    } else if let Ok(u) = u8::try_from(u) {
-        out.extend_from_slice(&[0xcc, u]);
-    } else if let Ok(u) = u16::try_from(u) {
-        out.push(0xcd);
-        out.extend_from_slice(&u.to_be_bytes());
-    } else if let Ok(u) = u32::try_from(u) {
-        out.push(0xce);
-        out.extend_from_slice(&u.to_be_bytes());
+    if f.fract() != 0.0 {
+        None // also ±Infinity, whose fraction is NaN
+    } else if (0.0..TWO_POW_64).contains(&f) {
+        // `-0.0 >= 0.0` holds, so negative zero becomes 0, as in notepack.
+        Some(Value::from(f as u64))
+    } else if (-TWO_POW_63..0.0).contains(&f) {
+        Some(Value::from(f as i64))
     } else {
-        out.push(0xcf);
-        out.extend_from_slice(&u.to_be_bytes());
+        None // beyond 64 bits: notepack would write it modulo 2^64
     }
 }
 
-/// Writes a negative integer (`i < 0`).
-fn write_negative(out: &mut Vec<u8>, i: i64) {
-    if i >= -32 {
-        out.push(i.to_be_bytes()[7]);
-    } else if let Ok(i) = i8::try_from(i) {
-        out.push(0xd0);
-        out.extend_from_slice(&i.to_be_bytes());
-    } else if let Ok(i) = i16::try_from(i) {
-        out.push(0xd1);
-        out.extend_from_slice(&i.to_be_bytes());
-    } else if let Ok(i) = i32::try_from(i) {
-        out.push(0xd2);
-        out.extend_from_slice(&i.to_be_bytes());
-    } else {
-        out.push(0xd3);
-        out.extend_from_slice(&i.to_be_bytes());
-    }
-}
-
-/// Length header of a str / bin / ext: an optional 5-bit fix form, then 8, 16 and 32 bits;
-/// `too_large` is the error beyond 32 bits.
-fn write_len(
-    out: &mut Vec<u8>,
-    len: usize,
-    fix: Option<u8>,
-    [m8, m16, m32]: [u8; 3],
-    too_large: &'static str,
-) -> Result<(), ProtocolError> {
-    match (fix, len) {
-        (Some(fix), 0..=31) => out.push(fix | len as u8),
-        (_, 0..=0xff) => out.extend_from_slice(&[m8, len as u8]),
-        (_, 0x100..=0xffff) => {
-            out.push(m16);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            let len = u32::try_from(len).map_err(|_| ProtocolError::Encode(too_large))?;
-            out.push(m32);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    Ok(())
-}
-
-/// Length header of an array or map: 4-bit fix form, then 16 and 32 bits; `too_large` is the
-/// error beyond 32 bits.
-fn write_container_len(
-    out: &mut Vec<u8>,
-    len: usize,
-    fix: u8,
-    [m16, m32]: [u8; 2],
-    too_large: &'static str,
-) -> Result<(), ProtocolError> {
-    if len < 16 {
-        out.push(fix | len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.push(m16);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        let len = u32::try_from(len).map_err(|_| ProtocolError::Encode(too_large))?;
-        out.push(m32);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-    Ok(())
-}
-
-/// A cursor over the payload; every read checks the remaining length.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn error(&self, kind: MsgpackErrorKind) -> ProtocolError {
-        ProtocolError::Msgpack {
-            offset: self.pos,
-            kind,
-        }
-    }
-
-    fn take(&mut self, len: usize) -> Result<&'a [u8], ProtocolError> {
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| self.error(MsgpackErrorKind::UnexpectedEof))?;
-        let slice = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, ProtocolError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<usize, ProtocolError> {
-        Ok(usize::from(u16::from_be_bytes(self.array()?)))
-    }
-
-    fn u32(&mut self) -> Result<usize, ProtocolError> {
-        let n = u32::from_be_bytes(self.array()?);
-        // A length beyond usize cannot fit in the payload anyway.
-        usize::try_from(n).map_err(|_| self.error(MsgpackErrorKind::UnexpectedEof))
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    /// One value; only arrays and maps recurse, so this frame stays small.
-    fn value(&mut self, depth: usize) -> Result<Value, ProtocolError> {
-        let marker = self.u8()?;
-        match marker {
-            0x80..=0x8f => self.map(usize::from(marker & 0x0f), depth),
-            0x90..=0x9f => self.seq(usize::from(marker & 0x0f), depth),
-            0xdc => {
-                let len = self.u16()?;
-                self.seq(len, depth)
-            }
-            0xdd => {
-                let len = self.u32()?;
-                self.seq(len, depth)
-            }
-            0xde => {
-                let len = self.u16()?;
-                self.map(len, depth)
-            }
-            0xdf => {
-                let len = self.u32()?;
-                self.map(len, depth)
-            }
-            _ => self.scalar(marker),
-        }
-    }
-
-    /// Every value that is not an array or a map.
-    #[inline(never)]
-    fn scalar(&mut self, marker: u8) -> Result<Value, ProtocolError> {
-        let value = match marker {
-            0x00..=0x7f => Value::from(marker),
-            0xa0..=0xbf => self.str(usize::from(marker & 0x1f))?,
-            0xc0 => Value::Nil,
-            0xc1 => {
-                self.pos -= 1;
-                return Err(self.error(MsgpackErrorKind::ReservedMarker));
-            }
-            0xc2 => Value::Boolean(false),
-            0xc3 => Value::Boolean(true),
-            0xc4 => {
-                let len = usize::from(self.u8()?);
-                Value::Binary(self.take(len)?.to_vec())
-            }
-            0xc5 => {
-                let len = self.u16()?;
-                Value::Binary(self.take(len)?.to_vec())
-            }
-            0xc6 => {
-                let len = self.u32()?;
-                Value::Binary(self.take(len)?.to_vec())
-            }
-            0xc7 => {
-                let len = usize::from(self.u8()?);
-                self.ext(len, false)?
-            }
-            0xc8 => {
-                let len = self.u16()?;
-                self.ext(len, false)?
-            }
-            0xc9 => {
-                let len = self.u32()?;
-                self.ext(len, false)?
-            }
-            0xca => Value::F64(f64::from(f32::from_be_bytes(self.array()?))),
-            0xcb => Value::F64(f64::from_be_bytes(self.array()?)),
-            0xcc => Value::from(self.u8()?),
-            0xcd => Value::from(u16::from_be_bytes(self.array()?)),
-            0xce => Value::from(u32::from_be_bytes(self.array()?)),
-            0xcf => Value::from(u64::from_be_bytes(self.array()?)),
-            0xd0 => Value::from(i8::from_be_bytes(self.array()?)),
-            0xd1 => Value::from(i16::from_be_bytes(self.array()?)),
-            0xd2 => Value::from(i32::from_be_bytes(self.array()?)),
-            0xd3 => Value::from(i64::from_be_bytes(self.array()?)),
-            0xd4 => self.ext(1, true)?,
-            0xd5 => self.ext(2, true)?,
-            0xd6 => self.ext(4, true)?,
-            0xd7 => self.ext(8, true)?,
-            0xd8 => self.ext(16, true)?,
-            0xd9 => {
-                let len = usize::from(self.u8()?);
-                self.str(len)?
-            }
-            0xda => {
-                let len = self.u16()?;
-                self.str(len)?
-            }
-            0xdb => {
-                let len = self.u32()?;
-                self.str(len)?
-            }
-            // Negative fixint; the container markers never reach here.
-            _ => Value::from(i8::from_be_bytes([marker])),
-        };
-        Ok(value)
-    }
-
-    fn str(&mut self, len: usize) -> Result<Value, ProtocolError> {
-        let bytes = self.take(len)?;
-        Ok(Value::from(String::from_utf8_lossy(bytes).into_owned()))
-    }
-
-    fn seq(&mut self, len: usize, depth: usize) -> Result<Value, ProtocolError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.error(MsgpackErrorKind::TooDeep(MAX_DEPTH)));
-        }
-        // Each item takes at least one byte: never reserve more than the payload can hold.
-        let mut items = Vec::with_capacity(len.min(self.remaining()));
-        for _ in 0..len {
-            items.push(self.value(depth + 1)?);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn map(&mut self, len: usize, depth: usize) -> Result<Value, ProtocolError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.error(MsgpackErrorKind::TooDeep(MAX_DEPTH)));
-        }
-        let mut entries = Vec::with_capacity(len.min(self.remaining() / 2));
-        for _ in 0..len {
-            let key = self.value(depth + 1)?;
-            let value = self.value(depth + 1)?;
-            entries.push((key, value));
-        }
-        Ok(Value::Map(entries))
-    }
-
-    /// An extension of `len` data bytes; `fixed` tells fixext from ext 8/16/32, which notepack
-    /// treats differently for its legacy type 0.
-    fn ext(&mut self, len: usize, fixed: bool) -> Result<Value, ProtocolError> {
-        let ty = i8::from_be_bytes([self.u8()?]);
-        let data = self.take(len)?;
-        let date = |ms: Option<i64>| {
-            ms.and_then(timestamp::iso_from_millis)
-                .map_or(Value::Nil, Value::from)
-        };
-        let value = match (ty, fixed, data.len()) {
-            (TIMESTAMP_EXT, true, 4) => {
-                date(data.try_into().ok().map(timestamp::millis_from_timestamp32))
-            }
-            (TIMESTAMP_EXT, true, 8) => {
-                date(data.try_into().ok().map(timestamp::millis_from_timestamp64))
-            }
-            (TIMESTAMP_EXT, false, 12) => date(
-                data.try_into()
-                    .ok()
-                    .and_then(timestamp::millis_from_timestamp96),
-            ),
-            (LEGACY_EXT, true, 1) => Value::Nil,
-            (LEGACY_EXT, true, 8) => {
-                date(data.try_into().ok().map(timestamp::millis_from_legacy_date))
-            }
-            (LEGACY_EXT, false, _) => Value::Binary(data.to_vec()),
-            _ => Value::Array(vec![Value::from(ty), Value::Binary(data.to_vec())]),
-        };
-        Ok(value)
-    }
+fn lossy(bytes: &[u8]) -> Value {
+    Value::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -580,5 +410,147 @@ mod tests {
             value = Value::Array(vec![value]);
         }
         assert!(matches!(encode(&value), Err(ProtocolError::Encode(_))));
+    }
+
+    #[test]
+    fn positive_signed_integers_use_unsigned_formats() {
+        assert_eq!(enc(Value::from(200i64)), [0xcc, 200]);
+        assert_eq!(enc(Value::from(-200i64)), [0xd1, 0xff, 0x38]);
+        assert_eq!(enc(Value::from(70_000i32)), [0xce, 0, 1, 0x11, 0x70]);
+    }
+
+    #[test]
+    fn every_float_is_a_float_64_or_an_integer() {
+        assert_eq!(enc(Value::F32(0.5)), [0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0]);
+        let js_nan = [0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0];
+        assert_eq!(enc(Value::F32(f32::NAN)), js_nan);
+        assert_eq!(
+            enc(Value::F64(f64::from_bits(0xfff0_0000_0000_0001))),
+            js_nan
+        );
+        assert_eq!(
+            enc(Value::F64(f64::NEG_INFINITY)),
+            [0xcb, 0xff, 0xf0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_encoded_as_a_string() {
+        // rmpv keeps the raw bytes of an invalid string (and would write them as a binary).
+        let raw = rmpv::decode::read_value(&mut &[0xa2, 0xff, b'a'][..]).expect("rmpv reads it");
+        assert_eq!(enc(raw), [0xa4, 0xef, 0xbf, 0xbd, b'a']);
+    }
+
+    #[test]
+    fn depth_is_checked_beside_values_that_need_rewriting() {
+        let mut deep = Value::Nil;
+        for _ in 0..MAX_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(encode(&deep).is_ok());
+        let value = Value::Array(vec![Value::F64(2.0), deep]);
+        assert!(matches!(encode(&value), Err(ProtocolError::Encode(_))));
+    }
+
+    #[test]
+    fn reserved_marker_is_refused_anywhere() {
+        for bytes in [&[0x91, 0xc1][..], &[0x81, 0xc0, 0xc1], &[0x92, 0x01, 0xc1]] {
+            assert!(
+                matches!(
+                    decode(bytes),
+                    Err(ProtocolError::Msgpack {
+                        kind: MsgpackErrorKind::ReservedMarker,
+                        ..
+                    })
+                ),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extension_header_form_matters_like_in_notepack() {
+        // ext 8 where a fixext would do: notepack 2.x ArrayBuffers, not `undefined` or a date.
+        assert_eq!(
+            decode(&[0xc7, 1, 0x00, 9]).expect("ext 8"),
+            Value::Binary(vec![9])
+        );
+        let legacy_date = [0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00];
+        let ext8: Vec<u8> = [0xc7, 8, 0x00]
+            .iter()
+            .chain(&legacy_date)
+            .copied()
+            .collect();
+        assert_eq!(
+            decode(&ext8).expect("ext 8"),
+            Value::Binary(legacy_date.to_vec())
+        );
+        // A 32-bit timestamp is a fixext 4; in an ext 8 it is an unknown extension.
+        assert_eq!(
+            decode(&[0xc7, 4, 0xff, 1, 2, 3, 4]).expect("ext 8"),
+            Value::Array(vec![Value::from(-1), Value::Binary(vec![1, 2, 3, 4])])
+        );
+        // Inside containers, each extension keeps its own form.
+        assert_eq!(
+            decode(&[
+                0x82, 0xd4, 0x00, 1, 0xc7, 1, 0x00, 9, 0xa1, b'k', 0xd4, 0x00, 9
+            ])
+            .expect("map"),
+            Value::Map(vec![
+                (Value::Nil, Value::Binary(vec![9])),
+                (Value::from("k"), Value::Nil),
+            ])
+        );
+    }
+
+    #[test]
+    fn nesting_counts_arrays_and_maps_only() {
+        let nested = |levels: usize, container: &[u8], leaf: &[u8]| -> Vec<u8> {
+            let mut bytes = container.repeat(levels);
+            bytes.extend_from_slice(leaf);
+            bytes
+        };
+        // `{nil: {nil: ... "a"}}`, and arrays around every kind of leaf.
+        assert!(decode(&nested(MAX_DEPTH, &[0x81, 0xc0], &[0xa1, b'a'])).is_ok());
+        for leaf in [&[0xa1, b'a'][..], &[0xc4, 0], &[0xd4, 1, 1], &[0x01]] {
+            assert!(decode(&nested(MAX_DEPTH, &[0x91], leaf)).is_ok());
+        }
+        assert!(decode(&nested(MAX_DEPTH - 1, &[0x91], &[0x80])).is_ok());
+        for too_deep in [
+            nested(MAX_DEPTH + 1, &[0x81, 0xc0], &[0xc0]),
+            nested(MAX_DEPTH, &[0x91], &[0x90]),
+        ] {
+            assert!(matches!(
+                decode(&too_deep),
+                Err(ProtocolError::Msgpack {
+                    kind: MsgpackErrorKind::TooDeep(MAX_DEPTH),
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn huge_declared_lengths_are_errors() {
+        for bytes in [
+            &[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'][..],
+            &[0xc6, 0xff, 0xff, 0xff, 0xff],
+            &[0xc9, 0xff, 0xff, 0xff, 0xff, 0x05, 1],
+            &[0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0],
+            &[
+                0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x91, 0xdd, 0xff, 0xff, 0xff, 0xff,
+            ],
+        ] {
+            assert!(
+                matches!(
+                    decode(bytes),
+                    Err(ProtocolError::Msgpack {
+                        kind: MsgpackErrorKind::UnexpectedEof,
+                        ..
+                    })
+                ),
+                "{bytes:02x?}"
+            );
+        }
     }
 }
