@@ -1,9 +1,12 @@
 //! [`RedisAdapter`]: the socketioxide adapter of one namespace.
 //!
-//! What works across nodes today: broadcasts in both directions with Node.js peers
-//! (rooms, except, volatile, binary), `server_count`. Cluster requests (fetch sockets,
-//! remote join/leave/disconnect, rooms, server-side emit, broadcast with acks) answer
-//! for the local node only until the request/response layer lands.
+//! Across nodes, in both directions with Node.js peers: broadcasts (rooms, except,
+//! volatile, binary), `server_count`, `fetch_sockets`, remote join / leave / disconnect
+//! (of fetched sockets and of operators), `rooms`, and answering other nodes'
+//! broadcasts with acks. Sending a broadcast with acks collects local acks only.
+//!
+//! Sockets must be in a room named by their own id (Node's sockets are): that is how a
+//! single remote socket is addressed on the wire.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,12 +23,19 @@ use socketioxide_core::adapter::{
     SocketEmitter, Spawnable,
 };
 use socketioxide_core::packet::{Packet, PacketData};
+use socketioxide_core::parser::Parse;
 use tracing::{debug, warn};
 
 use crate::AdapterError;
 use crate::cluster::{NamespaceSink, RedisCluster, Stats};
 use crate::convert;
-use crate::protocol::{self, BroadcastMessage, Channels, Layout};
+use crate::protocol::{
+    self, AllRoomsRequest, BroadcastAckResponse, BroadcastClientCountResponse, BroadcastMessage,
+    Channels, DisconnectRequest, FetchRequest, FetchResponse, FetchedSocket, Layout, Request,
+    RequestOpts, Response, RoomsRequest,
+};
+use crate::remote::REMOTE_UID;
+use socketioxide_core::adapter::RemoteSocketData;
 
 /// A socketioxide adapter that shares a namespace with every node on the same Redis,
 /// speaking the `@socket.io/redis-adapter` protocol. Plug it in with
@@ -71,6 +81,190 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             Stats::add(&self.stats().local_delivery_failed, errors.len() as u64);
             debug!(failed = errors.len(), nsp = %self.local.path(), "some local sockets did not take a broadcast");
         }
+    }
+}
+
+impl<E: SocketEmitter> RedisAdapter<E> {
+    /// socketioxide's options as a request's `opts`. A single socket (a fetched remote
+    /// socket) is addressed by its own room; an excluded sender by except.
+    fn request_opts(&self, opts: &BroadcastOptions) -> RequestOpts {
+        let ids = &self.cluster.inner.ids;
+        let mut out = RequestOpts {
+            rooms: opts.rooms.iter().map(|r| r.to_string()).collect(),
+            except: opts.except.iter().map(|r| r.to_string()).collect(),
+        };
+        if let Some(sid) = opts.sid {
+            if opts.has_flag(BroadcastFlags::Broadcast) {
+                out.except.push(ids.wire_id(sid));
+            } else if out.rooms.is_empty() {
+                out.rooms.push(ids.wire_id(sid));
+            }
+        }
+        out
+    }
+
+    /// A request's `opts` as socketioxide options for the local sockets.
+    fn local_opts(opts: &RequestOpts) -> BroadcastOptions {
+        let mut out = BroadcastOptions::default();
+        out.rooms = opts.rooms.iter().cloned().map(Room::Owned).collect();
+        out.except = opts.except.iter().cloned().map(Room::Owned).collect();
+        // Without `Broadcast`, empty rooms would select nobody instead of everybody.
+        out.add_flag(BroadcastFlags::Broadcast);
+        out
+    }
+
+    fn is_local_only(&self, opts: &BroadcastOptions) -> bool {
+        opts.is_local(self.local.server_id())
+    }
+
+    /// Publishes a request that gets no answer (join, leave, disconnect).
+    fn publish_request(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send + 'static {
+        let encoded = request.encode();
+        let channel = self.channels.request().to_string();
+        let publisher_fut =
+            encoded.map(|payload| self.cluster.inner.publisher.enqueue(channel, payload));
+        async move { publisher_fut?.await }
+    }
+
+    /// Publishes a response to another node's request on the shared response channel
+    /// (as Node does unless `publishOnSpecificResponseChannel` is set).
+    fn respond(&self, response: Response) {
+        match response.encode() {
+            Ok(payload) => {
+                let fut = self
+                    .cluster
+                    .inner
+                    .publisher
+                    .enqueue(self.channels.response().to_string(), payload);
+                tokio::spawn(async move {
+                    if let Err(e) = fut.await {
+                        debug!(error = %e, "response not sent");
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "response not encodable"),
+        }
+    }
+
+    fn fetched(&self, data: &RemoteSocketData) -> FetchedSocket {
+        FetchedSocket {
+            id: data.id.to_string(),
+            handshake: Default::default(),
+            rooms: self
+                .local
+                .socket_rooms(data.id)
+                .into_iter()
+                .map(|r| r.to_string())
+                .collect(),
+            data: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    fn handle_request(self: Arc<Self>, request: Request) {
+        let own = request.uid() == Some(self.cluster.uid());
+        match request {
+            // Applied locally when sent; our own echo is skipped.
+            Request::RemoteJoin(r) if !own => {
+                self.local.add_sockets(Self::local_opts(&r.opts), r.rooms);
+            }
+            Request::RemoteLeave(r) if !own => {
+                self.local.del_sockets(Self::local_opts(&r.opts), r.rooms);
+            }
+            Request::RemoteDisconnect(r) if !own => {
+                if let Err(e) = self.local.disconnect_socket(Self::local_opts(&r.opts)) {
+                    debug!(failed = e.len(), "some sockets could not be disconnected");
+                }
+            }
+            Request::RemoteFetch(r) if !own => {
+                let sockets = self.local.fetch_sockets(Self::local_opts(&r.opts));
+                self.respond(Response::RemoteFetch(FetchResponse {
+                    request_id: r.request_id,
+                    sockets: sockets.iter().map(|s| self.fetched(s)).collect(),
+                }));
+            }
+            Request::AllRooms(r) if !own => {
+                let rooms = self.local.rooms(Self::local_opts(&RequestOpts::default()));
+                self.respond(Response::AllRooms(protocol::AllRoomsResponse {
+                    request_id: r.request_id,
+                    rooms: rooms.into_iter().map(|r| r.to_string()).collect(),
+                }));
+            }
+            Request::Sockets(r) if !own => {
+                let opts = Self::local_opts(&RequestOpts {
+                    rooms: r.rooms,
+                    except: Vec::new(),
+                });
+                self.respond(Response::Sockets(protocol::SocketsResponse {
+                    request_id: r.request_id,
+                    sockets: self
+                        .local
+                        .sockets(opts)
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                }));
+            }
+            Request::ServerSideEmit(r) if !own => {
+                self.cluster.dispatch_server_side(self.local.path(), r);
+            }
+            Request::Broadcast(r) if !own => self.answer_broadcast_with_ack(r),
+            _ => {}
+        }
+    }
+
+    /// Delivers another node's broadcast-with-ack here and reports back: how many
+    /// clients got it, then each client's acknowledgement.
+    fn answer_broadcast_with_ack(self: Arc<Self>, request: protocol::BroadcastRequest) {
+        let message = BroadcastMessage::new(String::new(), request.packet, request.opts);
+        let (packet, opts) =
+            match convert::from_wire(&self.local.parser(), self.local.path(), &message) {
+                Ok(p) => p,
+                Err(e) => {
+                    Stats::add(&self.stats().malformed, 1);
+                    warn!(error = %e, "broadcast-with-ack request dropped");
+                    return;
+                }
+            };
+        let timeout = message.opts.flags.timeout.map(Duration::from_millis);
+        let (stream, count) = self.local.broadcast_with_ack(packet, opts, timeout);
+        let request_id = request.request_id;
+        self.respond(Response::BroadcastClientCount(
+            BroadcastClientCountResponse {
+                request_id: request_id.clone(),
+                client_count: u64::from(count),
+            },
+        ));
+        if count == 0 {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let cluster = &this.cluster;
+            let channel = this.channels.response().to_string();
+            use futures_util::StreamExt;
+            let mut stream = std::pin::pin!(stream);
+            while let Some((_sid, result)) = stream.next().await {
+                let Ok(mut value) = result else { continue };
+                let first: Option<crate::rmpv::Value> =
+                    this.local.parser().decode_value(&mut value, false).ok();
+                let response = Response::BroadcastAck(BroadcastAckResponse {
+                    request_id: request_id.clone(),
+                    packet: first,
+                });
+                if let Ok(payload) = response.encode()
+                    && let Err(e) = cluster
+                        .inner
+                        .publisher
+                        .enqueue(channel.clone(), payload)
+                        .await
+                {
+                    debug!(error = %e, "broadcast ack not sent");
+                }
+            }
+        });
     }
 }
 
@@ -193,6 +387,131 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         futures_util::future::ready(Ok(stream))
     }
 
+    fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl socketioxide_core::adapter::RoomParam,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let wire = (!self.is_local_only(&opts)).then(|| {
+            self.publish_request(Request::RemoteJoin(RoomsRequest {
+                uid: Some(self.cluster.uid().to_string()),
+                opts: self.request_opts(&opts),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            }))
+        });
+        self.local.add_sockets(opts, rooms);
+        async move {
+            match wire {
+                Some(fut) => fut.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl socketioxide_core::adapter::RoomParam,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        let wire = (!self.is_local_only(&opts)).then(|| {
+            self.publish_request(Request::RemoteLeave(RoomsRequest {
+                uid: Some(self.cluster.uid().to_string()),
+                opts: self.request_opts(&opts),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            }))
+        });
+        self.local.del_sockets(opts, rooms);
+        async move {
+            match wire {
+                Some(fut) => fut.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn disconnect_socket(
+        &self,
+        opts: BroadcastOptions,
+    ) -> impl Future<Output = Result<(), BroadcastError>> + Send {
+        let wire = (!self.is_local_only(&opts)).then(|| {
+            self.publish_request(Request::RemoteDisconnect(DisconnectRequest {
+                uid: Some(self.cluster.uid().to_string()),
+                opts: self.request_opts(&opts),
+                close: false,
+            }))
+        });
+        let local = self.local.disconnect_socket(opts);
+        async move {
+            if let Some(fut) = wire {
+                fut.await.map_err(|e| BroadcastError::Adapter(e.into()))?;
+            }
+            local.map_err(BroadcastError::Socket)
+        }
+    }
+
+    fn rooms(
+        &self,
+        opts: BroadcastOptions,
+    ) -> impl Future<Output = Result<Vec<Room>, Self::Error>> + Send {
+        let local: std::collections::HashSet<Room> = self.local.rooms(opts.clone());
+        let only_local = opts.has_flag(BroadcastFlags::Local);
+        let cluster = self.cluster.clone();
+        let channel = self.channels.request().to_string();
+        let timeout = cluster.inner.config.request_timeout;
+        async move {
+            let mut all = local;
+            if !only_local {
+                let request = Request::AllRooms(AllRoomsRequest {
+                    uid: Some(cluster.uid().to_string()),
+                    request_id: RedisCluster::request_id(),
+                });
+                for response in cluster.request(&channel, request, timeout).await? {
+                    if let Response::AllRooms(r) = response {
+                        all.extend(r.rooms.into_iter().map(Room::Owned));
+                    }
+                }
+            }
+            Ok(all.into_iter().collect())
+        }
+    }
+
+    fn fetch_sockets(
+        &self,
+        opts: BroadcastOptions,
+    ) -> impl Future<Output = Result<Vec<RemoteSocketData>, Self::Error>> + Send {
+        let mut sockets = self.local.fetch_sockets(opts.clone());
+        let remote = (!self.is_local_only(&opts)).then(|| {
+            Request::RemoteFetch(FetchRequest {
+                uid: Some(self.cluster.uid().to_string()),
+                request_id: RedisCluster::request_id(),
+                opts: self.request_opts(&opts),
+            })
+        });
+        let cluster = self.cluster.clone();
+        let channel = self.channels.request().to_string();
+        let nsp = self.local.path().clone();
+        async move {
+            if let Some(request) = remote {
+                let timeout = cluster.inner.config.request_timeout;
+                for response in cluster.request(&channel, request, timeout).await? {
+                    let Response::RemoteFetch(r) = response else {
+                        continue;
+                    };
+                    for s in r.sockets {
+                        sockets.push(RemoteSocketData {
+                            id: cluster.inner.ids.to_sid(&s.id),
+                            server_id: REMOTE_UID,
+                            ns: nsp.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(sockets)
+        }
+    }
+
     fn get_local(&self) -> &CoreLocalAdapter<E> {
         &self.local
     }
@@ -227,20 +546,14 @@ impl<E: SocketEmitter> NamespaceSink for RedisAdapter<E> {
         }
     }
 
-    fn on_request(&self, payload: &[u8]) {
-        match protocol::Request::decode(payload) {
-            Ok(req) => {
-                debug!(nsp = %self.local.path(), kind = ?req.request_type(), "cluster request not handled yet")
-            }
+    fn on_request(self: Arc<Self>, payload: &[u8]) {
+        match Request::decode(payload) {
+            Ok(request) => self.handle_request(request),
             Err(e) => {
                 Stats::add(&self.stats().malformed, 1);
-                debug!(nsp = %self.local.path(), error = %e, "malformed request dropped");
+                warn!(nsp = %self.local.path(), error = %e, "malformed request dropped");
             }
         }
-    }
-
-    fn on_response(&self, _payload: &[u8]) {
-        // No request of ours is pending until cluster requests land.
     }
 }
 

@@ -17,8 +17,12 @@ pub enum AdapterError {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     /// A cluster request did not get every answer in time.
-    #[error("request timed out after {timeout:?}: {answered} of {expected} nodes answered")]
+    #[error(
+        "{kind} request timed out after {timeout:?}: {answered} of {expected} other nodes answered"
+    )]
     Timeout {
+        /// The request type.
+        kind: String,
         /// The timeout that ran out.
         timeout: Duration,
         /// Nodes that answered.

@@ -19,15 +19,15 @@ use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{Channel, parse_channel};
 use crate::publisher::Publisher;
+use crate::remote::{IdMap, ServerSideHandler};
+use crate::requests::Pending;
 
 /// What a namespace adapter does with the messages of its channels.
 pub(crate) trait NamespaceSink: Send + Sync {
     /// A message on `<prefix>#<nsp>#` (room `None`) or `<prefix>#<nsp>#<room>#`.
     fn on_broadcast(&self, room: Option<&str>, payload: &[u8]);
     /// A message on the request channel.
-    fn on_request(&self, payload: &[u8]);
-    /// A message on a response channel.
-    fn on_response(&self, payload: &[u8]);
+    fn on_request(self: Arc<Self>, payload: &[u8]);
 }
 
 /// Counters of everything that can go wrong silently, for metrics and tests.
@@ -94,6 +94,9 @@ pub(crate) struct Inner {
     pub(crate) subscriber: SubscriberClient,
     pub(crate) publisher: Publisher,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) pending: Arc<Pending>,
+    pub(crate) ids: IdMap,
+    pub(crate) server_side: RwLock<HashMap<String, ServerSideHandler>>,
     namespaces: RwLock<HashMap<String, Arc<dyn NamespaceSink>>>,
     liveness_channel: String,
     started: Instant,
@@ -170,6 +173,9 @@ impl RedisCluster {
             subscriber,
             publisher,
             stats,
+            pending: Arc::new(Pending::default()),
+            ids: IdMap::default(),
+            server_side: RwLock::new(HashMap::new()),
             namespaces: RwLock::new(HashMap::new()),
             liveness_channel,
             started: Instant::now(),
@@ -298,6 +304,13 @@ async fn dispatch_loop(inner: Arc<Inner>) {
                 continue;
             }
         };
+        if let Channel::Response { uid, .. } = target {
+            // Answers to our requests, matched by request id whatever the namespace.
+            if uid.is_none_or(|u| u == inner.uid) && inner.pending.on_response(payload) {
+                Stats::add(&inner.stats.received, 1);
+            }
+            continue;
+        }
         let sink = read(&inner.namespaces).get(target.nsp()).cloned();
         let Some(sink) = sink else {
             continue; // a namespace this node does not serve
@@ -306,11 +319,7 @@ async fn dispatch_loop(inner: Arc<Inner>) {
         match target {
             Channel::Broadcast { room, .. } => sink.on_broadcast(room, payload),
             Channel::Request { .. } => sink.on_request(payload),
-            Channel::Response { uid, .. } => {
-                if uid.is_none_or(|u| u == inner.uid) {
-                    sink.on_response(payload);
-                }
-            }
+            Channel::Response { .. } => {}
         }
     }
 }
@@ -349,10 +358,10 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }

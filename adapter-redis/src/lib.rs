@@ -81,12 +81,15 @@ mod convert;
 pub mod error;
 pub mod protocol;
 mod publisher;
+mod remote;
+mod requests;
 
 pub use adapter::{InitRes, RedisAdapter};
 pub use adapter_error::AdapterError;
 pub use cluster::{RedisCluster, StatsSnapshot};
 pub use config::RedisAdapterConfig;
 pub use error::ProtocolError;
+pub use remote::ServerSideEvent;
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;

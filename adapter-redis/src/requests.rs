@@ -1,0 +1,157 @@
+//! Requests this node sends to the others and the answers it waits for.
+//!
+//! Every pending request lives in one map until it is answered by every other node or
+//! times out; a guard removes it in either case (and if the caller gives up), so the
+//! map never grows without bound.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fred::interfaces::PubsubInterface;
+use fred::types::Value as RedisValue;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::AdapterError;
+use crate::cluster::RedisCluster;
+use crate::protocol::{IncomingResponse, Request, RequestType, Response};
+
+struct Entry {
+    kind: RequestType,
+    expected: usize,
+    responses: Vec<Response>,
+    done: Option<oneshot::Sender<Vec<Response>>>,
+}
+
+/// The requests waiting for answers.
+#[derive(Default)]
+pub(crate) struct Pending {
+    map: Mutex<HashMap<String, Entry>>,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes a response to its request. Returns false for responses to requests this
+    /// node did not send (or that already completed): those are for other nodes.
+    pub(crate) fn on_response(&self, payload: &[u8]) -> bool {
+        let incoming = match IncomingResponse::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(error = %e, "malformed response ignored");
+                return false;
+            }
+        };
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(incoming.request_id()) else {
+            return false;
+        };
+        match incoming.into_response(entry.kind) {
+            Ok(response) => entry.responses.push(response),
+            Err(e) => {
+                debug!(error = %e, "response of the wrong shape ignored");
+                return true;
+            }
+        }
+        if entry.responses.len() >= entry.expected
+            && let Some(done) = entry.done.take()
+        {
+            let responses = std::mem::take(&mut entry.responses);
+            let _ = done.send(responses);
+        }
+        true
+    }
+
+    /// How many requests are waiting (for tests and metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Removes its request from the map when dropped.
+struct Guard<'a> {
+    pending: &'a Pending,
+    id: String,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.id);
+    }
+}
+
+impl RedisCluster {
+    /// How many nodes subscribe to `request_channel` (this one included).
+    pub(crate) async fn numsub(&self, request_channel: &str) -> Result<usize, AdapterError> {
+        let reply: Vec<RedisValue> = self
+            .inner
+            .client
+            .pubsub_numsub(request_channel.to_string())
+            .await?;
+        Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
+    }
+
+    /// Publishes `request` on `request_channel` and waits for one answer from every
+    /// other node subscribed to it, at most `timeout`.
+    pub(crate) async fn request(
+        &self,
+        request_channel: &str,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Vec<Response>, AdapterError> {
+        let kind = request.request_type();
+        let id = request
+            .request_id()
+            .ok_or(AdapterError::Parser("a request without requestId".into()))?
+            .to_string();
+        let expected = self.numsub(request_channel).await?.saturating_sub(1);
+        if expected == 0 {
+            return Ok(Vec::new());
+        }
+        let payload = request.encode()?;
+        let pending: &Arc<Pending> = &self.inner.pending;
+        let (tx, rx) = oneshot::channel();
+        pending.lock().insert(
+            id.clone(),
+            Entry {
+                kind,
+                expected,
+                responses: Vec::new(),
+                done: Some(tx),
+            },
+        );
+        let _guard = Guard {
+            pending,
+            id: id.clone(),
+        };
+        self.inner
+            .publisher
+            .enqueue(request_channel.to_string(), payload)
+            .await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(responses)) => Ok(responses),
+            Ok(Err(_)) => Err(AdapterError::Closed),
+            Err(_) => {
+                let answered = pending
+                    .lock()
+                    .get(&id)
+                    .map(|e| e.responses.len())
+                    .unwrap_or(0);
+                Err(AdapterError::Timeout {
+                    kind: format!("{kind:?}"),
+                    timeout,
+                    answered,
+                    expected,
+                })
+            }
+        }
+    }
+
+    /// A new request id.
+    pub(crate) fn request_id() -> String {
+        socketioxide_core::Uid::new().to_string()
+    }
+}
