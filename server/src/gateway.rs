@@ -181,6 +181,9 @@ impl Gateway {
                 return Err(e);
             }
         };
+        // Every socket is in a room named by its id, as in Node: that is how other
+        // nodes (Rust or Node.js) address one socket (`io.to(id)`, remote join/leave).
+        socket.join(socket.id.to_string());
         if let Identity::Token(claims) = &identity
             && let Some(sub) = &claims.sub
         {
@@ -233,6 +236,9 @@ impl Gateway {
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
                 gw.metrics.event_received("leave");
                 let reply = match room.map_err(|_| "room must be a string".to_string()) {
+                    Ok(room) if room == s.id.as_str() => {
+                        Reply::err("a socket cannot leave its own room")
+                    }
                     Ok(room) => match check_room_name(&room) {
                         Ok(()) => {
                             s.leave(room);
