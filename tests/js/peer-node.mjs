@@ -56,10 +56,40 @@ function gateway(socket) {
         }
         case "fetchSockets": {
           const sockets = await target.fetchSockets();
-          return ack({ ok: true, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms] })) });
+          return ack({ ok: true, count: sockets.length, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms] })) });
         }
         case "serverCount":
           return ack({ ok: true, count: await io.of("/").adapter.serverCount() });
+        case "socketsJoin":
+          target.socketsJoin(op.join);
+          return ack({ ok: true });
+        case "socketsLeave":
+          target.socketsLeave(op.leave);
+          return ack({ ok: true });
+        case "disconnectSockets":
+          target.disconnectSockets(op.close ?? false);
+          return ack({ ok: true });
+        case "emitWithAck": {
+          const args = (op.args ?? []).map((a) => (a && a.$binary !== undefined ? Buffer.from(a.$binary, "hex") : a));
+          const replies = await target.timeout(op.timeout ?? 2000).emitWithAck(op.event, ...args);
+          return ack({ ok: true, replies });
+        }
+        case "fetchAndJoin": {
+          const sockets = await target.fetchSockets();
+          sockets.forEach((s) => s.join(op.join));
+          return ack({ ok: true, ids: sockets.map((s) => s.id) });
+        }
+        case "rooms":
+          return ack({ ok: true, rooms: [...(await nsp.adapter.allRooms())] });
+        case "serverSideEmit":
+          if (op.withAck) {
+            const replies = await io.serverSideEmitWithAck(op.event, ...(op.args ?? []));
+            return ack({ ok: true, replies });
+          }
+          io.serverSideEmit(op.event, ...(op.args ?? []));
+          return ack({ ok: true });
+        case "serverSideLog":
+          return ack({ ok: true, log: serverSideLog });
         default:
           return ack({ ok: false, error: `unknown op ${op.kind}` });
       }
@@ -68,6 +98,15 @@ function gateway(socket) {
     }
   });
 }
+// server-side events from other nodes: recorded, and answered when an ack is asked for
+const serverSideLog = [];
+io.on("ping-servers", (...args) => {
+  const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
+  serverSideLog.push(["ping-servers", ...args]);
+  if (cb) cb({ from: "node", got: args });
+});
+io.on("notice", (...args) => serverSideLog.push(["notice", ...args]));
+
 io.of("/").on("connection", gateway);
 io.of("/admin").on("connection", gateway);
 

@@ -269,6 +269,63 @@ const scenarios = {
     return { reply, received: got };
   },
 
+  // a scripted conversation between named clients on several nodes:
+  //   {connect: name, url, nsp?, rooms?}     connect over websocket and join rooms
+  //   {op: {...}, via: name, as}             facts[as] = ack of the `op` event (peer nodes)
+  //   {waitEvent: {client, event}}           until `client` received `event`
+  //   {waitDisconnect: client}               until `client` is disconnected
+  //   {sleep: ms}
+  //   {log: client, as}                      facts[as] = [[event, ...args]] received so far
+  //   {id: client, as}                       facts[as] = the client's socket id
+  // Binary arguments are reported as {"$binary": hex}.
+  async steps() {
+    const clients = {};
+    const facts = {};
+    const encode = (v) => (Buffer.isBuffer(v) ? { $binary: v.toString("hex") } : v);
+    const until = (what, pred) =>
+      withTimeout(
+        new Promise((resolve) => {
+          const check = () => (pred() ? resolve() : setTimeout(check, 10));
+          check();
+        }),
+        what,
+      );
+    try {
+      for (const step of opts.steps) {
+        if (step.connect) {
+          const socket = io(step.url + (step.nsp ?? ""), { transports: ["websocket"], reconnection: false, forceNew: true });
+          const c = { socket, log: [], disconnect: null };
+          socket.onAny((event, ...args) => {
+            const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
+            c.log.push([event, ...args.map(encode)]);
+            if (cb) cb({ from: step.connect });
+          });
+          socket.on("disconnect", (reason) => (c.disconnect = reason));
+          clients[step.connect] = c;
+          await connected(socket, `connect ${step.connect}`);
+          for (const room of step.rooms ?? []) await ack(socket, "join", room);
+        } else if (step.op) {
+          facts[step.as ?? "op"] = await ack(clients[step.via].socket, "op", step.op);
+        } else if (step.waitEvent) {
+          const { client, event } = step.waitEvent;
+          await until(`${client} to receive ${event}`, () => clients[client].log.some((e) => e[0] === event));
+        } else if (step.waitDisconnect) {
+          await until(`${step.waitDisconnect} to be disconnected`, () => clients[step.waitDisconnect].disconnect !== null);
+          facts[step.as ?? "disconnect"] = clients[step.waitDisconnect].disconnect;
+        } else if (step.sleep) {
+          await new Promise((r) => setTimeout(r, step.sleep));
+        } else if (step.log) {
+          facts[step.as] = clients[step.log].log;
+        } else if (step.id) {
+          facts[step.as] = clients[step.id].socket.id;
+        }
+      }
+    } finally {
+      Object.values(clients).forEach((c) => c.socket.disconnect());
+    }
+    return facts;
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });

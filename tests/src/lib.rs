@@ -16,6 +16,10 @@
 //! # Ok(()) }
 //! ```
 
+mod rust_peer;
+
+pub use rust_peer::RustPeer;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

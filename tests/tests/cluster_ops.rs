@@ -1,0 +1,268 @@
+//! Cluster operations across a mixed cluster: a Rust node built on the adapter library
+//! (`RustPeer`), a real Node.js node (socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0)
+//! and a `sio-server` node, on one Redis. Every operation is asserted from the clients'
+//! side or from the answers the other implementation gives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use serde_json::{Value, json};
+use sio_cluster_tests::{NodePeer, RustPeer, TestNode, TestRedis, js_scenario, start_cluster};
+
+// Fields drop in order: the nodes go before their Redis.
+struct Mixed {
+    rust: RustPeer,
+    node: NodePeer,
+    server: TestNode,
+    _redis: TestRedis,
+}
+
+async fn mixed() -> Mixed {
+    let redis = TestRedis::start().await.unwrap();
+    let rust = RustPeer::start(&redis).await.unwrap();
+    let node = NodePeer::start(&redis).await.unwrap();
+    let server = start_cluster(&redis, 1, &[]).await.unwrap().remove(0);
+    Mixed {
+        rust,
+        node,
+        server,
+        _redis: redis,
+    }
+}
+
+async fn steps(steps: Value) -> Value {
+    js_scenario(json!({"scenario": "steps", "steps": steps}))
+        .await
+        .unwrap()
+}
+
+fn events(log: &Value, event: &str) -> Vec<Value> {
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[0] == event)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_sockets_sees_every_node_both_ways() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["f"]},
+        {"connect": "nc", "url": n, "rooms": ["f"]},
+        {"connect": "sc", "url": s, "rooms": ["f"]},
+        {"connect": "other", "url": s},
+        {"connect": "ctrlR", "url": r},
+        {"connect": "ctrlN", "url": n},
+        {"id": "rc", "as": "rcId"},
+        {"id": "sc", "as": "scId"},
+        {"op": {"kind": "fetchSockets", "rooms": ["f"]}, "via": "ctrlN", "as": "fromNode"},
+        {"op": {"kind": "fetchSockets", "rooms": ["f"]}, "via": "ctrlR", "as": "fromRust"},
+        {"op": {"kind": "fetchSockets"}, "via": "ctrlR", "as": "allFromRust"},
+    ]))
+    .await;
+    assert_eq!(f["fromNode"]["count"], 3, "{f}");
+    assert_eq!(f["fromRust"], json!({"ok": true, "count": 3}), "{f}");
+    assert_eq!(f["allFromRust"]["count"], 6, "{f}");
+    // Node sees the Rust sockets with their ids and rooms (own id room included)
+    let sockets = f["fromNode"]["sockets"].as_array().unwrap();
+    for id_key in ["rcId", "scId"] {
+        let id = f[id_key].as_str().unwrap();
+        let s = sockets
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {f}"));
+        let rooms: Vec<&str> = s["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert!(rooms.contains(&"f") && rooms.contains(&id), "{rooms:?}");
+    }
+}
+
+#[tokio::test]
+async fn remote_join_and_leave_both_ways() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["a"]},
+        {"connect": "nc", "url": n, "rooms": ["a", "b"]},
+        {"connect": "sc", "url": s, "rooms": ["a"]},
+        {"connect": "out", "url": s},
+        {"connect": "ctrlR", "url": r},
+        {"connect": "ctrlN", "url": n},
+        // Node makes everyone in `a` join `by-node`; a Node broadcast there reaches all
+        {"op": {"kind": "socketsJoin", "rooms": ["a"], "join": "by-node"}, "via": "ctrlN"},
+        {"sleep": 200},
+        {"op": {"kind": "emit", "rooms": ["by-node"], "event": "e1", "args": [1]}, "via": "ctrlN"},
+        // Rust makes everyone in `a` join `by-rust`
+        {"op": {"kind": "socketsJoin", "rooms": ["a"], "join": "by-rust"}, "via": "ctrlR"},
+        {"sleep": 200},
+        {"op": {"kind": "emit", "rooms": ["by-rust"], "event": "e2", "args": [2]}, "via": "ctrlN"},
+        // Rust fetches the sockets in `b` (a Node socket: 20-char id) and joins each
+        {"op": {"kind": "fetchAndJoin", "rooms": ["b"], "join": "fetched"}, "via": "ctrlR", "as": "fetched"},
+        {"sleep": 200},
+        {"op": {"kind": "emit", "rooms": ["fetched"], "event": "e3", "args": [3]}, "via": "ctrlR"},
+        // Node makes everyone leave `by-rust`: the next broadcast there reaches nobody
+        {"op": {"kind": "socketsLeave", "rooms": ["a"], "leave": "by-rust"}, "via": "ctrlN"},
+        {"sleep": 200},
+        {"op": {"kind": "emit", "rooms": ["by-rust"], "event": "e4", "args": [4]}, "via": "ctrlR"},
+        {"waitEvent": {"client": "nc", "event": "e3"}},
+        {"sleep": 300},
+        {"log": "rc", "as": "rc"},
+        {"log": "nc", "as": "nc"},
+        {"log": "sc", "as": "sc"},
+        {"log": "out", "as": "out"},
+    ]))
+    .await;
+    assert_eq!(f["fetched"], json!({"ok": true, "count": 1}), "{f}");
+    for c in ["rc", "nc", "sc"] {
+        assert_eq!(events(&f[c], "e1"), [json!(["e1", 1])], "{c}: {f}");
+        assert_eq!(events(&f[c], "e2"), [json!(["e2", 2])], "{c}: {f}");
+        assert!(events(&f[c], "e4").is_empty(), "{c} left by-rust: {f}");
+    }
+    assert_eq!(events(&f["nc"], "e3"), [json!(["e3", 3])], "{f}");
+    assert!(events(&f["rc"], "e3").is_empty());
+    assert_eq!(f["out"], json!([]), "{f}");
+}
+
+#[tokio::test]
+async fn remote_disconnect_both_ways() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["d1"]},
+        {"connect": "sc", "url": s, "rooms": ["d1"]},
+        {"connect": "nc", "url": n, "rooms": ["d2"]},
+        {"connect": "stay", "url": s, "rooms": ["d2-not"]},
+        {"connect": "ctrlR", "url": r},
+        {"connect": "ctrlN", "url": n},
+        {"op": {"kind": "disconnectSockets", "rooms": ["d1"]}, "via": "ctrlN"},
+        {"waitDisconnect": "rc", "as": "rcReason"},
+        {"waitDisconnect": "sc", "as": "scReason"},
+        {"op": {"kind": "disconnectSockets", "rooms": ["d2"]}, "via": "ctrlR"},
+        {"waitDisconnect": "nc", "as": "ncReason"},
+        {"op": {"kind": "fetchSockets"}, "via": "ctrlN", "as": "left"},
+    ]))
+    .await;
+    for c in ["rcReason", "scReason", "ncReason"] {
+        assert_eq!(f[c], "io server disconnect", "{c}: {f}");
+    }
+    // the controllers and `stay` remain
+    assert_eq!(f["left"]["count"], 3, "{f}");
+}
+
+#[tokio::test]
+async fn server_side_emit_with_and_without_ack_both_ways() {
+    let redis = TestRedis::start().await.unwrap();
+    let rust = RustPeer::start(&redis).await.unwrap();
+    let node = NodePeer::start(&redis).await.unwrap();
+    let f = steps(json!([
+        {"connect": "ctrlR", "url": rust.url},
+        {"connect": "ctrlN", "url": node.url},
+        {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": ["r", 1], "withAck": true}, "via": "ctrlR", "as": "fromRust"},
+        {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": ["n", 2], "withAck": true}, "via": "ctrlN", "as": "fromNode"},
+        {"op": {"kind": "serverSideEmit", "event": "notice", "args": [{"k": "v"}]}, "via": "ctrlR"},
+        {"op": {"kind": "serverSideEmit", "event": "notice", "args": [[1, 2]]}, "via": "ctrlN"},
+        {"sleep": 300},
+        {"op": {"kind": "serverSideLog"}, "via": "ctrlR", "as": "rustLog"},
+        {"op": {"kind": "serverSideLog"}, "via": "ctrlN", "as": "nodeLog"},
+    ]))
+    .await;
+    assert_eq!(
+        f["fromRust"],
+        json!({"ok": true, "replies": [{"from": "node", "got": ["r", 1]}], "pending": 0}),
+        "{f}"
+    );
+    assert_eq!(
+        f["fromNode"],
+        json!({"ok": true, "replies": [{"from": "rust", "got": ["n", 2]}]}),
+        "{f}"
+    );
+    assert_eq!(
+        f["nodeLog"]["log"],
+        json!([["ping-servers", "r", 1], ["notice", {"k": "v"}]]),
+        "{f}"
+    );
+    assert_eq!(
+        f["rustLog"]["log"],
+        json!([["ping-servers", "n", 2], ["notice", [1, 2]]]),
+        "{f}"
+    );
+    node.stop().await;
+}
+
+/// A node that never answers (a sio-server node has no server-side handler) makes a
+/// request with ack time out with a clear error, and the pending request is removed.
+#[tokio::test]
+async fn unanswered_request_times_out_with_a_clear_error() {
+    let m = mixed().await;
+    let f = steps(json!([
+        {"connect": "ctrlR", "url": m.rust.url},
+        {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": [], "withAck": true, "timeout": 500}, "via": "ctrlR", "as": "reply"},
+    ]))
+    .await;
+    let error = f["reply"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("timed out after 500ms: 1 of 2 other nodes answered"),
+        "{f}"
+    );
+    assert_eq!(m.rust.cluster.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn rooms_and_server_count_span_the_cluster() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["only-on-rust"]},
+        {"connect": "nc", "url": n, "rooms": ["only-on-node"]},
+        {"connect": "sc", "url": s, "rooms": ["only-on-server"]},
+        {"op": {"kind": "rooms"}, "via": "rc", "as": "fromRust"},
+        {"op": {"kind": "rooms"}, "via": "nc", "as": "fromNode"},
+        {"op": {"kind": "serverCount"}, "via": "rc", "as": "countRust"},
+        {"op": {"kind": "serverCount"}, "via": "nc", "as": "countNode"},
+    ]))
+    .await;
+    for key in ["fromRust", "fromNode"] {
+        let rooms: Vec<&str> = f[key]["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        for want in ["only-on-rust", "only-on-node", "only-on-server"] {
+            assert!(rooms.contains(&want), "{key} lacks {want}: {rooms:?}");
+        }
+    }
+    assert_eq!(f["countRust"]["count"], 3, "{f}");
+    assert_eq!(f["countNode"]["count"], 3, "{f}");
+}
+
+/// Node's `emitWithAck` to a room spanning nodes collects the acks of Rust-side clients
+/// (BROADCAST / CLIENT_COUNT / ACK answered by the Rust adapter).
+#[tokio::test]
+async fn node_broadcast_with_ack_collects_rust_clients_acks() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["k"]},
+        {"connect": "sc", "url": s, "rooms": ["k"]},
+        {"connect": "nc", "url": n, "rooms": ["k"]},
+        {"connect": "ctrlN", "url": n},
+        {"op": {"kind": "emitWithAck", "rooms": ["k"], "event": "ask", "args": ["q"]}, "via": "ctrlN", "as": "acks"},
+    ]))
+    .await;
+    assert_eq!(f["acks"]["ok"], true, "{f}");
+    let mut from: Vec<String> = f["acks"]["replies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["from"].as_str().unwrap().to_string())
+        .collect();
+    from.sort();
+    assert_eq!(from, ["nc", "rc", "sc"], "{f}");
+}
