@@ -48,6 +48,8 @@ function gateway(socket) {
       if (op.rooms?.length) target = target.to(op.rooms);
       if (op.except?.length) target = target.except(op.except);
       if (op.volatile) target = target.volatile;
+      if (op.compress !== undefined) target = target.compress(op.compress);
+      if (op.local) target = target.local;
       switch (op.kind) {
         case "emit": {
           const args = (op.args ?? []).map((a) => (a && a.$binary !== undefined ? Buffer.from(a.$binary, "hex") : a));

@@ -271,6 +271,16 @@ impl TestRedis {
     pub fn container(&self) -> &testcontainers::ContainerAsync<testcontainers::GenericImage> {
         &self.container
     }
+
+    /// Runs `redis-cli ARGS...` inside the container and returns its output.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        use testcontainers::core::ExecCommand;
+        let mut cmd = vec!["redis-cli"];
+        cmd.extend_from_slice(args);
+        let mut res = self.container.exec(ExecCommand::new(cmd)).await?;
+        let out = res.stdout_to_vec().await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
 }
 
 /// Starts `n` nodes sharing `redis`, each with `args` as extra flags, and waits until

@@ -180,6 +180,12 @@ async fn run_op(
         if !except.is_empty() {
             t = t.except(except.clone());
         }
+        if op["local"].as_bool() == Some(true) {
+            t = t.local();
+        }
+        if op["volatile"].as_bool() == Some(true) {
+            t = t.volatile();
+        }
         t
     };
     let kind = op["kind"].as_str().unwrap_or_default();

@@ -266,3 +266,78 @@ async fn node_broadcast_with_ack_collects_rust_clients_acks() {
     from.sort();
     assert_eq!(from, ["nc", "rc", "sc"], "{f}");
 }
+
+/// Broadcast flavours from a Rust node and from the Node.js node: several rooms (a
+/// socket in both gets it once), binary, `local()`, `volatile`, `compress(false)`, and
+/// the whole namespace.
+#[tokio::test]
+async fn broadcast_flavours_reach_exactly_the_right_clients() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "r1", "url": r, "rooms": ["x", "y"]},
+        {"connect": "r2", "url": r, "rooms": ["x"]},
+        {"connect": "n1", "url": n, "rooms": ["x", "y"]},
+        {"connect": "s1", "url": s, "rooms": ["y"]},
+        {"connect": "ctrlR", "url": r},
+        {"connect": "ctrlN", "url": n},
+        {"op": {"kind": "emit", "rooms": ["x", "y"], "event": "multi", "args": [{"$binary": "0102"}, "t"]}, "via": "ctrlR"},
+        {"op": {"kind": "emit", "rooms": ["x"], "local": true, "event": "loc", "args": []}, "via": "ctrlR"},
+        {"op": {"kind": "emit", "rooms": ["y"], "volatile": true, "event": "vol", "args": [1]}, "via": "ctrlR"},
+        {"op": {"kind": "emit", "event": "all", "args": []}, "via": "ctrlR"},
+        {"op": {"kind": "emit", "rooms": ["x", "y"], "compress": false, "event": "nmulti", "args": [{"$binary": "ff"}]}, "via": "ctrlN"},
+        {"op": {"kind": "emit", "rooms": ["x"], "local": true, "event": "nloc", "args": []}, "via": "ctrlN"},
+        {"waitEvent": {"client": "s1", "event": "nmulti"}},
+        {"sleep": 300},
+        {"log": "r1", "as": "r1"},
+        {"log": "r2", "as": "r2"},
+        {"log": "n1", "as": "n1"},
+        {"log": "s1", "as": "s1"},
+        {"log": "ctrlN", "as": "ctrlN"},
+    ]))
+    .await;
+    let count = |c: &str, e: &str| events(&f[c], e).len();
+    // several rooms: once per socket, binary intact
+    for c in ["r1", "r2", "n1", "s1"] {
+        assert_eq!(
+            events(&f[c], "multi"),
+            [json!(["multi", {"$binary": "0102"}, "t"])],
+            "{c}: {f}"
+        );
+        assert_eq!(
+            events(&f[c], "nmulti"),
+            [json!(["nmulti", {"$binary": "ff"}])],
+            "{c}: {f}"
+        );
+    }
+    // local: only the sending node's sockets
+    assert_eq!(
+        (count("r1", "loc"), count("r2", "loc"), count("n1", "loc")),
+        (1, 1, 0),
+        "{f}"
+    );
+    assert_eq!(
+        (
+            count("n1", "nloc"),
+            count("r1", "nloc"),
+            count("s1", "nloc")
+        ),
+        (1, 0, 0),
+        "{f}"
+    );
+    // volatile: delivered when nothing is congested
+    assert_eq!(
+        (
+            count("r1", "vol"),
+            count("n1", "vol"),
+            count("s1", "vol"),
+            count("r2", "vol")
+        ),
+        (1, 1, 1, 0),
+        "{f}"
+    );
+    // whole namespace, other nodes' controllers included
+    for c in ["r1", "r2", "n1", "s1", "ctrlN"] {
+        assert_eq!(count(c, "all"), 1, "{c}: {f}");
+    }
+}
