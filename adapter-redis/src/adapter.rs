@@ -27,6 +27,7 @@ use socketioxide_core::parser::Parse;
 use tracing::{debug, warn};
 
 use crate::AdapterError;
+use crate::ack::{AckStream, RemoteAcks};
 use crate::cluster::{NamespaceSink, RedisCluster, Stats};
 use crate::convert;
 use crate::protocol::{
@@ -45,6 +46,8 @@ pub struct RedisAdapter<E> {
     local: CoreLocalAdapter<E>,
     cluster: RedisCluster,
     channels: Channels,
+    /// Set in `init`, so acknowledgement streams can hold the adapter.
+    me: std::sync::OnceLock<std::sync::Weak<Self>>,
 }
 
 /// The future `io.ns(..)` returns with this adapter: it completes once the namespace's
@@ -71,6 +74,11 @@ impl Spawnable for InitRes {
 impl<E> DefinedAdapter for RedisAdapter<E> {}
 
 impl<E: SocketEmitter> RedisAdapter<E> {
+    /// The namespace's parser.
+    pub(crate) fn local_parser(&self) -> impl Parse + '_ {
+        self.local.parser()
+    }
+
     fn stats(&self) -> &Stats {
         &self.cluster.inner.stats
     }
@@ -271,7 +279,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     type Error = AdapterError;
     type State = RedisCluster;
-    type AckStream = E::AckStream;
+    type AckStream = AckStream<E>;
     type InitRes = InitRes;
 
     fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
@@ -280,10 +288,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             local,
             cluster: state.clone(),
             channels,
+            me: std::sync::OnceLock::new(),
         }
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        let _ = self.me.set(Arc::downgrade(&self));
         InitRes(Box::pin(async move {
             let nsp = self.local.path().to_string();
             self.cluster.register(&nsp, self.clone());
@@ -382,9 +392,60 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         opts: BroadcastOptions,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<Self::AckStream, Self::Error>> + Send {
-        // Local only until cluster requests (BROADCAST / CLIENT_COUNT / ACK) land.
-        let (stream, _count) = self.local.broadcast_with_ack(packet, opts, timeout);
-        futures_util::future::ready(Ok(stream))
+        let timeout = timeout.unwrap_or_else(|| self.local.ack_timeout());
+        let me = self.me.get().and_then(std::sync::Weak::upgrade);
+        let remote = match (self.is_local_only(&opts), me) {
+            (false, Some(me)) => convert::to_wire(&self.local.parser(), &packet, &opts)
+                .map(|mut wire| {
+                    wire.opts.flags.timeout = Some(timeout.as_millis() as u64);
+                    let id = RedisCluster::request_id();
+                    let request = Request::Broadcast(protocol::BroadcastRequest {
+                        uid: Some(self.cluster.uid().to_string()),
+                        request_id: id.clone(),
+                        packet: wire.packet,
+                        opts: wire.opts,
+                    });
+                    // Registered before publishing, so no early answer is missed.
+                    let (guard, rx) = self
+                        .cluster
+                        .inner
+                        .pending
+                        .register_stream(id, protocol::RequestType::Broadcast);
+                    let queued = request.encode().map(|payload| {
+                        self.cluster
+                            .inner
+                            .publisher
+                            .enqueue(self.channels.request().to_string(), payload)
+                    });
+                    (me, guard, rx, queued)
+                })
+                .ok(),
+            _ => None,
+        };
+        let (local, _count) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
+        let cluster = self.cluster.clone();
+        let channel = self.channels.request().to_string();
+        async move {
+            let Some((adapter, guard, rx, queued)) = remote else {
+                return Ok(AckStream::new(local, None));
+            };
+            queued?.await?;
+            let nodes = cluster.numsub(&channel).await?.saturating_sub(1);
+            Ok(AckStream::new(
+                local,
+                Some(RemoteAcks {
+                    adapter,
+                    rx,
+                    _guard: guard,
+                    deadline: Box::pin(tokio::time::sleep(timeout)),
+                    nodes,
+                    counted: 0,
+                    clients: 0,
+                    acked: 0,
+                    missing: None,
+                }),
+            ))
+        }
     }
 
     fn add_sockets(

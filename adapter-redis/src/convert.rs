@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for AllArgs {
 }
 
 /// Arguments serialized as a tuple so the parser spreads them (`[event, ...args]`).
-struct ArgsRef<'a>(&'a [Value]);
+pub(crate) struct ArgsRef<'a>(pub(crate) &'a [Value]);
 
 impl Serialize for ArgsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

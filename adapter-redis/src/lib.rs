@@ -73,6 +73,7 @@
 //! # Ok::<(), sio_adapter_redis::ProtocolError>(())
 //! ```
 
+mod ack;
 mod adapter;
 mod adapter_error;
 mod cluster;
@@ -84,6 +85,7 @@ mod publisher;
 mod remote;
 mod requests;
 
+pub use ack::AckStream;
 pub use adapter::{InitRes, RedisAdapter};
 pub use adapter_error::AdapterError;
 pub use cluster::{RedisCluster, StatsSnapshot};

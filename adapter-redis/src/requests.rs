@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fred::interfaces::PubsubInterface;
 use fred::types::Value as RedisValue;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::AdapterError;
@@ -22,6 +22,8 @@ struct Entry {
     expected: usize,
     responses: Vec<Response>,
     done: Option<oneshot::Sender<Vec<Response>>>,
+    /// For broadcast-with-ack: every response is forwarded here instead.
+    stream: Option<mpsc::UnboundedSender<Response>>,
 }
 
 /// The requests waiting for answers.
@@ -50,7 +52,13 @@ impl Pending {
             return false;
         };
         match incoming.into_response(entry.kind) {
-            Ok(response) => entry.responses.push(response),
+            Ok(response) => {
+                if let Some(stream) = &entry.stream {
+                    let _ = stream.send(response);
+                    return true;
+                }
+                entry.responses.push(response)
+            }
             Err(e) => {
                 debug!(error = %e, "response of the wrong shape ignored");
                 return true;
@@ -68,6 +76,47 @@ impl Pending {
     /// How many requests are waiting (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// Keeps a streamed request registered; removes it when dropped.
+pub(crate) struct StreamGuard {
+    pending: Arc<Pending>,
+    id: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.id);
+    }
+}
+
+impl Pending {
+    /// Registers request `id` whose responses are forwarded to the returned receiver
+    /// for as long as the guard lives.
+    pub(crate) fn register_stream(
+        self: &Arc<Self>,
+        id: String,
+        kind: RequestType,
+    ) -> (StreamGuard, mpsc::UnboundedReceiver<Response>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(
+            id.clone(),
+            Entry {
+                kind,
+                expected: usize::MAX,
+                responses: Vec::new(),
+                done: None,
+                stream: Some(tx),
+            },
+        );
+        (
+            StreamGuard {
+                pending: self.clone(),
+                id,
+            },
+            rx,
+        )
     }
 }
 
@@ -121,6 +170,7 @@ impl RedisCluster {
                 expected,
                 responses: Vec::new(),
                 done: Some(tx),
+                stream: None,
             },
         );
         let _guard = Guard {
