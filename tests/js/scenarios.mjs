@@ -270,7 +270,8 @@ const scenarios = {
   },
 
   // a scripted conversation between named clients on several nodes:
-  //   {connect: name, url, nsp?, rooms?}     connect over websocket and join rooms
+  //   {connect: name, url, nsp?, rooms?, noAck?}  connect over websocket, join rooms;
+  //                                          events asking for an ack get {from: name}
   //   {op: {...}, via: name, as}             facts[as] = ack of the `op` event (peer nodes)
   //   {waitEvent: {client, event}}           until `client` received `event`
   //   {waitDisconnect: client}               until `client` is disconnected
@@ -298,7 +299,7 @@ const scenarios = {
           socket.onAny((event, ...args) => {
             const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
             c.log.push([event, ...args.map(encode)]);
-            if (cb) cb({ from: step.connect });
+            if (cb && !step.noAck) cb({ from: step.connect });
           });
           socket.on("disconnect", (reason) => (c.disconnect = reason));
           clients[step.connect] = c;

@@ -199,6 +199,24 @@ async fn run_op(
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             json!({"ok": true})
         }
+        "emitWithAck" => {
+            use futures_util::StreamExt;
+            let args = op["args"].as_array().cloned().unwrap_or_default();
+            let event = op["event"].as_str().unwrap_or("event").to_string();
+            let timeout = Duration::from_millis(op["timeout"].as_u64().unwrap_or(2000));
+            let stream = target()
+                .timeout(timeout)
+                .emit_with_ack::<_, Value>(&event, &Spread(args.iter().map(to_rmpv).collect()))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let results: Vec<_> = stream.collect().await;
+            let replies: Vec<Value> = results
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().cloned())
+                .collect();
+            let errors = results.iter().filter(|(_, r)| r.is_err()).count();
+            json!({"ok": true, "replies": replies, "errors": errors, "pending": cluster.pending_requests()})
+        }
         "fetchSockets" => {
             let sockets = target().fetch_sockets().await?;
             let ids: Vec<String> = sockets.iter().map(|s| s.data().id.to_string()).collect();

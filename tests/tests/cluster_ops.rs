@@ -341,3 +341,37 @@ async fn broadcast_flavours_reach_exactly_the_right_clients() {
         assert_eq!(count(c, "all"), 1, "{c}: {f}");
     }
 }
+
+/// A Rust node's broadcast with acks collects the acks of clients on every node (the
+/// Node.js node answers with BROADCAST_CLIENT_COUNT and BROADCAST_ACK); a silent client
+/// counts as one timeout; nothing stays pending.
+#[tokio::test]
+async fn rust_broadcast_with_ack_collects_acks_from_every_node() {
+    let m = mixed().await;
+    let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["k2"]},
+        {"connect": "nc", "url": n, "rooms": ["k2"]},
+        {"connect": "sc", "url": s, "rooms": ["k2"]},
+        {"connect": "ctrlR", "url": r},
+        {"op": {"kind": "emitWithAck", "rooms": ["k2"], "event": "ask", "args": [1], "timeout": 3000}, "via": "ctrlR", "as": "all"},
+        {"connect": "silent", "url": n, "rooms": ["k2"], "noAck": true},
+        {"op": {"kind": "emitWithAck", "rooms": ["k2"], "event": "ask", "args": [2], "timeout": 700}, "via": "ctrlR", "as": "oneSilent"},
+    ]))
+    .await;
+    let from = |key: &str| {
+        let mut v: Vec<String> = f[key]["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["from"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(from("all"), ["nc", "rc", "sc"], "{f}");
+    assert_eq!(f["all"]["errors"], 0, "{f}");
+    assert_eq!(from("oneSilent"), ["nc", "rc", "sc"], "{f}");
+    assert_eq!(f["oneSilent"]["errors"], 1, "{f}");
+    assert_eq!(f["oneSilent"]["pending"], 0, "{f}");
+}
