@@ -42,6 +42,22 @@ impl AdapterError {
     pub(crate) fn config(e: fred::error::Error) -> Self {
         AdapterError::Config(e.to_string())
     }
+
+    /// Whether retrying cannot help: bad configuration or credentials refused.
+    pub fn is_permanent(&self) -> bool {
+        use fred::error::ErrorKind;
+        match self {
+            AdapterError::Config(_) => true,
+            AdapterError::Redis(e) => {
+                matches!(
+                    e.kind(),
+                    ErrorKind::Auth | ErrorKind::Config | ErrorKind::Url
+                ) || e.details().contains("WRONGPASS")
+                    || e.details().contains("NOAUTH")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<AdapterError> for socketioxide_core::adapter::errors::AdapterError {

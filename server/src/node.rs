@@ -195,9 +195,8 @@ async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, Start
                 );
                 return Ok(cluster);
             }
-            Err(e @ sio_adapter_redis::AdapterError::Config(_)) => {
-                return Err(StartError::Redis(e));
-            }
+            // A bad URL or refused credentials will not get better by retrying.
+            Err(e) if e.is_permanent() => return Err(StartError::Redis(e)),
             Err(e) if tokio::time::Instant::now() + delay > deadline => {
                 return Err(StartError::Redis(e));
             }

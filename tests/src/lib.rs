@@ -252,11 +252,20 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts a fresh Redis.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a fresh Redis with extra `redis-server` arguments (e.g. `--requirepass`).
+    pub async fn start_with(args: &[&str]) -> anyhow::Result<Self> {
+        use testcontainers::ImageExt;
         use testcontainers::core::{IntoContainerPort, WaitFor};
         use testcontainers::runners::AsyncRunner;
+        let mut cmd = vec!["redis-server".to_string()];
+        cmd.extend(args.iter().map(|a| a.to_string()));
         let container = testcontainers::GenericImage::new("redis", "7.2")
             .with_exposed_port(6379.tcp())
             .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+            .with_cmd(cmd)
             .start()
             .await
             .context("start the redis:7.2 container (is Docker running and the image present?)")?;
@@ -290,10 +299,15 @@ pub async fn start_cluster(
     n: usize,
     args: &[&str],
 ) -> anyhow::Result<Vec<TestNode>> {
+    start_cluster_at(&redis.url, n, args).await
+}
+
+/// [`start_cluster`] with an explicit Redis URL (credentials, db number).
+pub async fn start_cluster_at(url: &str, n: usize, args: &[&str]) -> anyhow::Result<Vec<TestNode>> {
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("node-{i}");
-        let mut full = vec!["--redis-url", redis.url.as_str(), "--node-id", id.as_str()];
+        let mut full = vec!["--redis-url", url, "--node-id", id.as_str()];
         full.extend_from_slice(args);
         nodes.push(start_node(&full).await?);
     }

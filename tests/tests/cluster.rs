@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::json;
-use sio_cluster_tests::{TestRedis, http_get, js_scenario, js_script, start_cluster};
+use sio_cluster_tests::{
+    TestRedis, http_get, js_scenario, js_script, start_cluster, start_cluster_at,
+};
 
 /// Three nodes, one member and one outsider per node: a burst of 300 publishes from a
 /// client on node 0 reaches the members on every node, each exactly once and in send
@@ -201,4 +203,57 @@ async fn malformed_messages_on_the_channels_are_dropped() {
     // the namespace channel and request channel garbage (the room channel is skipped
     // before decoding on a node without members; responses match no request)
     assert!(malformed >= 10, "{malformed}");
+}
+
+/// A password and a database number in the URL are honoured; a wrong password stops
+/// the node at start with a clear error instead of retrying.
+#[tokio::test]
+async fn redis_url_with_password_and_db() {
+    let redis = TestRedis::start_with(&["--requirepass", "s3cret"])
+        .await
+        .unwrap();
+    let port = redis.url.rsplit(':').next().unwrap();
+    let good = format!("redis://:s3cret@127.0.0.1:{port}/3");
+    let nodes = start_cluster_at(&good, 2, &["--client-publish", "room-*"])
+        .await
+        .unwrap();
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let f = js_scenario(json!({
+        "scenario": "fanout", "urls": urls, "room": "room-p", "messages": 20, "waitMs": 20000,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(f["perMember"][1]["count"], 20, "{f}");
+    // the chat history went to db 3
+    js_scenario(json!({"scenario": "chat", "url": nodes[0].url()}))
+        .await
+        .unwrap();
+    let len = redis
+        .cli(&[
+            "-a",
+            "s3cret",
+            "--no-auth-warning",
+            "-n",
+            "3",
+            "LLEN",
+            "socket.io:chat-history",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(len.trim(), "3");
+
+    let bad = format!("redis://:wrong@127.0.0.1:{port}/3");
+    let started = std::time::Instant::now();
+    let err = start_cluster_at(&bad, 1, &[])
+        .await
+        .err()
+        .expect("wrong password refused");
+    assert!(
+        format!("{err:#}").contains("cannot start cluster mode"),
+        "{err:#}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no retry loop on a wrong password"
+    );
 }
