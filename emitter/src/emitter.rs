@@ -1,12 +1,20 @@
-//! The emitter and its broadcast operator.
+//! The emitter and its operator.
 
+use std::time::Duration;
+
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::config::Config;
+use fred::types::{Builder, Value as RedisValue};
 use serde::Serialize;
 use sio_adapter_redis::protocol::{
-    BroadcastMessage, BroadcastOptions, Channels, DEFAULT_PREFIX, Layout, Packet,
+    BroadcastMessage, BroadcastOptions, Channels, DEFAULT_PREFIX, DisconnectRequest, FetchRequest,
+    FetchedSocket, IncomingResponse, Layout, Packet, Request, RequestOpts, RequestType, Response,
+    RoomsRequest, ServerSideEmitRequest,
 };
 use sio_adapter_redis::rmpv;
 
-use crate::EmitError;
+use crate::{EmitError, Publish};
 
 /// Event names a server never sends to clients; emitting one is an error.
 const RESERVED_EVENTS: [&str; 6] = [
@@ -18,74 +26,130 @@ const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
-/// A message ready to be sent with `PUBLISH channel payload`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publish {
-    /// The Redis channel.
-    pub channel: String,
-    /// The MessagePack payload.
-    pub payload: Vec<u8>,
-}
+/// The `uid` the Node emitter puts on its messages.
+const EMITTER_UID: &str = "emitter";
 
-/// Entry point: a key prefix (default `socket.io`, as the Node adapter's `key`).
-#[derive(Debug, Clone)]
+/// Publishes into a cluster through one Redis connection. Cheap to clone.
+#[derive(Clone)]
 pub struct Emitter {
+    client: Client,
     prefix: String,
+    request_timeout: Duration,
 }
 
-impl Default for Emitter {
-    fn default() -> Self {
-        Self::new()
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
 impl Emitter {
-    /// An emitter with the default prefix `socket.io`.
-    pub fn new() -> Self {
-        Self::with_prefix(DEFAULT_PREFIX)
-    }
-
-    /// An emitter for clusters configured with another key prefix.
-    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+    /// An emitter on an already connected fred client, with the default prefix
+    /// `socket.io` (the Node adapter's default `key`).
+    pub fn new(client: Client) -> Self {
         Self {
-            prefix: prefix.into(),
+            client,
+            prefix: DEFAULT_PREFIX.to_string(),
+            request_timeout: Duration::from_secs(5),
         }
     }
 
-    /// Targets namespace `nsp`.
-    pub fn of(&self, nsp: impl Into<String>) -> Operator {
+    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://`,
+    /// `redis-sentinel://`, `redis-cluster://`). Fails at once if Redis cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, EmitError> {
+        const SCHEMES: [&str; 4] = [
+            "redis://",
+            "rediss://",
+            "redis-sentinel://",
+            "redis-cluster://",
+        ];
+        if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+            let shown = url.split('@').next_back().unwrap_or_default();
+            return Err(EmitError::Url(shown.to_string()));
+        }
+        let mut builder = Builder::from_config(Config::from_url(url)?);
+        builder.with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+        });
+        let client = builder.build()?;
+        client.init().await?;
+        Ok(Self::new(client))
+    }
+
+    /// Uses another channel prefix (must match the cluster's).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long [`Operator::fetch_sockets`] and
+    /// [`Operator::server_side_emit_with_ack`] wait for answers. Default 5 s.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The Redis client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Targets namespace `nsp` (a leading `/` is added if missing, as Node does).
+    pub fn of(&self, nsp: &str) -> Operator<'_> {
+        let nsp = if nsp.starts_with('/') {
+            nsp.to_string()
+        } else {
+            format!("/{nsp}")
+        };
         Operator {
+            emitter: self,
             channels: Channels::new(self.prefix.clone(), nsp),
             opts: BroadcastOptions::default(),
         }
     }
 
     /// Targets `room` in namespace `/`.
-    pub fn to(&self, room: impl Into<String>) -> Operator {
+    pub fn to(&self, room: impl Into<String>) -> Operator<'_> {
         self.of("/").to(room)
+    }
+
+    /// Emits `event` to every socket of namespace `/`.
+    pub async fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), EmitError> {
+        self.of("/").emit(event, args).await
+    }
+
+    async fn publish(&self, message: Publish) -> Result<(), EmitError> {
+        let _: i64 = self
+            .client
+            .publish(message.channel, RedisValue::Bytes(message.payload.into()))
+            .await?;
+        Ok(())
     }
 }
 
-/// A broadcast being built: namespace, rooms, exceptions, flags.
+/// A target being built: namespace, rooms, exceptions, flags.
 #[derive(Debug, Clone)]
-pub struct Operator {
+pub struct Operator<'a> {
+    emitter: &'a Emitter,
     channels: Channels,
     opts: BroadcastOptions,
 }
 
-impl Operator {
-    /// Adds a target room (sockets in any target room receive the event once).
+impl Operator<'_> {
+    /// Adds a target room (a socket in several target rooms gets the event once).
     pub fn to(mut self, room: impl Into<String>) -> Self {
         self.opts.rooms.push(room.into());
         self
     }
 
-    /// Same as [`Operator::to`].
+    /// Same as [`Operator::to`] (Node's `in`).
     pub fn within(self, room: impl Into<String>) -> Self {
         self.to(room)
     }
 
-    /// Excludes sockets in `room`.
+    /// Excludes the sockets in `room`.
     pub fn except(mut self, room: impl Into<String>) -> Self {
         self.opts.except.push(room.into());
         self
@@ -103,9 +167,10 @@ impl Operator {
         self
     }
 
-    /// Builds the broadcast of `event` with `args` (a tuple or array of arguments; byte
-    /// buffers serialized as bytes, e.g. `serde_bytes`, travel as binary).
-    pub fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<Publish, EmitError> {
+    /// The message [`Operator::emit`] publishes: `args` is a tuple, array or `Vec` of
+    /// arguments (or one value); byte buffers (`bytes::Bytes`, `serde_bytes`) travel
+    /// as binary.
+    pub fn emit_message<T: Serialize>(&self, event: &str, args: T) -> Result<Publish, EmitError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(EmitError::ReservedEvent(event.to_string()));
         }
@@ -122,57 +187,232 @@ impl Operator {
             payload: message.encode(Layout::Emitter)?,
         })
     }
+
+    /// Emits `event` with `args` to the targeted sockets on every node.
+    pub async fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), EmitError> {
+        self.emitter.publish(self.emit_message(event, args)?).await
+    }
+
+    fn request_opts(&self) -> RequestOpts {
+        RequestOpts {
+            rooms: self.opts.rooms.clone(),
+            except: self.opts.except.clone(),
+        }
+    }
+
+    fn request_message(&self, request: Request) -> Result<Publish, EmitError> {
+        Ok(Publish {
+            channel: self.channels.request().to_string(),
+            payload: request.encode()?,
+        })
+    }
+
+    /// The message [`Operator::sockets_join`] publishes.
+    pub fn sockets_join_message<I, S>(&self, rooms: I) -> Result<Publish, EmitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.request_message(Request::RemoteJoin(RoomsRequest {
+            uid: None,
+            opts: self.request_opts(),
+            rooms: rooms.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Makes the targeted sockets join `rooms`, on every node.
+    pub async fn sockets_join<I, S>(&self, rooms: I) -> Result<(), EmitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.emitter
+            .publish(self.sockets_join_message(rooms)?)
+            .await
+    }
+
+    /// The message [`Operator::sockets_leave`] publishes.
+    pub fn sockets_leave_message<I, S>(&self, rooms: I) -> Result<Publish, EmitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.request_message(Request::RemoteLeave(RoomsRequest {
+            uid: None,
+            opts: self.request_opts(),
+            rooms: rooms.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Makes the targeted sockets leave `rooms`, on every node.
+    pub async fn sockets_leave<I, S>(&self, rooms: I) -> Result<(), EmitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.emitter
+            .publish(self.sockets_leave_message(rooms)?)
+            .await
+    }
+
+    /// The message [`Operator::disconnect_sockets`] publishes.
+    pub fn disconnect_sockets_message(&self, close: bool) -> Result<Publish, EmitError> {
+        self.request_message(Request::RemoteDisconnect(DisconnectRequest {
+            uid: None,
+            opts: self.request_opts(),
+            close,
+        }))
+    }
+
+    /// Disconnects the targeted sockets on every node (`close`: also close the
+    /// underlying connection, where the node supports it).
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), EmitError> {
+        self.emitter
+            .publish(self.disconnect_sockets_message(close)?)
+            .await
+    }
+
+    /// The message [`Operator::server_side_emit`] publishes.
+    pub fn server_side_emit_message(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<Publish, EmitError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_string()));
+        }
+        self.request_message(Request::ServerSideEmit(ServerSideEmitRequest {
+            uid: Some(EMITTER_UID.to_string()),
+            request_id: None,
+            data: event_data(event, args),
+        }))
+    }
+
+    /// Sends a server-side event to every node of the namespace (Node:
+    /// `io.on(event, ...)`; sio-cluster: `RedisCluster::on_server_side_emit`).
+    pub async fn server_side_emit(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<(), EmitError> {
+        self.emitter
+            .publish(self.server_side_emit_message(event, args)?)
+            .await
+    }
+
+    /// Sends a server-side event and waits for every node's answer (Node's emitter
+    /// cannot: socket.io-redis-emitter issue #133).
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<Vec<serde_json::Value>, EmitError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_string()));
+        }
+        let request = Request::ServerSideEmit(ServerSideEmitRequest {
+            uid: Some(EMITTER_UID.to_string()),
+            request_id: Some(new_request_id()),
+            data: event_data(event, args),
+        });
+        let responses = self.request(request, RequestType::ServerSideEmit).await?;
+        Ok(responses
+            .into_iter()
+            .filter_map(|r| match r {
+                Response::ServerSideEmit(r) => Some(r.data.unwrap_or(serde_json::Value::Null)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The targeted sockets of every node: id, handshake, rooms, data (Node's emitter
+    /// cannot: socket.io-redis-emitter issue #132).
+    pub async fn fetch_sockets(&self) -> Result<Vec<FetchedSocket>, EmitError> {
+        let request = Request::RemoteFetch(FetchRequest {
+            uid: Some(EMITTER_UID.to_string()),
+            request_id: new_request_id(),
+            opts: self.request_opts(),
+        });
+        let responses = self.request(request, RequestType::RemoteFetch).await?;
+        Ok(responses
+            .into_iter()
+            .flat_map(|r| match r {
+                Response::RemoteFetch(r) => r.sockets,
+                _ => Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Publishes `request` and collects one answer per node serving the namespace.
+    async fn request(
+        &self,
+        request: Request,
+        kind: RequestType,
+    ) -> Result<Vec<Response>, EmitError> {
+        let client = &self.emitter.client;
+        let numsub: Vec<RedisValue> = client
+            .pubsub_numsub(self.channels.request().to_string())
+            .await?;
+        let expected = numsub.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        if expected == 0 {
+            return Ok(Vec::new());
+        }
+        let id = request.request_id().map(str::to_string).unwrap_or_default();
+        let subscriber: SubscriberClient =
+            Builder::from_config(client.client_config()).build_subscriber_client()?;
+        subscriber.init().await?;
+        let mut rx = subscriber.message_rx();
+        subscriber
+            .subscribe(self.channels.response().to_string())
+            .await?;
+        let publish = self.request_message(request)?;
+        let result = async {
+            self.emitter.publish(publish).await?;
+            let mut responses = Vec::with_capacity(expected);
+            let timeout = self.emitter.request_timeout;
+            let collect = async {
+                while responses.len() < expected {
+                    let Ok(message) = rx.recv().await else { break };
+                    let Some(bytes) = message.value.as_bytes() else {
+                        continue;
+                    };
+                    let Ok(incoming) = IncomingResponse::decode(bytes) else {
+                        continue;
+                    };
+                    if incoming.request_id() != id {
+                        continue;
+                    }
+                    if let Ok(response) = incoming.into_response(kind) {
+                        responses.push(response);
+                    }
+                }
+            };
+            match tokio::time::timeout(timeout, collect).await {
+                Ok(()) => Ok(responses),
+                Err(_) => Err(EmitError::Timeout {
+                    timeout,
+                    answered: responses.len(),
+                    expected,
+                }),
+            }
+        }
+        .await;
+        let _ = subscriber.quit().await;
+        result
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn event_data(event: &str, args: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    std::iter::once(serde_json::Value::from(event))
+        .chain(args)
+        .collect()
+}
 
-    #[test]
-    fn room_broadcast_goes_to_the_room_channel() {
-        let p = Emitter::new().to("r1").emit("ev", ("a", 1)).unwrap();
-        assert_eq!(p.channel, "socket.io#/#r1#");
-        let back = BroadcastMessage::decode(&p.payload).unwrap();
-        assert!(back.is_from_emitter());
-        assert_eq!(back.packet.event_name(), Some("ev"));
-        assert_eq!(
-            back.packet.args(),
-            [rmpv::Value::from("a"), rmpv::Value::from(1)]
-        );
-        assert_eq!(back.opts.rooms, ["r1"]);
-    }
-
-    #[test]
-    fn several_rooms_or_none_use_the_namespace_channel() {
-        let two = Emitter::new()
-            .of("/n")
-            .to("a")
-            .to("b")
-            .emit("e", [1])
-            .unwrap();
-        assert_eq!(two.channel, "socket.io#/n#");
-        let all = Emitter::with_prefix("app").of("/").emit("e", [1]).unwrap();
-        assert_eq!(all.channel, "app#/#");
-    }
-
-    #[test]
-    fn flags_and_except_travel() {
-        let p = Emitter::new()
-            .of("/")
-            .except("x")
-            .volatile()
-            .compress(false)
-            .emit("e", ())
-            .unwrap();
-        let back = BroadcastMessage::decode(&p.payload).unwrap();
-        assert_eq!(back.opts.except, ["x"]);
-        assert_eq!(back.opts.flags.volatile, Some(true));
-        assert_eq!(back.opts.flags.compress, Some(false));
-    }
-
-    #[test]
-    fn reserved_events_are_refused() {
-        let err = Emitter::new().of("/").emit("disconnect", ()).unwrap_err();
-        assert!(matches!(err, EmitError::ReservedEvent(e) if e == "disconnect"));
-    }
+fn new_request_id() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("em{:x}{:x}", nanos, std::process::id())
 }

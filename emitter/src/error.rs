@@ -1,8 +1,10 @@
 //! Errors of the emitter.
 
+use std::time::Duration;
+
 use sio_adapter_redis::ProtocolError;
 
-/// Why an emit was not published.
+/// Why an emit or a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
     /// The event name is reserved by Socket.IO (`connect`, `disconnect`, ...).
@@ -14,4 +16,22 @@ pub enum EmitError {
     /// The message could not be encoded.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The Redis URL is not a Redis URL.
+    #[error(
+        "invalid Redis URL {0:?}: expected redis://, rediss://, redis-sentinel:// or redis-cluster://"
+    )]
+    Url(String),
+    /// Redis refused the command or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// Not every node answered a request in time.
+    #[error("timed out after {timeout:?}: {answered} of {expected} nodes answered")]
+    Timeout {
+        /// The timeout.
+        timeout: Duration,
+        /// Nodes that answered.
+        answered: usize,
+        /// Nodes subscribed to the namespace.
+        expected: usize,
+    },
 }

@@ -1,25 +1,39 @@
-//! `sio-emitter`: publish Socket.IO events into a sio-cluster (or a Node.js socket.io
-//! cluster on `@socket.io/redis-adapter`) from any process, through Redis, in the wire
-//! format of `@socket.io/redis-emitter` 5.x.
+//! `sio-emitter`: publish Socket.IO events into a sio-cluster, or into a Node.js
+//! socket.io cluster on `@socket.io/redis-adapter`, from any process, through Redis. The
+//! messages are those of `@socket.io/redis-emitter` 5.x, byte for byte; the byte layouts
+//! live in [`sio_adapter_redis::protocol`], shared with the adapter.
 //!
-//! Today the crate builds the messages ([`Emitter`] → [`Publish`]): which channel, which
-//! bytes. Sending them with fred, `sockets_join`/`leave`, `disconnect_sockets`,
-//! `server_side_emit` and the `sio-emit` CLI come with the emitter issue. The byte
-//! layouts live in [`sio_adapter_redis::protocol`], shared with the adapter.
-//!
-//! ```
+//! ```no_run
+//! # async fn demo() -> Result<(), sio_emitter::EmitError> {
 //! use sio_emitter::Emitter;
 //!
-//! let publish = Emitter::new()
-//!     .of("/chat")
-//!     .to("user:42")
-//!     .emit("notice", ["you have mail"])
-//!     .unwrap();
-//! assert_eq!(publish.channel, "socket.io#/chat#user:42#");
+//! let emitter = Emitter::connect("redis://127.0.0.1:6379").await?;
+//! // every socket of user 42, on every node
+//! emitter.to("user:42").emit("notice", ("you have mail", 3)).await?;
+//! // a namespace, two rooms, one excluded, binary payload
+//! emitter
+//!     .of("/admin")
+//!     .to("ops")
+//!     .to("oncall")
+//!     .except("muted")
+//!     .emit("dump", [bytes::Bytes::from_static(b"\x00\x01")])
+//!     .await?;
+//! // make every socket in "lobby" join "game-7"
+//! emitter.of("/").within("lobby").sockets_join(["game-7"]).await?;
+//! # Ok(()) }
 //! ```
+//!
+//! Beyond the Node emitter: [`Operator::fetch_sockets`] and
+//! [`Operator::server_side_emit_with_ack`] wait for the nodes' answers (with a timeout).
+//!
+//! The `sio-emit` binary does the same from a shell:
+//! `sio-emit --redis redis://127.0.0.1:6379 --to user:42 notice '"you have mail"'`.
 
 mod emitter;
 mod error;
+mod message;
 
-pub use emitter::{Emitter, Operator, Publish};
+pub use emitter::{Emitter, Operator};
 pub use error::EmitError;
+pub use message::Publish;
+pub use sio_adapter_redis::protocol::FetchedSocket;
