@@ -16,11 +16,16 @@ fn main() -> ExitCode {
         // --help and --version go to stdout with exit 0, as clap does them.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or_default();
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             eprintln!(
                 "sio-server: invalid configuration: {}",
-                first.trim_start_matches("error: ")
+                parts.join(" ").trim_start_matches("error: ")
             );
             return ExitCode::from(2);
         }
