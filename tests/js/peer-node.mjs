@@ -11,13 +11,18 @@ import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
+import { Emitter } from "@socket.io/redis-emitter";
 
 const opts = JSON.parse(process.argv[2] ?? "{}");
 const pub = createClient({ url: opts.redis });
 const sub = pub.duplicate();
 pub.on("error", (e) => console.error("redis pub error", e.message));
 sub.on("error", (e) => console.error("redis sub error", e.message));
-await Promise.all([pub.connect(), sub.connect()]);
+const emitterClient = pub.duplicate();
+emitterClient.on("error", (e) => console.error("redis emitter error", e.message));
+await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
+// the official Node emitter, as a backend job would use it (separate Redis client)
+const nodeEmitter = new Emitter(emitterClient, { key: opts.prefix ?? "socket.io" });
 
 const http = createServer();
 const io = new Server(http, {
@@ -90,6 +95,20 @@ function gateway(socket) {
           }
           io.serverSideEmit(op.event, ...(op.args ?? []));
           return ack({ ok: true });
+        case "nodeEmitter": {
+          let t = nodeEmitter.of(op.nsp ?? "/");
+          if (op.rooms?.length) t = t.to(op.rooms);
+          if (op.except?.length) t = t.except(op.except);
+          if (op.volatile) t = t.volatile;
+          const args = (op.args ?? []).map((a) => (a && a.$binary !== undefined ? Buffer.from(a.$binary, "hex") : a));
+          if (op.action === "emit") t.emit(op.event, ...args);
+          else if (op.action === "socketsJoin") t.socketsJoin(op.join);
+          else if (op.action === "socketsLeave") t.socketsLeave(op.leave);
+          else if (op.action === "disconnectSockets") t.disconnectSockets(op.close ?? false);
+          else if (op.action === "serverSideEmit") nodeEmitter.serverSideEmit(op.event, ...args);
+          else return ack({ ok: false, error: `unknown nodeEmitter action ${op.action}` });
+          return ack({ ok: true });
+        }
         case "serverSideLog":
           return ack({ ok: true, log: serverSideLog });
         default:
@@ -118,7 +137,7 @@ http.listen(0, "127.0.0.1", () => {
 
 const stop = () => {
   io.close();
-  Promise.allSettled([pub.quit(), sub.quit()]).finally(() => process.exit(0));
+  Promise.allSettled([pub.quit(), sub.quit(), emitterClient.quit()]).finally(() => process.exit(0));
 };
 process.on("SIGTERM", stop);
 process.stdin.on("end", stop);

@@ -111,6 +111,9 @@ impl RustPeer {
         });
 
         let peer_cluster = cluster.clone();
+        let peer_emitter = sio_emitter::Emitter::connect(&redis.url)
+            .await?
+            .with_request_timeout(Duration::from_secs(3));
         io.ns("/", move |s: Sock, io: Io| {
             s.join(s.id.to_string());
             s.on(
@@ -130,11 +133,13 @@ impl RustPeer {
                 },
             );
             let cluster = peer_cluster.clone();
+            let emitter = peer_emitter.clone();
             let log = log.clone();
             s.on("op", move |Data(op): Data<Value>, ack: AckSender<_>| {
                 let io = io.clone();
+                let emitter = emitter.clone();
                 async move {
-                    let reply = run_op(&io, &cluster, &log, &op)
+                    let reply = run_op(&io, &cluster, &emitter, &log, &op)
                         .await
                         .unwrap_or_else(|e| json!({"ok": false, "error": format!("{e:#}")}));
                     let _ = ack.send(&reply);
@@ -164,9 +169,65 @@ impl RustPeer {
     }
 }
 
+/// Operations through `sio_emitter::Emitter`, a separate Redis client that is not a
+/// cluster member: what a backend job would do.
+async fn emitter_op(emitter: &sio_emitter::Emitter, op: &Value) -> anyhow::Result<Value> {
+    let mut target = emitter.of(op["nsp"].as_str().unwrap_or("/"));
+    for room in strings(&op["rooms"]) {
+        target = target.to(room);
+    }
+    for room in strings(&op["except"]) {
+        target = target.except(room);
+    }
+    if op["volatile"].as_bool() == Some(true) {
+        target = target.volatile();
+    }
+    let event = op["event"].as_str().unwrap_or("event");
+    let args = op["args"].as_array().cloned().unwrap_or_default();
+    Ok(match op["action"].as_str().unwrap_or_default() {
+        "emit" => {
+            let args: Vec<rmpv::Value> = args.iter().map(to_rmpv).collect();
+            target.emit(event, args).await?;
+            json!({"ok": true})
+        }
+        "socketsJoin" => {
+            target.sockets_join(strings(&op["join"])).await?;
+            json!({"ok": true})
+        }
+        "socketsLeave" => {
+            target.sockets_leave(strings(&op["leave"])).await?;
+            json!({"ok": true})
+        }
+        "disconnectSockets" => {
+            target
+                .disconnect_sockets(op["close"].as_bool().unwrap_or(false))
+                .await?;
+            json!({"ok": true})
+        }
+        "serverSideEmit" => {
+            target.server_side_emit(event, args).await?;
+            json!({"ok": true})
+        }
+        "serverSideEmitWithAck" => {
+            let replies = target.server_side_emit_with_ack(event, args).await?;
+            json!({"ok": true, "replies": replies})
+        }
+        "fetchSockets" => {
+            let sockets = target.fetch_sockets().await?;
+            let sockets: Vec<Value> = sockets
+                .iter()
+                .map(|s| json!({"id": s.id, "rooms": s.rooms}))
+                .collect();
+            json!({"ok": true, "count": sockets.len(), "sockets": sockets})
+        }
+        other => json!({"ok": false, "error": format!("unknown emitter action {other}")}),
+    })
+}
+
 async fn run_op(
     io: &Io,
     cluster: &RedisCluster,
+    emitter: &sio_emitter::Emitter,
     log: &Mutex<Vec<Value>>,
     op: &Value,
 ) -> anyhow::Result<Value> {
@@ -268,6 +329,7 @@ async fn run_op(
                 json!({"ok": true})
             }
         }
+        "emitter" => emitter_op(emitter, op).await?,
         "serverSideLog" => {
             let log = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
             json!({"ok": true, "log": log})
