@@ -327,6 +327,44 @@ const scenarios = {
     return facts;
   },
 
+  // benchmark sink: `clients` websocket clients spread over `urls` join `room`, print
+  // {"ready":true}, then count `event` until each has `expect` or `waitMs` passes
+  async sink() {
+    const n = opts.clients ?? 100;
+    const sockets = Array.from({ length: n }, (_, i) =>
+      io(opts.urls[i % opts.urls.length], { transports: ["websocket"], reconnection: false, forceNew: true }),
+    );
+    await Promise.all(sockets.map((s) => connected(s)));
+    await Promise.all(sockets.map((s) => ack(s, "join", opts.room)));
+    const counts = sockets.map(() => 0);
+    let first = 0;
+    let last = 0;
+    sockets.forEach((s, i) =>
+      s.on(opts.event ?? "bench", () => {
+        const now = performance.now();
+        if (!first) first = now;
+        last = now;
+        counts[i]++;
+      }),
+    );
+    console.log(JSON.stringify({ ready: true }));
+    const expect = opts.expect ?? 1;
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (counts.every((c) => c >= expect) ? resolve() : setTimeout(check, 5));
+        check();
+      }),
+      "every sink client to receive every message",
+      opts.waitMs ?? 60_000,
+    ).catch(() => {});
+    sockets.forEach((s) => s.disconnect());
+    return {
+      received: counts.reduce((a, b) => a + b, 0),
+      complete: counts.filter((c) => c >= expect).length,
+      spreadMs: Math.round(last - first),
+    };
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });
