@@ -62,6 +62,9 @@ pub enum ProtocolError {
     /// The `type` of a request or response is not one this protocol knows.
     #[error("unknown request type {0}")]
     UnknownRequestType(u64),
+    /// The `type` of a sharded-mode message is not one of socket.io-adapter's `MessageType`s.
+    #[error("unknown sharded message type {0}")]
+    UnknownMessageType(u64),
     /// A response type (`BROADCAST_CLIENT_COUNT`, `BROADCAST_ACK`) arrived as a request.
     #[error("{0:?} is a response, not a request")]
     NotARequest(RequestType),

@@ -5,9 +5,10 @@ mod common;
 
 use common::fixtures;
 use sio_adapter_redis::ProtocolError;
+use sio_adapter_redis::protocol::sharded::parse_sharded_channel;
 use sio_adapter_redis::protocol::{
-    BroadcastMessage, Channels, IncomingResponse, Request, RequestType, Response, msgpack,
-    parse_channel,
+    BroadcastMessage, Channels, IncomingResponse, MessageType, Request, RequestType, Response,
+    ShardedBody, ShardedChannels, ShardedMessage, msgpack, parse_channel,
 };
 
 /// Runs every decoder on `payload`; only panics matter here, results are dropped.
@@ -15,6 +16,7 @@ fn decode_everything(payload: &[u8]) {
     let _ = msgpack::decode(payload);
     let _ = BroadcastMessage::decode(payload);
     let _ = Request::decode(payload);
+    let _ = ShardedMessage::decode(payload);
     if let Ok(incoming) = IncomingResponse::decode(payload) {
         for pending in [
             RequestType::Sockets,
@@ -68,7 +70,12 @@ fn random_bytes_never_panic() {
 #[test]
 fn mutated_fixtures_never_panic() {
     let mut rng = Rng(0xfeed_beef_0bad_cafe);
-    for fixture in fixtures().cases.values() {
+    let fixtures = fixtures();
+    for fixture in fixtures
+        .cases
+        .values()
+        .chain(fixtures.sharded.cases.values())
+    {
         let original = fixture.bytes();
         for _ in 0..300 {
             let mut payload = original.clone();
@@ -97,6 +104,21 @@ fn every_truncation_is_an_error() {
                     "{name} cut at {len} decoded"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_of_a_sharded_message_is_an_error() {
+    for (name, fixture) in fixtures().sharded.cases {
+        let bytes = fixture.bytes();
+        for len in 0..bytes.len() {
+            let cut = &bytes[..len];
+            decode_everything(cut);
+            assert!(
+                ShardedMessage::decode(cut).is_err(),
+                "{name} cut at {len} decoded"
+            );
         }
     }
 }
@@ -396,5 +418,250 @@ fn foreign_channels_are_errors() {
     ] {
         let _ = channels.parse(channel);
         let _ = parse_channel("socket.io", channel);
+    }
+}
+
+#[test]
+fn sharded_messages_with_wrong_shapes_are_rejected() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{}"#, "missing type"),
+        (r#"{"type":0,"uid":"u","nsp":"/"}"#, "type 0"),
+        (r#"{"type":14,"uid":"u","nsp":"/"}"#, "type 14"),
+        (r#"{"type":"2","uid":"u","nsp":"/"}"#, "type as string"),
+        (r#"{"type":2.5,"uid":"u","nsp":"/"}"#, "fractional type"),
+        (r#"{"type":-2,"uid":"u","nsp":"/"}"#, "negative type"),
+        (r#"{"type":2,"nsp":"/"}"#, "missing uid"),
+        (r#"{"type":2,"uid":7,"nsp":"/"}"#, "uid as number"),
+        (r#"{"type":2,"uid":"u"}"#, "missing nsp"),
+        (r#"{"type":2,"uid":"u","nsp":null}"#, "nsp null"),
+        (
+            r#"{"type":3,"uid":"u","nsp":"/"}"#,
+            "broadcast without data",
+        ),
+        (
+            r#"{"type":3,"data":[],"uid":"u","nsp":"/"}"#,
+            "data as array",
+        ),
+        (
+            r#"{"type":3,"data":{"opts":{}},"uid":"u","nsp":"/"}"#,
+            "broadcast without packet",
+        ),
+        (
+            r#"{"type":3,"data":{"packet":{"type":2,"data":["e"]}},"uid":"u","nsp":"/"}"#,
+            "broadcast without opts",
+        ),
+        (
+            r#"{"type":3,"data":{"packet":{"type":3,"data":[]},"opts":{}},"uid":"u","nsp":"/"}"#,
+            "ack packet",
+        ),
+        (
+            r#"{"type":3,"data":{"packet":{"type":2,"data":"e"},"opts":{}},"uid":"u","nsp":"/"}"#,
+            "packet data as string",
+        ),
+        (
+            r#"{"type":3,"data":{"packet":{"type":2,"data":[]},"requestId":1,"opts":{}},"uid":"u","nsp":"/"}"#,
+            "requestId as number",
+        ),
+        (
+            r#"{"type":3,"data":{"packet":{"type":2,"data":[]},"opts":{"flags":{"timeout":"1"}}},"uid":"u","nsp":"/"}"#,
+            "timeout as string",
+        ),
+        (
+            r#"{"type":4,"data":{"rooms":["r"]},"uid":"u","nsp":"/"}"#,
+            "join without opts",
+        ),
+        (
+            r#"{"type":4,"data":{"opts":{"rooms":"r"},"rooms":[]},"uid":"u","nsp":"/"}"#,
+            "opts.rooms as string",
+        ),
+        (
+            r#"{"type":5,"data":{"opts":{},"rooms":[null]},"uid":"u","nsp":"/"}"#,
+            "room null",
+        ),
+        (
+            r#"{"type":6,"data":{"opts":{},"close":1},"uid":"u","nsp":"/"}"#,
+            "close as number",
+        ),
+        (
+            r#"{"type":7,"data":{"opts":{}},"uid":"u","nsp":"/"}"#,
+            "fetch without requestId",
+        ),
+        (
+            r#"{"type":8,"data":{"requestId":"r","sockets":{}},"uid":"u","nsp":"/"}"#,
+            "sockets as map",
+        ),
+        (
+            r#"{"type":8,"data":{"requestId":"r","sockets":[{"id":"s","handshake":{"issued":"x"}}]},"uid":"u","nsp":"/"}"#,
+            "bad handshake",
+        ),
+        (
+            r#"{"type":9,"data":{"packet":"ev"},"uid":"u","nsp":"/"}"#,
+            "server-side emit packet as string",
+        ),
+        (
+            r#"{"type":10,"data":{"packet":1},"uid":"u","nsp":"/"}"#,
+            "response without requestId",
+        ),
+        (
+            r#"{"type":11,"data":{"requestId":"r","clientCount":-1},"uid":"u","nsp":"/"}"#,
+            "negative client count",
+        ),
+        (
+            r#"{"type":11,"data":{"requestId":"r"},"uid":"u","nsp":"/"}"#,
+            "missing client count",
+        ),
+        (r#"{"type":12,"data":{"#, "truncated JSON"),
+        ("[1,2,3]", "JSON array"),
+        ("", "empty"),
+    ];
+    for (payload, what) in cases {
+        assert!(
+            ShardedMessage::decode(payload.as_bytes()).is_err(),
+            "{what}: {payload}"
+        );
+    }
+    assert!(matches!(
+        ShardedMessage::decode(br#"{"type":99,"uid":"u","nsp":"/"}"#),
+        Err(ProtocolError::UnknownMessageType(99))
+    ));
+    assert!(matches!(
+        ShardedMessage::decode(br#"{"type":4,"data":{"rooms":[]},"uid":"u","nsp":"/"}"#),
+        Err(ProtocolError::MissingField("data.opts"))
+    ));
+}
+
+#[test]
+fn sharded_messages_are_read_tolerantly() {
+    use sio_adapter_redis::rmpv::Value;
+    // MessagePack where Node would have sent JSON, a float type, a packet with its own nsp and
+    // extra fields, no rooms / except / flags, unknown keys everywhere.
+    let message = Value::Map(vec![
+        (Value::from("type"), Value::F64(3.0)),
+        (
+            Value::from("data"),
+            Value::Map(vec![
+                (
+                    Value::from("packet"),
+                    Value::Map(vec![
+                        (Value::from("type"), Value::from(2)),
+                        (Value::from("data"), Value::Array(vec![Value::from("ev")])),
+                        (Value::from("nsp"), Value::from("/elsewhere")),
+                        (Value::from("id"), Value::from(7)),
+                    ]),
+                ),
+                (Value::from("opts"), Value::Map(vec![])),
+                (Value::from("extra"), Value::Boolean(true)),
+            ]),
+        ),
+        (Value::from("uid"), Value::from("u")),
+        (Value::from("nsp"), Value::from("/chat")),
+        (Value::from("offset"), Value::from("1-0")),
+    ]);
+    let decoded =
+        ShardedMessage::decode(&msgpack::encode(&message).expect("encodes")).expect("tolerated");
+    let ShardedBody::Broadcast(broadcast) = decoded.body else {
+        panic!("not a broadcast");
+    };
+    assert_eq!(
+        broadcast.packet.nsp, "/chat",
+        "the message's namespace wins"
+    );
+    assert!(broadcast.opts.rooms.is_empty() && broadcast.request_id.is_none());
+
+    // Heartbeats ignore any data; disconnect defaults `close` to false; null packets are values.
+    let heartbeat = br#"{"type":2,"data":"whatever","uid":"u","nsp":"/"}"#;
+    assert_eq!(
+        ShardedMessage::decode(heartbeat)
+            .expect("heartbeat")
+            .message_type(),
+        MessageType::Heartbeat
+    );
+    let disconnect = br#"{"type":6,"data":{"opts":{"except":null}},"uid":"u","nsp":"/"}"#;
+    assert!(matches!(
+        ShardedMessage::decode(disconnect).expect("disconnect").body,
+        ShardedBody::DisconnectSockets(d) if !d.close
+    ));
+    let ack = br#"{"type":12,"data":{"requestId":"r","packet":null},"uid":"u","nsp":"/"}"#;
+    assert!(matches!(
+        ShardedMessage::decode(ack).expect("ack").body,
+        ShardedBody::BroadcastAck(a) if a.packet == Some(Value::Nil)
+    ));
+}
+
+#[test]
+fn deep_sharded_messages_are_refused_without_exhausting_the_stack() {
+    on_small_stack(STACK_KIB, || {
+        let mut payload = vec![0x84, 0xa4];
+        payload.extend_from_slice(b"type");
+        payload.extend_from_slice(&[0x09, 0xa4]);
+        payload.extend_from_slice(b"data");
+        payload.extend(vec![0x91; 100_000]);
+        assert!(ShardedMessage::decode(&payload).is_err());
+    });
+    on_small_stack(4 * STACK_KIB, || {
+        let json = format!(
+            "{{\"type\":9,\"data\":{{\"packet\":{}}},\"uid\":\"u\",\"nsp\":\"/\"}}",
+            "[".repeat(100_000)
+        );
+        assert!(ShardedMessage::decode(json.as_bytes()).is_err());
+    });
+}
+
+#[test]
+fn foreign_and_malformed_sharded_channels_are_errors() {
+    let channels = ShardedChannels::with_default_prefix("/");
+    for channel in [
+        "",
+        "#",
+        "redis#/#",
+        "socket.i#/#",
+        "socket.io-request#/#",
+        "Socket.IO#/#",
+    ] {
+        assert!(
+            matches!(
+                channels.parse(channel, "me"),
+                Err(ProtocolError::ForeignChannel { .. })
+            ),
+            "{channel:?}"
+        );
+        assert!(matches!(
+            parse_sharded_channel("socket.io", channel, "me"),
+            Err(ProtocolError::ForeignChannel { .. })
+        ));
+    }
+    for channel in ["socket.io#/chat#", "socket.io#/chat#me#"] {
+        assert!(
+            matches!(
+                channels.parse(channel, "me"),
+                Err(ProtocolError::ForeignNamespace { .. })
+            ),
+            "{channel:?}"
+        );
+    }
+    for channel in [
+        "socket.io#",
+        "socket.io#/",
+        "socket.io##",
+        "socket.io#/##",
+        "socket.io#/#r",
+    ] {
+        assert!(
+            matches!(
+                parse_sharded_channel("socket.io", channel, "me"),
+                Err(ProtocolError::MalformedChannel { .. })
+            ),
+            "{channel:?}"
+        );
+    }
+    for channel in [
+        "socket.io#é#",
+        "socket.io#/#é",
+        "é",
+        "socket.io#/é#",
+        "socket.io#/#é#",
+    ] {
+        let _ = channels.parse(channel, "é");
+        let _ = parse_sharded_channel("socket.io", channel, "é");
     }
 }

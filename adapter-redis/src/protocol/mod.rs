@@ -9,6 +9,7 @@ pub mod channels;
 pub mod msgpack;
 pub mod request;
 pub mod response;
+pub mod sharded;
 mod timestamp;
 mod value;
 
@@ -23,6 +24,11 @@ pub use request::{
 pub use response::{
     AllRoomsResponse, BroadcastAckResponse, BroadcastClientCountResponse, FetchResponse,
     FetchedSocket, Handshake, IncomingResponse, Response, ServerSideEmitResponse, SocketsResponse,
+};
+pub use sharded::{
+    MessageType, ShardedBody, ShardedBroadcast, ShardedChannel, ShardedChannels,
+    ShardedDisconnectRequest, ShardedFetchRequest, ShardedMessage, ShardedRoomsRequest,
+    ShardedServerSideEmit, ShardedServerSideEmitResponse, SubscriptionMode,
 };
 
 /// Whether a request or response payload is JSON: the Node adapter's test, a leading `{`.

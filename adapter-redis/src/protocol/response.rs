@@ -285,14 +285,15 @@ impl IncomingResponse {
 }
 
 /// A field whose `null` is a value (an ack argument), not an absence.
-fn raw_field<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
+pub(crate) fn raw_field<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a Value> {
     map.iter()
         .rev()
         .find(|(k, _)| k.as_str() == Some(key))
         .map(|(_, v)| v)
 }
 
-fn fetched_socket(socket: &Value) -> Result<FetchedSocket, ProtocolError> {
+/// One socket of a fetch response: `{id, handshake, rooms, data}`.
+pub(crate) fn fetched_socket(socket: &Value) -> Result<FetchedSocket, ProtocolError> {
     let map = value::as_map(socket, "sockets[]")?;
     let handshake =
         match value::get(map, "handshake") {

@@ -11,8 +11,26 @@ use std::collections::BTreeMap;
 pub struct Fixtures {
     /// Versions of the Node packages that produced the bytes.
     pub versions: BTreeMap<String, String>,
-    /// Case name → what was published.
+    /// Case name → what was published (classic mode).
     pub cases: BTreeMap<String, Fixture>,
+    /// What the sharded adapter (`createShardedAdapter`) published and subscribed to.
+    pub sharded: ShardedFixtures,
+}
+
+/// The sharded-mode recordings.
+#[derive(Debug, Deserialize)]
+pub struct ShardedFixtures {
+    /// Case name → what was `SPUBLISH`ed.
+    pub cases: BTreeMap<String, Fixture>,
+    /// Subscription mode → the `SSUBSCRIBE` / `SUNSUBSCRIBE` calls, in order, as rooms come and
+    /// go and the adapter closes (see `gen.mjs`).
+    pub subscriptions: BTreeMap<String, Vec<(String, String)>>,
+    /// The command that counts the servers, e.g. `["PUBSUB", "SHARDNUMSUB", "socket.io#/#"]`.
+    pub server_count: Vec<String>,
+    /// Channels published on by `init()` and `close()`: none.
+    pub published_on_init_and_close: Vec<String>,
+    /// `ClusterAdapterWithHeartbeat`'s default options: `heartbeatInterval`, `heartbeatTimeout`.
+    pub heartbeat_defaults: BTreeMap<String, u64>,
 }
 
 /// One published message.

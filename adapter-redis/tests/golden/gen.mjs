@@ -1,4 +1,6 @@
-// Generates the golden wire bytes that `adapter-redis/tests/golden.rs` checks against.
+// Generates the golden wire bytes that `adapter-redis/tests/golden.rs` (classic mode, under
+// `cases`) and `adapter-redis/tests/golden_sharded.rs` (sharded mode, under `sharded`) check
+// against.
 //
 // Run from this folder:
 //
@@ -7,9 +9,11 @@
 //
 // Nothing here is re-implemented: every message is produced by the real, pinned Node packages
 // (socket.io, @socket.io/redis-adapter, @socket.io/redis-emitter, notepack.io; see
-// package-lock.json) talking to a fake Redis client that records what they PUBLISH. No network,
-// no Redis server. The only tweaks are for stable output from one run to the next: a
-// deterministic `uid2` for request ids, and readable server uids set on the adapters.
+// package-lock.json) talking to a fake Redis client that records what they PUBLISH (or SPUBLISH,
+// SSUBSCRIBE, SUNSUBSCRIBE in sharded mode). No network, no Redis server. The only tweaks are for
+// stable output from one run to the next: a deterministic `uid2` for request ids and readable
+// server uids set on the classic adapters, and a counter for the 8-byte `crypto.randomBytes`
+// draws the sharded adapter takes its uid and request ids from.
 
 import { createRequire } from "node:module";
 import { EventEmitter } from "node:events";
@@ -61,9 +65,9 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Runs `action`, then records every message it published (into `sink`) under `name`, or
- * `name_1`, `name_2`, ... when there are several.
+ * `name_1`, `name_2`, ... when there are several, in the case map `into`.
  */
-async function record(name, action, sink = log) {
+async function record(name, action, sink = log, into = cases) {
   sink.length = 0;
   await action();
   await tick();
@@ -72,7 +76,7 @@ async function record(name, action, sink = log) {
     const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payload;
     const entry = { channel, encoding: bytes[0] === 0x7b ? "json" : "msgpack", hex: bytes.toString("hex") };
     if (entry.encoding === "json") entry.text = bytes.toString("utf8");
-    cases[sink.length === 1 ? name : `${name}_${i + 1}`] = entry;
+    into[sink.length === 1 ? name : `${name}_${i + 1}`] = entry;
   });
 }
 
@@ -233,11 +237,230 @@ await recordEmitter("emitter_sockets_leave", () => emitter.in("r1").socketsLeave
 await recordEmitter("emitter_disconnect", () => emitter.except("r4").disconnectSockets(true));
 await recordEmitter("emitter_server_side_emit", () => emitter.serverSideEmit("hello", "world", 1));
 
+// --- sharded mode (createShardedAdapter, Redis 7 SPUBLISH / SSUBSCRIBE) ----------------------------
+// The sharded adapter is socket.io-adapter's ClusterAdapter: its uid and request ids come from
+// `crypto.randomBytes(8).toString("hex")`. From here on, 8-byte draws are a counter (ids
+// 0000000000000001, 0000000000000002, ...) so that uids, response channels and request ids are
+// stable; every other size still gets real random bytes.
+const crypto = require("node:crypto");
+const realRandomBytes = crypto.randomBytes;
+let randomIdCalls = 0;
+crypto.randomBytes = function (size, callback) {
+  if (size === 8 && callback === undefined) {
+    randomIdCalls += 1;
+    return Buffer.from(randomIdCalls.toString(16).padStart(16, "0"), "hex");
+  }
+  return realRandomBytes.call(this, size, callback);
+};
+
+const { createShardedAdapter } = require("@socket.io/redis-adapter");
+const { ClusterAdapterWithHeartbeat } = require("socket.io-adapter");
+
+// The ioredis call shape the sharded adapter falls back to: spublish / ssubscribe / sunsubscribe,
+// "smessageBuffer" events, and send_command for PUBSUB SHARDNUMSUB.
+class FakeShardedRedis extends EventEmitter {
+  constructor(log, subscriptions = [], commands = []) {
+    super();
+    this.log = log;
+    this.subscriptions = subscriptions;
+    this.commands = commands;
+  }
+  spublish(channel, payload) {
+    this.log.push({ channel, payload });
+    return Promise.resolve(1);
+  }
+  ssubscribe(channel) {
+    this.subscriptions.push(["SSUBSCRIBE", channel]);
+  }
+  sunsubscribe(channel) {
+    this.subscriptions.push(["SUNSUBSCRIBE", channel]);
+  }
+  // PUBSUB SHARDNUMSUB <channel>: pretend three servers listen.
+  send_command(cmd, args, cb) {
+    this.commands.push([cmd, ...args]);
+    cb(null, [args[1], 3]);
+  }
+}
+
+const sharded = {
+  cases: {},
+  subscriptions: {},
+  server_count: null,
+  published_on_init_and_close: null,
+  heartbeat_defaults: null,
+};
+// Socket ids as socket.io makes them: 20 characters, which is what the adapter's "looks like a
+// socket id" test checks.
+const SOCKET_A = "SocketA0000000000000";
+const SOCKET_B = "SocketB0000000000000";
+
+/** A server on the sharded adapter, publishing into `publishLog`. */
+function shardedServer(opts, publishLog, subscriptions = [], commands = []) {
+  const sub = new FakeShardedRedis([], subscriptions);
+  const server = new Server({
+    adapter: createShardedAdapter(new FakeShardedRedis(publishLog, [], commands), sub, opts),
+  });
+  return { server, sub };
+}
+
+/** Adds the two fake sockets to the namespace `/` of `server`. */
+function addShardedSockets(server) {
+  const root = server.of("/");
+  for (const [id, rooms, data] of [
+    [SOCKET_A, [SOCKET_A, "room1"], { user: "alice", n: 1 }],
+    [SOCKET_B, [SOCKET_B, "room2"], {}],
+  ]) {
+    root.sockets.set(id, fakeSocket(id, rooms, data));
+    root.adapter.addAll(id, new Set(rooms));
+  }
+  return root;
+}
+
+// Which channels each subscription mode subscribes to, as rooms come and go, and on close().
+for (const mode of ["dynamic", "dynamic-private", "static"]) {
+  const subscriptions = [];
+  const { server } = shardedServer({ subscriptionMode: mode }, [], subscriptions);
+  const adapter = server.of("/").adapter;
+  adapter.addAll(SOCKET_A, new Set([SOCKET_A, "room1"]));
+  adapter.addAll(SOCKET_B, new Set([SOCKET_B, "room1", "room2"]));
+  adapter.del(SOCKET_B, "room2"); // room2 is now empty: deleted
+  adapter.delAll(SOCKET_B); // SOCKET_B's own room is deleted; room1 still holds SOCKET_A
+  await adapter.close();
+  sharded.subscriptions[mode] = subscriptions;
+}
+
+// The server under observation: default options (prefix "socket.io", mode "dynamic").
+const shardedLog = [];
+const shardedCommands = [];
+const { server: sio, sub: shardedSub } = shardedServer(undefined, shardedLog, [], shardedCommands);
+const shardedNsp = addShardedSockets(sio);
+const recordSharded = (name, action, sink = shardedLog) => record(name, action, sink, sharded.cases);
+/** Delivers a message to the sharded server as if another node had SPUBLISHed it on `channel`. */
+function deliverSharded(channel, payload) {
+  const bytes = typeof payload === "string" ? Buffer.from(payload) : payload;
+  shardedSub.emit("smessageBuffer", Buffer.from(channel), bytes);
+}
+
+// Broadcasts.
+await recordSharded("emit_strings", () => sio.emit("hello", "world", "again"));
+await recordSharded("to_one_room", () => sio.to("room1").emit("news", "a"));
+await recordSharded("to_one_room_except", () => sio.to("room1").except("room2").emit("news", "b"));
+await recordSharded("to_socket_id", () => sio.to(SOCKET_A).emit("dm", 1));
+// 20 characters is all the publisher checks: this public room goes to the main channel too.
+await recordSharded("to_twenty_char_room", () => sio.to("abcdefghijklmnopqrst").emit("x"));
+// JavaScript counts UTF-16 code units: ten emoji are 20 of them (and 40 bytes of UTF-8).
+await recordSharded("to_emoji_room", () => sio.to("😀".repeat(10)).emit("x"));
+await recordSharded("to_nineteen_unit_room", () => sio.to("😀".repeat(9) + "a").emit("x"));
+await recordSharded("rooms_except", () => sio.to(["room1", "room2"]).except(["room3", SOCKET_B]).emit("msg", 1));
+await recordSharded("volatile_compress", () => sio.volatile.compress(true).emit("tick", 42));
+await recordSharded("binary", () => sio.emit("file", Buffer.from([1, 2, 3]), { name: "x", content: Buffer.from("hi") }));
+await recordSharded("binary_to_one_room", () => sio.to("room1").emit("file", Buffer.from([4])));
+await recordSharded("dates", () => sio.emit("when", new Date("2024-01-02T03:04:05.678Z"), new Date(NaN)));
+await recordSharded("numbers", () => sio.emit("n", 0, -1, 1.5, -0.25, 2.0, -0, 4294967296, 2 ** 53, NaN, Infinity));
+await recordSharded("nested", () =>
+  sio.emit("obj", { a: 1, b: [true, false, null], c: { d: "e" }, skipped: undefined, u: "héllo ✓ 😀" }, [[], {}]),
+);
+await recordSharded("broadcast_with_ack", () => sio.to("room1").timeout(1000).emit("ask", "q", () => {}));
+
+// Requests.
+await recordSharded("sockets_join", () => sio.socketsJoin("room5"));
+await recordSharded("sockets_leave", () => sio.in("room1").except("room2").socketsLeave(["room3", "room4"]));
+await recordSharded("disconnect_sockets", () => sio.in("room1").disconnectSockets(true));
+await recordSharded("fetch_sockets", () => sio.in("room1").except("room2").fetchSockets().catch(() => {}));
+await recordSharded("fetch_sockets_timeout", () => sio.timeout(1000).fetchSockets().catch(() => {}));
+await recordSharded("server_side_emit", () => sio.serverSideEmit("hello", "world", 42));
+await recordSharded("server_side_emit_with_ack", () => sio.serverSideEmit("ping", () => {}));
+await recordSharded("server_side_emit_binary", () => sio.serverSideEmit("blob", Buffer.from([0xde, 0xad])));
+sharded.server_count = shardedCommands[0];
+
+// Responses: what this server answers to another node ("remote"), on that node's channel.
+const shardedMain = "socket.io#/#";
+const fromRemote = (type, data) => JSON.stringify({ type, data, uid: "remote", nsp: "/" });
+await recordSharded("fetch_sockets_response", () =>
+  deliverSharded(shardedMain, fromRemote(7, { opts: { rooms: ["room1"], except: [], flags: {} }, requestId: "rq0001" })),
+);
+shardedNsp.on("ping", (arg, ack) => ack({ ok: true, got: arg }));
+shardedNsp.on("pingbin", (ack) => ack(Buffer.from([1, 2])));
+await recordSharded("server_side_emit_response", () =>
+  deliverSharded(shardedMain, fromRemote(9, { requestId: "rq0002", packet: ["ping", "x"] })),
+);
+await recordSharded("server_side_emit_response_binary", () =>
+  deliverSharded(shardedMain, fromRemote(9, { requestId: "rq0003", packet: ["pingbin"] })),
+);
+/** A BROADCAST-with-ack from "remote" to room1; SOCKET_A acknowledges with `args`. */
+async function remoteBroadcastWithAck(requestId, ...args) {
+  deliverSharded(
+    shardedMain,
+    fromRemote(3, {
+      packet: { type: 2, data: ["ask", "q"] },
+      requestId,
+      opts: { rooms: ["room1"], except: [], flags: { timeout: 1000 } },
+    }),
+  );
+  await tick();
+  const ack = [...shardedNsp.sockets.get(SOCKET_A).acks.values()].pop();
+  ack(...args);
+}
+await recordSharded("broadcast_ack_responses", () =>
+  remoteBroadcastWithAck("rq0004", "answer", "ignored: only the first argument travels"),
+);
+await recordSharded("broadcast_ack_responses_binary", () => remoteBroadcastWithAck("rq0005", Buffer.from([0xca, 0xfe])));
+
+// Other subscription modes and a custom prefix, each with its own server.
+for (const [name, opts, action] of [
+  ["private_to_socket_id", { subscriptionMode: "dynamic-private" }, (s) => s.to(SOCKET_A).emit("dm", 2)],
+  ["private_with_ack", { subscriptionMode: "dynamic-private" }, (s) => s.to(SOCKET_A).timeout(5).emit("dm", () => {})],
+  ["static_to_one_room", { subscriptionMode: "static" }, (s) => s.to("room1").emit("news", "c")],
+  ["custom_prefix_nsp_room", { channelPrefix: "myapp" }, (s) => s.of("/chat").to("lobby").emit("msg", "hi")],
+]) {
+  const modeLog = [];
+  const { server } = shardedServer(opts, modeLog);
+  await recordSharded(name, () => action(server), modeLog);
+}
+
+// The 8.3.0 sharded adapter extends ClusterAdapter, not ClusterAdapterWithHeartbeat: it counts
+// servers with PUBSUB SHARDNUMSUB and publishes nothing when it starts or closes.
+{
+  const silentLog = [];
+  const { server } = shardedServer(undefined, silentLog);
+  const adapter = server.of("/").adapter;
+  await adapter.init();
+  await adapter.close();
+  await tick();
+  sharded.published_on_init_and_close = silentLog.map(({ channel }) => channel);
+}
+
+// The heartbeat messages, as socket.io-adapter's ClusterAdapterWithHeartbeat sends them when it
+// publishes through the sharded adapter's own doPublish / encode (borrowed, not re-implemented).
+{
+  const heartbeatLog = [];
+  const template = shardedServer(undefined, heartbeatLog).server.of("/").adapter;
+  const ShardedRedisAdapter = template.constructor;
+  class HeartbeatingShardedAdapter extends ClusterAdapterWithHeartbeat {
+    constructor(nsp) {
+      super(nsp, {});
+      this.pubClient = template.pubClient;
+      this.opts = template.opts;
+      this.channel = template.channel;
+    }
+  }
+  for (const method of ["doPublish", "doPublishResponse", "computeChannel", "dynamicChannel", "encode"]) {
+    HeartbeatingShardedAdapter.prototype[method] = ShardedRedisAdapter.prototype[method];
+  }
+  // socket.io 4.8 never calls adapter.init() itself; adapters that heartbeat are started by hand.
+  const probe = new Server({ adapter: HeartbeatingShardedAdapter }).of("/").adapter;
+  await recordSharded("initial_heartbeat", () => probe.init(), heartbeatLog);
+  await recordSharded("heartbeat", () => probe.onMessage({ type: 1, uid: "remote", nsp: "/" }), heartbeatLog);
+  await recordSharded("adapter_close", () => probe.close(), heartbeatLog);
+  sharded.heartbeat_defaults = probe._opts;
+}
+crypto.randomBytes = realRandomBytes;
+
 const versions = {};
 for (const name of ["socket.io", "socket.io-adapter", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "notepack.io"]) {
   const manifest = new URL(`node_modules/${name}/package.json`, import.meta.url);
   versions[name] = JSON.parse(readFileSync(manifest, "utf8")).version;
 }
-process.stdout.write(JSON.stringify({ generator: "gen.mjs", versions, cases }, null, 2) + "\n");
+process.stdout.write(JSON.stringify({ generator: "gen.mjs", versions, cases, sharded }, null, 2) + "\n");
 // Pending request and ack timers would keep the process alive until they expire.
 process.exit(0);
