@@ -158,16 +158,23 @@ impl<E: SocketEmitter> RedisAdapter<E> {
     }
 
     fn fetched(&self, data: &RemoteSocketData) -> FetchedSocket {
+        let provider = crate::cluster::read(&self.cluster.inner.socket_info).clone();
+        let info = provider
+            .and_then(|p| p(self.local.path(), data.id))
+            .unwrap_or_else(|| crate::remote::SocketInfo {
+                data: serde_json::Value::Object(Default::default()),
+                ..Default::default()
+            });
         FetchedSocket {
             id: data.id.to_string(),
-            handshake: Default::default(),
+            handshake: info.handshake,
             rooms: self
                 .local
                 .socket_rooms(data.id)
                 .into_iter()
                 .map(|r| r.to_string())
                 .collect(),
-            data: serde_json::Value::Object(Default::default()),
+            data: info.data,
         }
     }
 

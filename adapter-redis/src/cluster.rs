@@ -19,7 +19,7 @@ use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{Channel, parse_channel};
 use crate::publisher::Publisher;
-use crate::remote::{IdMap, ServerSideHandler};
+use crate::remote::{IdMap, ServerSideHandler, SocketInfoProvider};
 use crate::requests::Pending;
 
 /// What a namespace adapter does with the messages of its channels.
@@ -97,6 +97,7 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<Pending>,
     pub(crate) ids: IdMap,
     pub(crate) server_side: RwLock<HashMap<String, ServerSideHandler>>,
+    pub(crate) socket_info: RwLock<Option<SocketInfoProvider>>,
     namespaces: RwLock<HashMap<String, Arc<dyn NamespaceSink>>>,
     liveness_channel: String,
     started: Instant,
@@ -176,6 +177,7 @@ impl RedisCluster {
             pending: Arc::new(Pending::default()),
             ids: IdMap::default(),
             server_side: RwLock::new(HashMap::new()),
+            socket_info: RwLock::new(None),
             namespaces: RwLock::new(HashMap::new()),
             liveness_channel,
             started: Instant::now(),

@@ -91,7 +91,7 @@ pub use adapter_error::AdapterError;
 pub use cluster::{RedisCluster, StatsSnapshot};
 pub use config::RedisAdapterConfig;
 pub use error::ProtocolError;
-pub use remote::ServerSideEvent;
+pub use remote::{ServerSideEvent, SocketInfo};
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;

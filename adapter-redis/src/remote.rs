@@ -65,6 +65,19 @@ impl IdMap {
     }
 }
 
+/// What a node tells other nodes about one of its sockets when they fetch it
+/// (`fetchSockets` in Node gives `handshake` and `data`).
+#[derive(Debug, Clone, Default)]
+pub struct SocketInfo {
+    /// The socket's handshake.
+    pub handshake: crate::protocol::Handshake,
+    /// Application data (Node's `socket.data`).
+    pub data: serde_json::Value,
+}
+
+/// Describes a local socket of a namespace, for fetch answers.
+pub(crate) type SocketInfoProvider = Arc<dyn Fn(&str, Sid) -> Option<SocketInfo> + Send + Sync>;
+
 /// The server id reported for sockets on other nodes (responses do not name their node).
 pub(crate) const REMOTE_UID: Uid = Uid::ZERO;
 
@@ -140,6 +153,15 @@ impl RedisCluster {
         handler: impl Fn(ServerSideEvent) + Send + Sync + 'static,
     ) {
         write(&self.inner.server_side).insert(nsp.to_string(), Arc::new(handler));
+    }
+
+    /// Registers how to describe a local socket (`handshake`, `data`) when another node
+    /// fetches it. Without one, fetched sockets have an empty handshake and `{}` data.
+    pub fn set_socket_info(
+        &self,
+        provider: impl Fn(&str, Sid) -> Option<SocketInfo> + Send + Sync + 'static,
+    ) {
+        *write(&self.inner.socket_info) = Some(Arc::new(provider));
     }
 
     /// Sends a server-side event to every other node serving `nsp`.

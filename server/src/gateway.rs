@@ -93,6 +93,74 @@ pub enum Identity {
     Token(Arc<Claims>),
 }
 
+/// When the socket connected, for its handshake description.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectedAt(pub std::time::SystemTime);
+
+/// How this node describes one of its sockets to other nodes that fetch it: the
+/// handshake (headers, url, query, address, time) and, as `data`, `{user: sub}` for an
+/// authenticated socket. The handshake `auth` is left empty: tokens stay on this node.
+pub fn socket_info<A: Adapter>(socket: &SocketRef<A>) -> sio_adapter_redis::SocketInfo {
+    use sio_adapter_redis::protocol::Handshake;
+    let parts = socket.req_parts();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.into())))
+        .collect();
+    let query: serde_json::Map<String, serde_json::Value> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string());
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let connected = socket
+        .extensions
+        .get::<ConnectedAt>()
+        .map(|c| c.0)
+        .unwrap_or_else(std::time::SystemTime::now);
+    let issued = connected
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let data = match socket.extensions.get::<Identity>() {
+        Some(Identity::Token(claims)) => match &claims.sub {
+            Some(sub) => serde_json::json!({ "user": sub }),
+            None => serde_json::json!({}),
+        },
+        _ => serde_json::json!({}),
+    };
+    sio_adapter_redis::SocketInfo {
+        handshake: Handshake {
+            xdomain: parts.headers.contains_key("origin"),
+            secure: parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes() == b"https"),
+            headers,
+            time: humantime::format_rfc3339_millis(connected).to_string(),
+            address: forwarded.or(peer).unwrap_or_default(),
+            issued,
+            url: parts.uri.to_string(),
+            query,
+            auth: serde_json::Map::new(),
+        },
+        data,
+    }
+}
+
 /// A `publish` request.
 #[derive(Debug, Deserialize)]
 pub struct PublishRequest {
@@ -190,6 +258,9 @@ impl Gateway {
             socket.join(format!("user:{sub}"));
         }
         socket.extensions.insert(identity);
+        socket
+            .extensions
+            .insert(ConnectedAt(std::time::SystemTime::now()));
         self.register_handlers(&socket);
         self.metrics.socket_connected(socket.ns());
         let metrics = self.metrics.clone();

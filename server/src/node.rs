@@ -316,6 +316,14 @@ where
         state.clone(),
         routes::session_gate,
     ));
+    if let Some(cluster) = &cluster {
+        let io = io.clone();
+        cluster.set_socket_info(move |nsp, sid| {
+            io.of(nsp)?
+                .get_socket(sid)
+                .map(|s| crate::gateway::socket_info(&s))
+        });
+    }
     let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
         Box::new(move || Box::pin(async move { io.close().await }));
     Ok(App {

@@ -63,7 +63,7 @@ function gateway(socket) {
         }
         case "fetchSockets": {
           const sockets = await target.fetchSockets();
-          return ack({ ok: true, count: sockets.length, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms] })) });
+          return ack({ ok: true, count: sockets.length, sockets: sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], handshake: s.handshake, data: s.data })) });
         }
         case "serverCount":
           return ack({ ok: true, count: await io.of("/").adapter.serverCount() });

@@ -81,6 +81,18 @@ async fn fetch_sockets_sees_every_node_both_ways() {
             .collect();
         assert!(rooms.contains(&"f") && rooms.contains(&id), "{rooms:?}");
     }
+    // a sio-server socket comes with its handshake
+    let sc = sockets.iter().find(|s| s["id"] == f["scId"]).unwrap();
+    let hs = &sc["handshake"];
+    assert!(
+        hs["url"].as_str().unwrap().starts_with("/socket.io/?EIO=4"),
+        "{hs}"
+    );
+    assert_eq!(hs["query"]["EIO"], "4", "{hs}");
+    assert_eq!(hs["address"], "127.0.0.1", "{hs}");
+    assert!(hs["headers"]["host"].is_string(), "{hs}");
+    assert!(hs["issued"].as_u64().unwrap() > 1_700_000_000_000, "{hs}");
+    assert_eq!(sc["data"], json!({}), "{sc}");
 }
 
 #[tokio::test]
