@@ -346,7 +346,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     }
 
     /// Delivers to local sockets at once and queues the message for the other nodes in
-    /// call order (see [`crate::publisher`]); the returned future completes once queued.
+    /// call order (one ordered publish queue per node); the returned future completes once queued.
     fn broadcast(
         &self,
         packet: Packet,

@@ -32,7 +32,7 @@ pub(crate) trait NamespaceSink: Send + Sync {
 
 /// Counters of everything that can go wrong silently, for metrics and tests.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Broadcast and request messages published.
     pub published: AtomicU64,
     /// Messages that could not be published (Redis error); each one is also logged.
@@ -49,22 +49,23 @@ pub struct Stats {
     pub volatile_dropped: AtomicU64,
 }
 
-/// A point-in-time copy of [`Stats`].
+/// A point-in-time copy of the adapter's counters. Every way a message can be lost
+/// has its own counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
-    /// See [`Stats::published`].
+    /// Broadcast and request messages published.
     pub published: u64,
-    /// See [`Stats::publish_failed`].
+    /// Messages that could not be published (Redis error); each is also logged.
     pub publish_failed: u64,
-    /// See [`Stats::received`].
+    /// Pub/sub messages received for a namespace of this node.
     pub received: u64,
-    /// See [`Stats::lagged`].
+    /// Pub/sub messages lost because the subscriber buffer overflowed.
     pub lagged: u64,
-    /// See [`Stats::malformed`].
+    /// Received messages that could not be decoded (logged and dropped).
     pub malformed: u64,
-    /// See [`Stats::local_delivery_failed`].
+    /// Deliveries to local sockets refused because a socket's buffer was full or closed.
     pub local_delivery_failed: u64,
-    /// See [`Stats::volatile_dropped`].
+    /// Volatile broadcasts dropped because the publish queue was full.
     pub volatile_dropped: u64,
 }
 
