@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fred::interfaces::PubsubInterface;
-use fred::types::Value as RedisValue;
 use futures_util::FutureExt;
 use socketioxide_core::adapter::errors::BroadcastError;
 use socketioxide_core::adapter::{
@@ -32,8 +31,8 @@ use crate::cluster::{NamespaceSink, RedisCluster, Stats};
 use crate::convert;
 use crate::protocol::{
     self, AllRoomsRequest, BroadcastAckResponse, BroadcastClientCountResponse, BroadcastMessage,
-    Channels, DisconnectRequest, FetchRequest, FetchResponse, FetchedSocket, Layout, Request,
-    RequestOpts, Response, RoomsRequest,
+    Channels, DisconnectRequest, FetchRequest, FetchResponse, FetchedSocket, Request, RequestOpts,
+    Response, RoomsRequest,
 };
 use crate::remote::REMOTE_UID;
 use socketioxide_core::adapter::RemoteSocketData;
@@ -48,6 +47,8 @@ pub struct RedisAdapter<E> {
     channels: Channels,
     /// Set in `init`, so acknowledgement streams can hold the adapter.
     me: std::sync::OnceLock<std::sync::Weak<Self>>,
+    /// Sharded mode: the room channels this namespace is subscribed to.
+    room_subs: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The future `io.ns(..)` returns with this adapter: it completes once the namespace's
@@ -121,6 +122,75 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         out
     }
 
+    /// Classic mode: the request and response channels of this namespace.
+    fn classic_channels(&self) -> Vec<String> {
+        vec![
+            self.channels.request().to_string(),
+            self.channels.response().to_string(),
+            self.channels.specific_response(self.cluster.uid()),
+        ]
+    }
+
+    /// Sharded mode: the main channel and this node's response channel.
+    fn sharded_channels(&self) -> Vec<String> {
+        let channels = crate::protocol::sharded::ShardedChannels::new(
+            self.cluster.prefix().to_string(),
+            self.local.path().to_string(),
+        );
+        vec![
+            channels.main().to_string(),
+            channels.response(self.cluster.uid()),
+        ]
+    }
+
+    /// Sharded dynamic modes: subscribes to the channel of every local room that
+    /// publishers send to its own channel, and unsubscribes from rooms gone empty.
+    async fn sync_room_channels(&self) {
+        let crate::wire::AdapterMode::Sharded(mode) = self.cluster.inner.wire.mode else {
+            return;
+        };
+        let channels = crate::protocol::sharded::ShardedChannels::new(
+            self.cluster.prefix().to_string(),
+            self.local.path().to_string(),
+        );
+        let mut all = BroadcastOptions::default();
+        all.add_flag(BroadcastFlags::Broadcast);
+        let wanted: std::collections::HashSet<String> = self
+            .local
+            .rooms(all)
+            .into_iter()
+            .filter(|room| mode.publishes_on_room_channel(room))
+            .map(|room| channels.room(&room))
+            .collect();
+        let (add, remove): (Vec<String>, Vec<String>) = {
+            let subs = self.room_subs.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                wanted.difference(&subs).cloned().collect(),
+                subs.difference(&wanted).cloned().collect(),
+            )
+        };
+        let sub = &self.cluster.inner.subscriber;
+        if !add.is_empty() {
+            match sub.ssubscribe(add.clone()).await {
+                Ok(()) => self
+                    .room_subs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(add),
+                Err(e) => warn!(error = %e, "cannot subscribe to room channels"),
+            }
+        }
+        if !remove.is_empty() {
+            if let Err(e) = sub.sunsubscribe(remove.clone()).await {
+                warn!(error = %e, "cannot unsubscribe from room channels");
+            }
+            let mut subs = self.room_subs.lock().unwrap_or_else(|e| e.into_inner());
+            for channel in remove {
+                subs.remove(&channel);
+            }
+        }
+    }
+
     fn is_local_only(&self, opts: &BroadcastOptions) -> bool {
         opts.is_local(self.local.server_id())
     }
@@ -130,29 +200,41 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         &self,
         request: Request,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send + 'static {
-        let encoded = request.encode();
-        let channel = self.channels.request().to_string();
-        let publisher_fut =
-            encoded.map(|payload| self.cluster.inner.publisher.enqueue(channel, payload));
-        async move { publisher_fut?.await }
+        let queued = self
+            .cluster
+            .inner
+            .wire
+            .request(self.local.path(), request)
+            .map(|m| {
+                m.map(|(channel, payload)| self.cluster.inner.publisher.enqueue(channel, payload))
+            });
+        async move {
+            match queued? {
+                Some(fut) => fut.await,
+                None => Ok(()),
+            }
+        }
     }
 
-    /// Publishes a response to another node's request on the shared response channel
-    /// (as Node does unless `publishOnSpecificResponseChannel` is set).
-    fn respond(&self, response: Response) {
-        match response.encode() {
-            Ok(payload) => {
-                let fut = self
-                    .cluster
-                    .inner
-                    .publisher
-                    .enqueue(self.channels.response().to_string(), payload);
+    /// Publishes a response to node `to`'s request: on the shared response channel in
+    /// classic mode (as Node does unless `publishOnSpecificResponseChannel` is set), on
+    /// the requester's channel in sharded mode.
+    fn respond(&self, to: Option<&str>, response: Response) {
+        match self
+            .cluster
+            .inner
+            .wire
+            .response(self.local.path(), to, response)
+        {
+            Ok(Some((channel, payload))) => {
+                let fut = self.cluster.inner.publisher.enqueue(channel, payload);
                 tokio::spawn(async move {
                     if let Err(e) = fut.await {
                         debug!(error = %e, "response not sent");
                     }
                 });
             }
+            Ok(None) => {}
             Err(e) => warn!(error = %e, "response not encodable"),
         }
     }
@@ -180,10 +262,16 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 
     fn handle_request(self: Arc<Self>, request: Request) {
         let own = request.uid() == Some(self.cluster.uid());
+        let from = request.uid().map(str::to_string);
+        let from = from.as_deref();
         match request {
             // Applied locally when sent; our own echo is skipped.
             Request::RemoteJoin(r) if !own => {
                 self.local.add_sockets(Self::local_opts(&r.opts), r.rooms);
+                if self.cluster.inner.wire.is_sharded() {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.sync_room_channels().await });
+                }
             }
             Request::RemoteLeave(r) if !own => {
                 self.local.del_sockets(Self::local_opts(&r.opts), r.rooms);
@@ -195,32 +283,41 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             }
             Request::RemoteFetch(r) if !own => {
                 let sockets = self.local.fetch_sockets(Self::local_opts(&r.opts));
-                self.respond(Response::RemoteFetch(FetchResponse {
-                    request_id: r.request_id,
-                    sockets: sockets.iter().map(|s| self.fetched(s)).collect(),
-                }));
+                self.respond(
+                    from,
+                    Response::RemoteFetch(FetchResponse {
+                        request_id: r.request_id,
+                        sockets: sockets.iter().map(|s| self.fetched(s)).collect(),
+                    }),
+                );
             }
             Request::AllRooms(r) if !own => {
                 let rooms = self.local.rooms(Self::local_opts(&RequestOpts::default()));
-                self.respond(Response::AllRooms(protocol::AllRoomsResponse {
-                    request_id: r.request_id,
-                    rooms: rooms.into_iter().map(|r| r.to_string()).collect(),
-                }));
+                self.respond(
+                    from,
+                    Response::AllRooms(protocol::AllRoomsResponse {
+                        request_id: r.request_id,
+                        rooms: rooms.into_iter().map(|r| r.to_string()).collect(),
+                    }),
+                );
             }
             Request::Sockets(r) if !own => {
                 let opts = Self::local_opts(&RequestOpts {
                     rooms: r.rooms,
                     except: Vec::new(),
                 });
-                self.respond(Response::Sockets(protocol::SocketsResponse {
-                    request_id: r.request_id,
-                    sockets: self
-                        .local
-                        .sockets(opts)
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect(),
-                }));
+                self.respond(
+                    from,
+                    Response::Sockets(protocol::SocketsResponse {
+                        request_id: r.request_id,
+                        sockets: self
+                            .local
+                            .sockets(opts)
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    }),
+                );
             }
             Request::ServerSideEmit(r) if !own => {
                 self.cluster.dispatch_server_side(self.local.path(), r);
@@ -246,19 +343,20 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         let timeout = message.opts.flags.timeout.map(Duration::from_millis);
         let (stream, count) = self.local.broadcast_with_ack(packet, opts, timeout);
         let request_id = request.request_id;
-        self.respond(Response::BroadcastClientCount(
-            BroadcastClientCountResponse {
+        let from = request.uid;
+        self.respond(
+            from.as_deref(),
+            Response::BroadcastClientCount(BroadcastClientCountResponse {
                 request_id: request_id.clone(),
                 client_count: u64::from(count),
-            },
-        ));
+            }),
+        );
         if count == 0 {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
             let cluster = &this.cluster;
-            let channel = this.channels.response().to_string();
             use futures_util::StreamExt;
             let mut stream = std::pin::pin!(stream);
             while let Some((_sid, result)) = stream.next().await {
@@ -269,12 +367,13 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                     request_id: request_id.clone(),
                     packet: first,
                 });
-                if let Ok(payload) = response.encode()
-                    && let Err(e) = cluster
+                let encoded =
+                    cluster
                         .inner
-                        .publisher
-                        .enqueue(channel.clone(), payload)
-                        .await
+                        .wire
+                        .response(this.local.path(), from.as_deref(), response);
+                if let Ok(Some((channel, payload))) = encoded
+                    && let Err(e) = cluster.inner.publisher.enqueue(channel, payload).await
                 {
                     debug!(error = %e, "broadcast ack not sent");
                 }
@@ -296,6 +395,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             cluster: state.clone(),
             channels,
             me: std::sync::OnceLock::new(),
+            room_subs: Default::default(),
         }
     }
 
@@ -305,13 +405,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             let nsp = self.local.path().to_string();
             self.cluster.register(&nsp, self.clone());
             let sub = &self.cluster.inner.subscriber;
-            sub.psubscribe(self.channels.broadcast_pattern()).await?;
-            sub.subscribe(vec![
-                self.channels.request().to_string(),
-                self.channels.response().to_string(),
-                self.channels.specific_response(self.cluster.uid()),
-            ])
-            .await?;
+            if self.cluster.inner.wire.is_sharded() {
+                sub.ssubscribe(self.sharded_channels()).await?;
+            } else {
+                sub.psubscribe(self.channels.broadcast_pattern()).await?;
+                sub.subscribe(self.classic_channels()).await?;
+            }
             debug!(nsp, "namespace subscribed");
             on_success();
             Ok(())
@@ -322,25 +421,37 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         let nsp = self.local.path().to_string();
         self.cluster.unregister(&nsp);
         let sub = self.cluster.inner.subscriber.clone();
+        let sharded = self.cluster.inner.wire.is_sharded();
         let pattern = self.channels.broadcast_pattern();
-        let channels = vec![
-            self.channels.request().to_string(),
-            self.channels.response().to_string(),
-            self.channels.specific_response(self.cluster.uid()),
-        ];
+        let mut channels = if sharded {
+            self.sharded_channels()
+        } else {
+            self.classic_channels()
+        };
+        if sharded {
+            channels.extend(
+                self.room_subs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(),
+            );
+        }
         async move {
-            sub.punsubscribe(pattern).await?;
-            sub.unsubscribe(channels).await?;
+            if sharded {
+                sub.sunsubscribe(channels).await?;
+            } else {
+                sub.punsubscribe(pattern).await?;
+                sub.unsubscribe(channels).await?;
+            }
             Ok(())
         }
     }
 
     fn server_count(&self) -> impl Future<Output = Result<u16, Self::Error>> + Send {
-        let client = self.cluster.client().clone();
-        let channel = self.channels.request().to_string();
+        let cluster = self.cluster.clone();
+        let nsp = self.local.path().to_string();
         async move {
-            let reply: Vec<RedisValue> = client.pubsub_numsub(channel).await?;
-            let count = reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0);
+            let count = cluster.node_count(&nsp).await?;
             Ok(u16::try_from(count).unwrap_or(u16::MAX))
         }
     }
@@ -368,14 +479,16 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             }
         };
         let message = BroadcastMessage::new(self.cluster.uid(), message.packet, message.opts);
-        let channel = self.channels.for_rooms(&message.opts.rooms);
-        let payload = match message.encode(Layout::Adapter) {
-            Ok(p) => p,
+        let (channel, payload) = match self
+            .cluster
+            .inner
+            .wire
+            .broadcast(self.local.path(), &message)
+        {
+            Ok(m) => m,
             Err(e) => {
-                return futures_util::future::ready(Err(BroadcastError::Adapter(
-                    AdapterError::from(e).into(),
-                )))
-                .left_future();
+                return futures_util::future::ready(Err(BroadcastError::Adapter(e.into())))
+                    .left_future();
             }
         };
         if opts.has_flag(BroadcastFlags::Volatile) {
@@ -418,12 +531,16 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                         .inner
                         .pending
                         .register_stream(id, protocol::RequestType::Broadcast);
-                    let queued = request.encode().map(|payload| {
-                        self.cluster
-                            .inner
-                            .publisher
-                            .enqueue(self.channels.request().to_string(), payload)
-                    });
+                    let queued = self
+                        .cluster
+                        .inner
+                        .wire
+                        .request(self.local.path(), request)
+                        .map(|m| {
+                            m.map(|(channel, payload)| {
+                                self.cluster.inner.publisher.enqueue(channel, payload)
+                            })
+                        });
                     (me, guard, rx, queued)
                 })
                 .ok(),
@@ -431,13 +548,15 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         };
         let (local, _count) = self.local.broadcast_with_ack(packet, opts, Some(timeout));
         let cluster = self.cluster.clone();
-        let channel = self.channels.request().to_string();
+        let nsp = self.local.path().to_string();
         async move {
             let Some((adapter, guard, rx, queued)) = remote else {
                 return Ok(AckStream::new(local, None));
             };
-            queued?.await?;
-            let nodes = cluster.numsub(&channel).await?.saturating_sub(1);
+            if let Some(queued) = queued? {
+                queued.await?;
+            }
+            let nodes = cluster.node_count(&nsp).await?.saturating_sub(1);
             Ok(AckStream::new(
                 local,
                 Some(RemoteAcks {
@@ -469,7 +588,11 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             }))
         });
         self.local.add_sockets(opts, rooms);
+        let me = self.me.get().and_then(std::sync::Weak::upgrade);
         async move {
+            if let Some(me) = me {
+                me.sync_room_channels().await;
+            }
             match wire {
                 Some(fut) => fut.await,
                 None => Ok(()),
@@ -526,7 +649,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         let local: std::collections::HashSet<Room> = self.local.rooms(opts.clone());
         let only_local = opts.has_flag(BroadcastFlags::Local);
         let cluster = self.cluster.clone();
-        let channel = self.channels.request().to_string();
+        let nsp_name = self.local.path().to_string();
         let timeout = cluster.inner.config.request_timeout;
         async move {
             let mut all = local;
@@ -535,7 +658,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                     uid: Some(cluster.uid().to_string()),
                     request_id: RedisCluster::request_id(),
                 });
-                for response in cluster.request(&channel, request, timeout).await? {
+                for response in cluster.request(&nsp_name, request, timeout).await? {
                     if let Response::AllRooms(r) = response {
                         all.extend(r.rooms.into_iter().map(Room::Owned));
                     }
@@ -558,12 +681,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             })
         });
         let cluster = self.cluster.clone();
-        let channel = self.channels.request().to_string();
+        let nsp_name = self.local.path().to_string();
         let nsp = self.local.path().clone();
         async move {
             if let Some(request) = remote {
                 let timeout = cluster.inner.config.request_timeout;
-                for response in cluster.request(&channel, request, timeout).await? {
+                for response in cluster.request(&nsp_name, request, timeout).await? {
                     let Response::RemoteFetch(r) = response else {
                         continue;
                     };
@@ -612,6 +735,25 @@ impl<E: SocketEmitter> NamespaceSink for RedisAdapter<E> {
                 warn!(nsp = %self.local.path(), from = %message.uid, error = %e, "broadcast with undeliverable data dropped");
             }
         }
+    }
+
+    fn on_broadcast_message(&self, room: Option<&str>, message: BroadcastMessage) {
+        let _ = room; // a room channel only carries broadcasts to that room
+        match convert::from_wire(&self.local.parser(), self.local.path(), &message) {
+            Ok((packet, opts)) => self.deliver_locally(packet, opts),
+            Err(e) => {
+                Stats::add(&self.stats().malformed, 1);
+                warn!(nsp = %self.local.path(), from = %message.uid, error = %e, "broadcast with undeliverable data dropped");
+            }
+        }
+    }
+
+    fn on_request_message(self: Arc<Self>, request: Request) {
+        self.handle_request(request);
+    }
+
+    fn sync_rooms(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { self.sync_room_channels().await })
     }
 
     fn on_request(self: Arc<Self>, payload: &[u8]) {

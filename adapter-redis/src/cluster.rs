@@ -21,6 +21,7 @@ use crate::protocol::{Channel, parse_channel};
 use crate::publisher::Publisher;
 use crate::remote::{IdMap, ServerSideHandler, SocketInfoProvider};
 use crate::requests::Pending;
+use crate::wire::{Incoming, Wire};
 
 /// What a namespace adapter does with the messages of its channels.
 pub(crate) trait NamespaceSink: Send + Sync {
@@ -28,6 +29,14 @@ pub(crate) trait NamespaceSink: Send + Sync {
     fn on_broadcast(&self, room: Option<&str>, payload: &[u8]);
     /// A message on the request channel.
     fn on_request(self: Arc<Self>, payload: &[u8]);
+    /// A decoded broadcast (sharded mode).
+    fn on_broadcast_message(&self, room: Option<&str>, message: crate::protocol::BroadcastMessage);
+    /// A decoded request (sharded mode).
+    fn on_request_message(self: Arc<Self>, request: crate::protocol::Request);
+    /// Brings the room-channel subscriptions in line with the local rooms (sharded mode).
+    fn sync_rooms(
+        self: Arc<Self>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
 /// Counters of everything that can go wrong silently, for metrics and tests.
@@ -90,6 +99,7 @@ impl Stats {
 
 pub(crate) struct Inner {
     pub(crate) uid: String,
+    pub(crate) wire: Wire,
     pub(crate) config: RedisAdapterConfig,
     pub(crate) client: Client,
     pub(crate) subscriber: SubscriberClient,
@@ -166,10 +176,21 @@ impl RedisCluster {
     fn start(client: Client, subscriber: SubscriberClient, config: RedisAdapterConfig) -> Self {
         let uid = new_uid();
         let stats = Arc::new(Stats::default());
-        let publisher = Publisher::spawn(client.clone(), config.publish_queue, stats.clone());
+        let wire = Wire {
+            mode: config.mode,
+            prefix: config.prefix.clone(),
+            uid: uid.clone(),
+        };
+        let publisher = Publisher::spawn(
+            client.clone(),
+            config.publish_queue,
+            stats.clone(),
+            wire.is_sharded(),
+        );
         let liveness_channel = format!("{}-liveness#{}#", config.prefix, uid);
         let inner = Arc::new(Inner {
             uid,
+            wire,
             config,
             client,
             subscriber,
@@ -187,11 +208,14 @@ impl RedisCluster {
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         info!(uid = %inner.uid, prefix = %inner.config.prefix, "connected to Redis");
-        let tasks = vec![
+        let mut tasks = vec![
             inner.subscriber.manage_subscriptions(),
             tokio::spawn(dispatch_loop(inner.clone())),
             tokio::spawn(liveness_loop(inner.clone())),
         ];
+        if inner.wire.is_sharded() {
+            tasks.push(tokio::spawn(room_sync_loop(inner.clone())));
+        }
         *lock(&inner.tasks) = tasks;
         Self { inner }
     }
@@ -260,6 +284,20 @@ impl RedisCluster {
         let _ = self.inner.client.quit().await;
     }
 
+    /// Sharded dynamic modes: subscribes now to the channels of `nsp`'s local rooms
+    /// (rooms joined with `socket.join` are otherwise picked up within 50 ms). Call it
+    /// after a join and before telling the client it is in the room. Does nothing in
+    /// classic mode.
+    pub async fn sync_rooms(&self, nsp: &str) {
+        if !self.inner.wire.is_sharded() {
+            return;
+        }
+        let sink = read(&self.inner.namespaces).get(nsp).cloned();
+        if let Some(sink) = sink {
+            sink.sync_rooms().await;
+        }
+    }
+
     pub(crate) fn register(&self, nsp: &str, sink: Arc<dyn NamespaceSink>) {
         write(&self.inner.namespaces).insert(nsp.to_string(), sink);
     }
@@ -300,6 +338,10 @@ async fn dispatch_loop(inner: Arc<Inner>) {
             debug!(channel, "pub/sub message without a byte payload");
             continue;
         };
+        if inner.wire.is_sharded() {
+            dispatch_sharded(&inner, channel, payload);
+            continue;
+        }
         let target = match parse_channel(&inner.config.prefix, channel) {
             Ok(t) => t,
             Err(e) => {
@@ -327,24 +369,89 @@ async fn dispatch_loop(inner: Arc<Inner>) {
     }
 }
 
+/// A message on a sharded channel: decoded once, then routed like the classic ones.
+fn dispatch_sharded(inner: &Arc<Inner>, channel: &str, payload: &[u8]) {
+    use crate::protocol::sharded::{ShardedChannel, ShardedMessage, parse_sharded_channel};
+    let target = match parse_sharded_channel(&inner.config.prefix, channel, &inner.uid) {
+        Ok(t) => t,
+        Err(e) => {
+            debug!(channel, error = %e, "message on a foreign channel ignored");
+            return;
+        }
+    };
+    let message = match ShardedMessage::decode(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            Stats::add(&inner.stats.malformed, 1);
+            warn!(channel, error = %e, "malformed sharded message dropped");
+            return;
+        }
+    };
+    if message.uid == inner.uid {
+        return; // our own: applied locally when sent
+    }
+    let room = match target {
+        ShardedChannel::Room { room, .. } => Some(room.to_string()),
+        _ => None,
+    };
+    let nsp = message.nsp.clone();
+    let Some(incoming) = crate::wire::incoming(message) else {
+        return; // heartbeats, adapter close
+    };
+    if let Incoming::Response(response) = incoming {
+        if inner.pending.on_typed_response(response) {
+            Stats::add(&inner.stats.received, 1);
+        }
+        return;
+    }
+    let Some(sink) = read(&inner.namespaces).get(&nsp).cloned() else {
+        return;
+    };
+    Stats::add(&inner.stats.received, 1);
+    match incoming {
+        Incoming::Broadcast(m) => sink.on_broadcast_message(room.as_deref(), m),
+        Incoming::Request(r) => sink.on_request_message(r),
+        Incoming::Response(_) => {}
+    }
+}
+
+/// Keeps each namespace's room-channel subscriptions in line with its local rooms
+/// (sharded dynamic modes). Joins made through the adapter subscribe at once; this
+/// catches `socket.join` calls, which socketioxide does not report to adapters.
+async fn room_sync_loop(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sinks: Vec<_> = read(&inner.namespaces).values().cloned().collect();
+        for sink in sinks {
+            sink.sync_rooms().await;
+        }
+    }
+}
+
 /// Publishes to our own liveness channel every interval; the dispatcher records when
-/// it comes back.
+/// it comes back. In sharded mode the round trip uses sharded pub/sub too.
 async fn liveness_loop(inner: Arc<Inner>) {
-    if let Err(e) = inner
-        .subscriber
-        .subscribe(inner.liveness_channel.clone())
-        .await
-    {
+    let channel = inner.liveness_channel.clone();
+    let sharded = inner.wire.is_sharded();
+    let subscribed = if sharded {
+        inner.subscriber.ssubscribe(channel.clone()).await
+    } else {
+        inner.subscriber.subscribe(channel.clone()).await
+    };
+    if let Err(e) = subscribed {
         warn!(error = %e, "cannot subscribe to the liveness channel");
     }
     let mut tick = tokio::time::interval(inner.config.liveness_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let res: Result<i64, _> = inner
-            .client
-            .publish(inner.liveness_channel.clone(), "1")
-            .await;
+        let res: Result<i64, _> = if sharded {
+            inner.client.spublish(channel.clone(), "1").await
+        } else {
+            inner.client.publish(channel.clone(), "1").await
+        };
         if let Err(e) = res {
             debug!(error = %e, "liveness publish failed");
         }

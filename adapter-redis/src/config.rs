@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::protocol::DEFAULT_PREFIX;
+use crate::wire::AdapterMode;
 
 /// Settings of a [`RedisCluster`](crate::RedisCluster). Every field has a documented
 /// default; `with_*` setters keep the values sane.
@@ -32,6 +33,9 @@ pub struct RedisAdapterConfig {
     /// How often the node sends itself a message through Redis pub/sub to prove the
     /// subscription is alive. Default 1 s; the node is not ready after 3 missed rounds.
     pub liveness_interval: Duration,
+    /// Classic (`PUBLISH`, default) or sharded (`SPUBLISH`, Redis 7) pub/sub. Every node of
+    /// a cluster must use the same mode (and, for sharded, the same subscription mode).
+    pub mode: AdapterMode,
 }
 
 impl Default for RedisAdapterConfig {
@@ -42,6 +46,7 @@ impl Default for RedisAdapterConfig {
             publish_queue: 65_536,
             subscriber_buffer: 65_536,
             liveness_interval: Duration::from_secs(1),
+            mode: AdapterMode::Classic,
         }
     }
 }
@@ -59,6 +64,12 @@ impl RedisAdapterConfig {
     /// Sets the request timeout (at least 1 ms).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the pub/sub mode.
+    pub fn with_mode(mut self, mode: AdapterMode) -> Self {
+        self.mode = mode;
         self
     }
 

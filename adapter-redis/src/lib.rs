@@ -84,6 +84,7 @@ pub mod protocol;
 mod publisher;
 mod remote;
 mod requests;
+mod wire;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, RedisAdapter};
@@ -91,7 +92,9 @@ pub use adapter_error::AdapterError;
 pub use cluster::{RedisCluster, StatsSnapshot};
 pub use config::RedisAdapterConfig;
 pub use error::ProtocolError;
+pub use protocol::sharded::SubscriptionMode;
 pub use remote::{ServerSideEvent, SocketInfo};
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;
+pub use wire::AdapterMode;

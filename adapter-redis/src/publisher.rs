@@ -37,10 +37,11 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// Starts the publishing task.
-    pub(crate) fn spawn(client: Client, capacity: usize, stats: Arc<Stats>) -> Self {
+    /// `sharded`: publish with `SPUBLISH` instead of `PUBLISH`.
+    pub(crate) fn spawn(client: Client, capacity: usize, stats: Arc<Stats>, sharded: bool) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let pending = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(client, rx, pending.clone(), stats.clone()));
+        tokio::spawn(run(client, rx, pending.clone(), stats.clone(), sharded));
         Self { tx, pending, stats }
     }
 
@@ -87,11 +88,12 @@ async fn run(
     mut rx: mpsc::Receiver<Outgoing>,
     pending: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    sharded: bool,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let n = batch.len() as u64;
-        let failed = publish_batch(&client, &mut batch).await;
+        let failed = publish_batch(&client, &mut batch, sharded).await;
         Stats::add(&stats.published, n - failed);
         Stats::add(&stats.publish_failed, failed);
         pending.fetch_sub(n, Ordering::AcqRel);
@@ -99,13 +101,16 @@ async fn run(
 }
 
 /// Publishes `batch` (emptying it) as one pipeline; returns how many failed.
-async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>) -> u64 {
+async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>, sharded: bool) -> u64 {
     let n = batch.len() as u64;
     if batch.len() == 1 {
         let Some(m) = batch.pop() else { return 0 };
-        let res: Result<i64, _> = client
-            .publish(m.channel.as_str(), Value::Bytes(m.payload.into()))
-            .await;
+        let payload = Value::Bytes(m.payload.into());
+        let res: Result<i64, _> = if sharded {
+            client.spublish(m.channel.as_str(), payload).await
+        } else {
+            client.publish(m.channel.as_str(), payload).await
+        };
         return match res {
             Ok(_) => 0,
             Err(e) => {
@@ -116,9 +121,12 @@ async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>) -> u64 {
     }
     let pipeline = client.pipeline();
     for m in batch.drain(..) {
-        let queued: Result<(), _> = pipeline
-            .publish(m.channel.as_str(), Value::Bytes(m.payload.into()))
-            .await;
+        let payload = Value::Bytes(m.payload.into());
+        let queued: Result<(), _> = if sharded {
+            pipeline.spublish(m.channel.as_str(), payload).await
+        } else {
+            pipeline.publish(m.channel.as_str(), payload).await
+        };
         if let Err(e) = queued {
             warn!(error = %e, "cannot queue a publish in the pipeline");
         }

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::AdapterError;
 use crate::cluster::{RedisCluster, read, write};
-use crate::protocol::{Channels, Request, Response, ServerSideEmitRequest};
+use crate::protocol::{Request, Response, ServerSideEmitRequest};
 
 /// Most foreign ids remembered; the map starts over when full (a fetched socket's
 /// operations use its id within moments of the fetch).
@@ -106,7 +106,9 @@ impl ServerSideEvent {
 
 struct ServerSideAck {
     cluster: RedisCluster,
-    channel: String,
+    nsp: String,
+    /// The requesting node (sharded mode answers on its channel).
+    requester: Option<String>,
     request_id: String,
 }
 
@@ -116,15 +118,21 @@ impl ServerSideAck {
             request_id: self.request_id,
             data: Some(data),
         });
-        match response.encode() {
-            Ok(payload) => {
-                let fut = self.cluster.inner.publisher.enqueue(self.channel, payload);
+        match self
+            .cluster
+            .inner
+            .wire
+            .response(&self.nsp, self.requester.as_deref(), response)
+        {
+            Ok(Some((channel, payload))) => {
+                let fut = self.cluster.inner.publisher.enqueue(channel, payload);
                 tokio::spawn(async move {
                     if let Err(e) = fut.await {
                         debug!(error = %e, "server-side ack not sent");
                     }
                 });
             }
+            Ok(None) => {}
             Err(e) => debug!(error = %e, "server-side ack not encodable"),
         }
     }
@@ -171,16 +179,15 @@ impl RedisCluster {
         event: &str,
         args: Vec<serde_json::Value>,
     ) -> Result<(), AdapterError> {
-        let channels = self.channels(nsp);
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(self.uid().to_string()),
             request_id: None,
             data: event_data(event, args),
         });
-        self.inner
-            .publisher
-            .enqueue(channels.request().to_string(), request.encode()?)
-            .await
+        match self.inner.wire.request(nsp, request)? {
+            Some((channel, payload)) => self.inner.publisher.enqueue(channel, payload).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends a server-side event to every other node serving `nsp` and waits (at most
@@ -192,14 +199,13 @@ impl RedisCluster {
         args: Vec<serde_json::Value>,
         timeout: Option<Duration>,
     ) -> Result<Vec<serde_json::Value>, AdapterError> {
-        let channels = self.channels(nsp);
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(self.uid().to_string()),
             request_id: Some(Self::request_id()),
             data: event_data(event, args),
         });
         let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
-        let responses = self.request(channels.request(), request, timeout).await?;
+        let responses = self.request(nsp, request, timeout).await?;
         Ok(responses
             .into_iter()
             .filter_map(|r| match r {
@@ -212,16 +218,12 @@ impl RedisCluster {
     /// How many nodes serve namespace `nsp` (this one included): `PUBSUB NUMSUB` of its
     /// request channel, as Node's `serverCount()`.
     pub async fn server_count(&self, nsp: &str) -> Result<usize, AdapterError> {
-        self.numsub(self.channels(nsp).request()).await
+        self.node_count(nsp).await
     }
 
     /// Cluster requests still waiting for answers (each is removed when answered or timed out).
     pub fn pending_requests(&self) -> usize {
         self.inner.pending.len()
-    }
-
-    pub(crate) fn channels(&self, nsp: &str) -> Channels {
-        Channels::new(self.prefix().to_string(), nsp.to_string())
     }
 
     /// Hands a received server-side event to the namespace's handler.
@@ -237,8 +239,8 @@ impl RedisCluster {
         };
         let ack = request.request_id.map(|request_id| ServerSideAck {
             cluster: self.clone(),
-            // Node answers server-side emits on the shared response channel.
-            channel: self.channels(nsp).response().to_string(),
+            nsp: nsp.to_string(),
+            requester: request.uid.clone(),
             request_id,
         });
         handler(ServerSideEvent {

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fred::interfaces::PubsubInterface;
-use fred::types::Value as RedisValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -37,8 +35,9 @@ impl Pending {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Routes a response to its request. Returns false for responses to requests this
-    /// node did not send (or that already completed): those are for other nodes.
+    /// Routes a classic-mode response (typed by its pending request) to its request.
+    /// Returns false for responses to requests this node did not send (or that already
+    /// completed): those are for other nodes.
     pub(crate) fn on_response(&self, payload: &[u8]) -> bool {
         let incoming = match IncomingResponse::decode(payload) {
             Ok(r) => r,
@@ -47,23 +46,30 @@ impl Pending {
                 return false;
             }
         };
-        let mut map = self.lock();
-        let Some(entry) = map.get_mut(incoming.request_id()) else {
-            return false;
+        let kind = match self.lock().get(incoming.request_id()) {
+            Some(entry) => entry.kind,
+            None => return false,
         };
-        match incoming.into_response(entry.kind) {
-            Ok(response) => {
-                if let Some(stream) = &entry.stream {
-                    let _ = stream.send(response);
-                    return true;
-                }
-                entry.responses.push(response)
-            }
+        match incoming.into_response(kind) {
+            Ok(response) => self.on_typed_response(response),
             Err(e) => {
                 debug!(error = %e, "response of the wrong shape ignored");
-                return true;
+                true
             }
         }
+    }
+
+    /// Routes a decoded response to its request (see [`Pending::on_response`]).
+    pub(crate) fn on_typed_response(&self, response: Response) -> bool {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(response.request_id()) else {
+            return false;
+        };
+        if let Some(stream) = &entry.stream {
+            let _ = stream.send(response);
+            return true;
+        }
+        entry.responses.push(response);
         if entry.responses.len() >= entry.expected
             && let Some(done) = entry.done.take()
         {
@@ -133,21 +139,17 @@ impl Drop for Guard<'_> {
 }
 
 impl RedisCluster {
-    /// How many nodes subscribe to `request_channel` (this one included).
-    pub(crate) async fn numsub(&self, request_channel: &str) -> Result<usize, AdapterError> {
-        let reply: Vec<RedisValue> = self
-            .inner
-            .client
-            .pubsub_numsub(request_channel.to_string())
-            .await?;
-        Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
+    /// How many nodes serve namespace `nsp` (this one included).
+    pub(crate) async fn node_count(&self, nsp: &str) -> Result<usize, AdapterError> {
+        self.inner.wire.node_count(&self.inner.client, nsp).await
     }
 
-    /// Publishes `request` on `request_channel` and waits for one answer from every
-    /// other node subscribed to it, at most `timeout`.
+    /// Publishes `request` to the nodes of `nsp` and waits for one answer from every
+    /// other node, at most `timeout`. A request the mode does not have (sharded mode has
+    /// no all-rooms request) gets no answers.
     pub(crate) async fn request(
         &self,
-        request_channel: &str,
+        nsp: &str,
         request: Request,
         timeout: Duration,
     ) -> Result<Vec<Response>, AdapterError> {
@@ -156,11 +158,13 @@ impl RedisCluster {
             .request_id()
             .ok_or(AdapterError::Parser("a request without requestId".into()))?
             .to_string();
-        let expected = self.numsub(request_channel).await?.saturating_sub(1);
+        let Some((channel, payload)) = self.inner.wire.request(nsp, request)? else {
+            return Ok(Vec::new());
+        };
+        let expected = self.node_count(nsp).await?.saturating_sub(1);
         if expected == 0 {
             return Ok(Vec::new());
         }
-        let payload = request.encode()?;
         let pending: &Arc<Pending> = &self.inner.pending;
         let (tx, rx) = oneshot::channel();
         pending.lock().insert(
@@ -177,10 +181,7 @@ impl RedisCluster {
             pending,
             id: id.clone(),
         };
-        self.inner
-            .publisher
-            .enqueue(request_channel.to_string(), payload)
-            .await?;
+        self.inner.publisher.enqueue(channel, payload).await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(responses)) => Ok(responses),
             Ok(Err(_)) => Err(AdapterError::Closed),

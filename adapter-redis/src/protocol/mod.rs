@@ -13,6 +13,10 @@ pub mod sharded;
 mod timestamp;
 mod value;
 
+pub(crate) use value::{
+    json_from_msgpack as msgpack_value_to_json, msgpack_from_json as json_value_to_msgpack,
+};
+
 pub use broadcast::{
     BroadcastFlags, BroadcastMessage, BroadcastOptions, EMITTER_UID, Layout, Packet, PacketType,
 };
