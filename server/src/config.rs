@@ -32,6 +32,8 @@ pub mod env {
     pub const REDIS_URL: &str = "SIO_REDIS_URL";
     /// Redis channel prefix.
     pub const REDIS_PREFIX: &str = "SIO_REDIS_PREFIX";
+    /// Classic or sharded pub/sub.
+    pub const REDIS_MODE: &str = "SIO_REDIS_MODE";
     /// This node's id.
     pub const NODE_ID: &str = "SIO_NODE_ID";
     /// Allowed CORS origins.
@@ -85,6 +87,12 @@ pub struct Cli {
     /// Channel prefix on Redis, the Node adapter's `key` option: every node of a cluster must use the same.
     #[arg(long, env = env::REDIS_PREFIX, default_value = "socket.io")]
     pub redis_prefix: String,
+
+    /// Redis pub/sub mode: `classic` (PUBLISH, Node's createAdapter), or sharded (Redis 7
+    /// SPUBLISH, Node's createShardedAdapter) with its subscription mode: `sharded`
+    /// (= `sharded-dynamic`, Node's default), `sharded-dynamic-private`, `sharded-static`.
+    #[arg(long, env = env::REDIS_MODE, default_value = "classic")]
+    pub redis_mode: String,
 
     /// This node's id in the cluster. Default: a random UUID.
     #[arg(long, env = env::NODE_ID)]
@@ -159,6 +167,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Channel prefix on Redis (the Node adapter's `key`).
     pub redis_prefix: String,
+    /// Classic or sharded pub/sub.
+    pub redis_mode: sio_adapter_redis::AdapterMode,
     /// This node's id.
     pub node_id: String,
     /// CORS policy.
@@ -229,6 +239,9 @@ pub enum ConfigError {
         env::REDIS_URL
     )]
     RedisUrl,
+    /// The Redis mode is unknown.
+    #[error("invalid {var}: {0:?} (classic, sharded, sharded-dynamic, sharded-dynamic-private, sharded-static)", var = env::REDIS_MODE)]
+    RedisMode(String),
     /// The Redis channel prefix is empty or has a `#`.
     #[error("invalid {}: must be non-empty and without '#'", env::REDIS_PREFIX)]
     RedisPrefix,
@@ -259,6 +272,16 @@ impl Config {
                 return Err(ConfigError::RedisUrl);
             }
         }
+        let redis_mode = {
+            use sio_adapter_redis::{AdapterMode, SubscriptionMode};
+            match cli.redis_mode.trim() {
+                "classic" => AdapterMode::Classic,
+                "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
+                "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
+                "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
+                other => return Err(ConfigError::RedisMode(other.to_string())),
+            }
+        };
         let redis_prefix = cli.redis_prefix.trim().to_string();
         if redis_prefix.is_empty() || redis_prefix.contains('#') {
             return Err(ConfigError::RedisPrefix);
@@ -340,6 +363,7 @@ impl Config {
             listen: cli.listen,
             redis_url,
             redis_prefix,
+            redis_mode,
             node_id,
             cors,
             jwt,
@@ -424,12 +448,13 @@ impl fmt::Display for Config {
             .unwrap_or("off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} redis_prefix={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={}",
             self.listen,
             self.node_id,
             redis,
             self.redis_prefix,
+            self.redis_mode,
             cors,
             auth,
             self.client_publish,
@@ -515,6 +540,12 @@ mod tests {
         let c = parse(&["--redis-url", "redis://:pw@localhost:6379/1"]).unwrap();
         assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@localhost:6379/1"));
         assert_eq!(c.redis_prefix, "socket.io");
+        assert_eq!(c.redis_mode, sio_adapter_redis::AdapterMode::Classic);
+        let s = parse(&["--redis-url", "redis://h", "--redis-mode", "sharded"]).unwrap();
+        assert_eq!(
+            s.redis_mode,
+            sio_adapter_redis::AdapterMode::Sharded(sio_adapter_redis::SubscriptionMode::Dynamic)
+        );
         assert!(parse(&["--redis-url", ""]).unwrap().redis_url.is_none());
         assert!(
             c.to_string()
@@ -540,6 +571,7 @@ mod tests {
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),
             (&["--redis-prefix", "a#b"], "SIO_REDIS_PREFIX"),
+            (&["--redis-mode", "fancy"], "SIO_REDIS_MODE"),
             (
                 &["--jwt-secret", "s", "--jwt-public-key", "k"],
                 "SIO_JWT_SECRET",

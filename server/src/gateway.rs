@@ -43,11 +43,17 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
+/// Called after a socket joined a room, before the client's ack: lets the cluster make
+/// the room live (sharded pub/sub subscribes to the room's channel).
+pub type JoinHook =
+    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// Shared state of the gateway handlers.
 pub struct Gateway {
     jwt: Option<JwtVerifier>,
     publish: RoomPatterns,
     metrics: Metrics,
+    on_join: Option<JoinHook>,
 }
 
 /// The answer to `join`, `leave` and `publish`.
@@ -180,10 +186,21 @@ fn nil() -> rmpv::Value {
 impl Gateway {
     /// Builds the gateway state.
     pub fn new(jwt: Option<JwtVerifier>, publish: RoomPatterns, metrics: Metrics) -> Arc<Self> {
+        Self::with_join_hook(jwt, publish, metrics, None)
+    }
+
+    /// [`Gateway::new`] with a hook awaited after every `join`, before the ack.
+    pub fn with_join_hook(
+        jwt: Option<JwtVerifier>,
+        publish: RoomPatterns,
+        metrics: Metrics,
+        on_join: Option<JoinHook>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             jwt,
             publish,
             metrics,
+            on_join,
         })
     }
 
@@ -277,6 +294,7 @@ impl Gateway {
             "join",
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
                 gw.metrics.event_received("join");
+                let mut joined = false;
                 let reply = match room {
                     Err(_) => Reply::err("room must be a string"),
                     Ok(room) => {
@@ -286,7 +304,9 @@ impl Gateway {
                             .unwrap_or(Identity::Anonymous);
                         match gw.check_join(&identity, &room) {
                             Ok(()) => {
+                                // Applied here, in the receive loop: later events see it.
                                 s.join(room);
+                                joined = true;
                                 Reply::ok()
                             }
                             Err(e) => {
@@ -296,8 +316,17 @@ impl Gateway {
                         }
                     }
                 };
-                answer(ack, &reply);
-                async {}
+                let hook = gw
+                    .on_join
+                    .as_ref()
+                    .filter(|_| joined)
+                    .map(|h| h(s.ns().to_string()));
+                async move {
+                    if let Some(hook) = hook {
+                        hook.await;
+                    }
+                    answer(ack, &reply);
+                }
             },
         );
 

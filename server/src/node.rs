@@ -183,7 +183,9 @@ async fn build(config: &Config) -> Result<App, StartError> {
 
 /// Connects to Redis, retrying with backoff for a bounded time at start-up.
 async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
-    let adapter_config = RedisAdapterConfig::default().with_prefix(config.redis_prefix.clone());
+    let adapter_config = RedisAdapterConfig::default()
+        .with_prefix(config.redis_prefix.clone())
+        .with_mode(config.redis_mode);
     let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
     let mut delay = std::time::Duration::from_millis(100);
     loop {
@@ -224,10 +226,18 @@ where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
-    let gateway = Gateway::new(
+    let on_join: Option<crate::gateway::JoinHook> = cluster.clone().map(|cluster| {
+        let hook: crate::gateway::JoinHook = Arc::new(move |nsp: String| {
+            let cluster = cluster.clone();
+            Box::pin(async move { cluster.sync_rooms(&nsp).await })
+        });
+        hook
+    });
+    let gateway = Gateway::with_join_hook(
         config.jwt.clone(),
         config.client_publish.clone(),
         metrics.clone(),
+        on_join,
     );
     let mut pending = Vec::new();
     for ns in &config.namespaces {

@@ -9,7 +9,7 @@
 // serves until stdin closes or SIGTERM.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
 
@@ -26,7 +26,9 @@ const nodeEmitter = new Emitter(emitterClient, { key: opts.prefix ?? "socket.io"
 
 const http = createServer();
 const io = new Server(http, {
-  adapter: createAdapter(pub, sub, { key: opts.prefix ?? "socket.io", requestsTimeout: 3000 }),
+  adapter: opts.sharded
+    ? createShardedAdapter(pub, sub, { channelPrefix: opts.prefix ?? "socket.io", subscriptionMode: opts.sharded })
+    : createAdapter(pub, sub, { key: opts.prefix ?? "socket.io", requestsTimeout: 3000 }),
 });
 const publishAllowed = (room) => (opts.clientPublish ?? ["room-*"]).some((p) => (p.endsWith("*") ? room.startsWith(p.slice(0, -1)) : room === p));
 
@@ -76,6 +78,14 @@ function gateway(socket) {
         case "disconnectSockets":
           target.disconnectSockets(op.close ?? false);
           return ack({ ok: true });
+        case "emitToId": {
+          // the first socket of another node found in room `a`
+          const sockets = await nsp.in("a").fetchSockets();
+          const remote = sockets.find((s) => !nsp.sockets.has(s.id) && s.id.length !== 20);
+          if (!remote) return ack({ ok: false, error: "no remote socket in a" });
+          nsp.to(remote.id).emit(op.event, ...(op.args ?? []));
+          return ack({ ok: true, id: remote.id });
+        }
         case "emitWithAck": {
           const args = (op.args ?? []).map((a) => (a && a.$binary !== undefined ? Buffer.from(a.$binary, "hex") : a));
           const replies = await target.timeout(op.timeout ?? 2000).emitWithAck(op.event, ...args);

@@ -342,8 +342,21 @@ pub struct NodePeer {
 impl NodePeer {
     /// Starts the peer and waits until it listens with its adapter subscribed.
     pub async fn start(redis: &TestRedis) -> anyhow::Result<Self> {
+        Self::start_with(redis, serde_json::json!({})).await
+    }
+
+    /// Starts a peer with `createShardedAdapter` in `subscription_mode` (`dynamic`,
+    /// `dynamic-private`, `static`).
+    pub async fn start_sharded(redis: &TestRedis, subscription_mode: &str) -> anyhow::Result<Self> {
+        Self::start_with(redis, serde_json::json!({"sharded": subscription_mode})).await
+    }
+
+    async fn start_with(redis: &TestRedis, extra: Value) -> anyhow::Result<Self> {
         ensure_installed()?;
-        let opts = serde_json::json!({"redis": redis.url});
+        let mut opts = serde_json::json!({"redis": redis.url});
+        if let (Some(o), Some(e)) = (opts.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
         let mut child = Command::new("node")
             .arg(js_dir().join("peer-node.mjs"))
             .arg(opts.to_string())

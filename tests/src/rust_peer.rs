@@ -90,7 +90,12 @@ fn strings(v: &Value) -> Vec<String> {
 impl RustPeer {
     /// Starts the peer on `127.0.0.1:0` and waits until its namespace is subscribed.
     pub async fn start(redis: &TestRedis) -> anyhow::Result<Self> {
-        let cluster = RedisCluster::connect(&redis.url, RedisAdapterConfig::default()).await?;
+        Self::start_with(redis, RedisAdapterConfig::default()).await
+    }
+
+    /// [`RustPeer::start`] with an adapter configuration (e.g. sharded mode).
+    pub async fn start_with(redis: &TestRedis, config: RedisAdapterConfig) -> anyhow::Result<Self> {
+        let cluster = RedisCluster::connect(&redis.url, config).await?;
         let (layer, io) = SocketIo::builder()
             .with_adapter::<RedisAdapter<_>>(cluster.clone())
             .build_layer();
@@ -116,12 +121,17 @@ impl RustPeer {
             .with_request_timeout(Duration::from_secs(3));
         io.ns("/", move |s: Sock, io: Io| {
             s.join(s.id.to_string());
+            let join_cluster = peer_cluster.clone();
             s.on(
                 "join",
-                |s: Sock, Data(room): Data<String>, ack: AckSender<_>| {
+                move |s: Sock, Data(room): Data<String>, ack: AckSender<_>| {
                     s.join(room);
-                    let _ = ack.send(&json!({"ok": true}));
-                    async {}
+                    // sharded mode: the room's channel is live before the client hears "ok"
+                    let cluster = join_cluster.clone();
+                    async move {
+                        cluster.sync_rooms("/").await;
+                        let _ = ack.send(&json!({"ok": true}));
+                    }
                 },
             );
             s.on(

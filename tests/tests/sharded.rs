@@ -1,0 +1,164 @@
+//! Sharded mode (Redis 7 `SPUBLISH`/`SSUBSCRIBE`, Node's `createShardedAdapter`): Rust
+//! nodes and a real Node.js node with the sharded adapter, default (dynamic)
+//! subscription mode, on one Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use serde_json::{Value, json};
+use sio_adapter_redis::{AdapterMode, RedisAdapterConfig, SubscriptionMode};
+use sio_cluster_tests::{NodePeer, RustPeer, TestRedis, js_scenario, start_cluster};
+
+const SHARDED: [&str; 4] = ["--redis-mode", "sharded", "--client-publish", "room-*"];
+
+async fn steps(steps: Value) -> Value {
+    js_scenario(json!({"scenario": "steps", "steps": steps}))
+        .await
+        .unwrap()
+}
+
+fn count(f: &Value, client: &str, event: &str) -> usize {
+    f[client]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[0] == event)
+        .count()
+}
+
+/// Bursts cross Rust→Node and Node→Rust on room channels, once each and in order.
+#[tokio::test]
+async fn sharded_broadcasts_flow_between_rust_and_node_nodes() {
+    let redis = TestRedis::start().await.unwrap();
+    let rust = start_cluster(&redis, 2, &SHARDED).await.unwrap();
+    let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
+    for urls in [
+        json!([rust[0].url(), node.url, rust[1].url()]),
+        json!([node.url, rust[0].url(), rust[1].url()]),
+    ] {
+        let f = js_scenario(json!({
+            "scenario": "fanout", "urls": urls, "room": "room-sh", "messages": 200, "waitMs": 20000,
+        }))
+        .await
+        .unwrap();
+        assert_eq!(f["acked"], 200, "{f}");
+        for m in f["perMember"].as_array().unwrap() {
+            assert_eq!(
+                *m,
+                json!({"count": 200, "unique": 200, "inOrder": true}),
+                "{f}"
+            );
+        }
+        assert_eq!(f["outsiderGot"], 0, "{f}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn sharded_cluster_operations_with_a_node_js_node() {
+    let redis = TestRedis::start().await.unwrap();
+    let config =
+        RedisAdapterConfig::default().with_mode(AdapterMode::Sharded(SubscriptionMode::Dynamic));
+    let rust = RustPeer::start_with(&redis, config).await.unwrap();
+    let server = start_cluster(&redis, 1, &SHARDED).await.unwrap().remove(0);
+    let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
+    let (r, n, s) = (&rust.url, &node.url, server.url());
+    let f = steps(json!([
+        {"connect": "rc", "url": r, "rooms": ["a", "x"]},
+        {"connect": "sc", "url": s, "rooms": ["a"]},
+        {"connect": "nc", "url": n, "rooms": ["a", "y"]},
+        {"connect": "ctrlR", "url": r},
+        {"connect": "ctrlN", "url": n},
+        {"id": "sc", "as": "scId"},
+        {"id": "rc", "as": "rcId"},
+        {"op": {"kind": "fetchSockets", "rooms": ["a"]}, "via": "ctrlN", "as": "fromNode"},
+        {"op": {"kind": "fetchSockets", "rooms": ["a"]}, "via": "ctrlR", "as": "fromRust"},
+        {"op": {"kind": "serverCount"}, "via": "ctrlR", "as": "count"},
+        // several rooms + except + binary from Node (main channel)
+        {"op": {"kind": "emit", "rooms": ["x", "y"], "except": ["nothing"], "event": "multi", "args": [{"$binary": "0102"}]}, "via": "ctrlN"},
+        // Node joins everyone in `a` to `joined`, then broadcasts there (room channel)
+        {"op": {"kind": "socketsJoin", "rooms": ["a"], "join": "joined"}, "via": "ctrlN"},
+        {"sleep": 300},
+        {"op": {"kind": "emit", "rooms": ["joined"], "event": "j", "args": [1]}, "via": "ctrlN"},
+        // Node reaches one Rust socket by its id (a 16-character room: its own channel)
+        {"op": {"kind": "emitToId", "event": "direct", "args": []}, "via": "ctrlN", "as": "direct"},
+        {"waitEvent": {"client": "sc", "event": "j"}},
+        {"sleep": 200},
+        {"log": "rc", "as": "rc"},
+        {"log": "sc", "as": "sc"},
+        {"log": "nc", "as": "nc"},
+    ]))
+    .await;
+    assert_eq!(f["fromNode"]["count"], 3, "{f}");
+    assert_eq!(f["fromRust"]["count"], 3, "{f}");
+    assert_eq!(f["count"]["count"], 3, "{f}");
+    assert_eq!(
+        f["rc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[0] == "multi")
+            .cloned(),
+        Some(json!(["multi", {"$binary": "0102"}])),
+        "{f}"
+    );
+    assert_eq!(
+        (
+            count(&f, "rc", "multi"),
+            count(&f, "nc", "multi"),
+            count(&f, "sc", "multi")
+        ),
+        (1, 1, 0),
+        "{f}"
+    );
+    for c in ["rc", "sc", "nc"] {
+        assert_eq!(count(&f, c, "j"), 1, "{c}: {f}");
+    }
+    // exactly the addressed Rust socket got the direct message
+    let direct = f["direct"]["id"].as_str().unwrap();
+    let (to, other) = if direct == f["rcId"] {
+        ("rc", "sc")
+    } else {
+        ("sc", "rc")
+    };
+    assert_eq!(
+        (count(&f, to, "direct"), count(&f, other, "direct")),
+        (1, 0),
+        "{f}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn sharded_server_side_emit_with_ack_both_ways() {
+    let redis = TestRedis::start().await.unwrap();
+    let config =
+        RedisAdapterConfig::default().with_mode(AdapterMode::Sharded(SubscriptionMode::Dynamic));
+    let rust = RustPeer::start_with(&redis, config).await.unwrap();
+    let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
+    let f = steps(json!([
+        {"connect": "ctrlR", "url": rust.url},
+        {"connect": "ctrlN", "url": node.url},
+        {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": ["r"], "withAck": true, "timeout": 3000}, "via": "ctrlR", "as": "ssR"},
+        {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": ["n"], "withAck": true}, "via": "ctrlN", "as": "ssN"},
+        {"op": {"kind": "serverSideEmit", "event": "notice", "args": [7]}, "via": "ctrlR"},
+        {"sleep": 300},
+        {"op": {"kind": "serverSideLog"}, "via": "ctrlN", "as": "nodeLog"},
+    ]))
+    .await;
+    assert_eq!(
+        f["ssR"]["replies"],
+        json!([{"from": "node", "got": ["r"]}]),
+        "{f}"
+    );
+    assert_eq!(
+        f["ssN"]["replies"],
+        json!([{"from": "rust", "got": ["n"]}]),
+        "{f}"
+    );
+    assert_eq!(
+        f["nodeLog"]["log"],
+        json!([["ping-servers", "r"], ["notice", 7]]),
+        "{f}"
+    );
+    node.stop().await;
+}
