@@ -176,11 +176,7 @@ impl RedisCluster {
     fn start(client: Client, subscriber: SubscriberClient, config: RedisAdapterConfig) -> Self {
         let uid = new_uid();
         let stats = Arc::new(Stats::default());
-        let wire = Wire {
-            mode: config.mode,
-            prefix: config.prefix.clone(),
-            uid: uid.clone(),
-        };
+        let wire = Wire::new(config.mode, config.prefix.clone(), uid.clone());
         let publisher = Publisher::spawn(
             client.clone(),
             config.publish_queue,

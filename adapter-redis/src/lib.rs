@@ -84,7 +84,7 @@ pub mod protocol;
 mod publisher;
 mod remote;
 mod requests;
-mod wire;
+pub mod wire;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, RedisAdapter};
@@ -97,4 +97,4 @@ pub use remote::{ServerSideEvent, SocketInfo};
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;
-pub use wire::AdapterMode;
+pub use wire::{AdapterMode, Wire};

@@ -1,9 +1,19 @@
 //! The two dialects on the wire, behind one interface: classic mode (`PUBLISH`, the
 //! Node adapter's `createAdapter`) and sharded mode (`SPUBLISH`, `createShardedAdapter`).
 //!
-//! The adapter works with one set of domain types ([`BroadcastMessage`], [`Request`],
-//! [`Response`]); this module turns them into the channel and bytes of the configured
-//! mode, and turns received sharded messages back into them.
+//! The adapter and the emitter work with one set of domain types ([`BroadcastMessage`],
+//! [`Request`], [`Response`]); [`Wire`] turns them into the channel and bytes of the
+//! configured mode, and [`incoming`] turns received sharded messages back into them.
+//!
+//! ```
+//! use sio_adapter_redis::protocol::{BroadcastMessage, BroadcastOptions, Packet};
+//! use sio_adapter_redis::{AdapterMode, SubscriptionMode, Wire};
+//!
+//! let wire = Wire::new(AdapterMode::Sharded(SubscriptionMode::Dynamic), "socket.io", "node-1");
+//! let message = BroadcastMessage::new("node-1", Packet::event("/", "news", []), BroadcastOptions::to_rooms(["sport"]));
+//! let (channel, _bytes) = wire.broadcast("/", &message).unwrap();
+//! assert_eq!(channel, "socket.io#/#sport#"); // its room's own shard channel
+//! ```
 
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
@@ -33,19 +43,24 @@ pub enum AdapterMode {
     Sharded(SubscriptionMode),
 }
 
-/// A message received on a sharded channel, in the adapter's domain types.
-pub(crate) enum Incoming {
+/// A message received on a sharded channel, in the domain types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A broadcast without acknowledgements.
     Broadcast(BroadcastMessage),
+    /// A request (including a broadcast with acknowledgements).
     Request(Request),
+    /// An answer to a request.
     Response(Response),
 }
 
-/// Encodes for the configured mode.
+/// Encodes domain messages for one sender (`uid`) in one mode and prefix.
 #[derive(Debug, Clone)]
-pub(crate) struct Wire {
+pub struct Wire {
     pub(crate) mode: AdapterMode,
     pub(crate) prefix: String,
     pub(crate) uid: String,
+    layout: Layout,
 }
 
 fn request_opts_to_broadcast(opts: RequestOpts) -> BroadcastOptions {
@@ -64,7 +79,35 @@ fn broadcast_to_request_opts(opts: BroadcastOptions) -> RequestOpts {
 }
 
 impl Wire {
-    pub(crate) fn is_sharded(&self) -> bool {
+    /// A wire for sender `uid` (`"emitter"` for an emitter) under `prefix`.
+    pub fn new(mode: AdapterMode, prefix: impl Into<String>, uid: impl Into<String>) -> Self {
+        Self {
+            mode,
+            prefix: prefix.into(),
+            uid: uid.into(),
+            layout: Layout::Adapter,
+        }
+    }
+
+    /// Writes classic broadcasts with this key order (the emitter's differs from the
+    /// adapter's).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> AdapterMode {
+        self.mode
+    }
+
+    /// The channel prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether this is sharded mode (publish with `SPUBLISH`, subscribe with `SSUBSCRIBE`).
+    pub fn is_sharded(&self) -> bool {
         matches!(self.mode, AdapterMode::Sharded(_))
     }
 
@@ -92,8 +135,8 @@ impl Wire {
         Ok((channel, message.encode()?))
     }
 
-    /// A broadcast (without ack) to the other nodes.
-    pub(crate) fn broadcast(
+    /// A broadcast (without ack) to the other nodes: `(channel, payload)`.
+    pub fn broadcast(
         &self,
         nsp: &str,
         message: &BroadcastMessage,
@@ -101,7 +144,7 @@ impl Wire {
         match self.mode {
             AdapterMode::Classic => Ok((
                 self.classic(nsp).for_rooms(&message.opts.rooms),
-                message.encode(Layout::Adapter)?,
+                message.encode(self.layout)?,
             )),
             AdapterMode::Sharded(mode) => self.sharded_message(
                 nsp,
@@ -118,7 +161,7 @@ impl Wire {
 
     /// A request to the other nodes; `None` when the mode has no such request (sharded
     /// mode has no `ALL_ROOMS` / `SOCKETS`).
-    pub(crate) fn request(
+    pub fn request(
         &self,
         nsp: &str,
         request: Request,
@@ -163,7 +206,7 @@ impl Wire {
     }
 
     /// An answer to node `to_uid`'s request.
-    pub(crate) fn response(
+    pub fn response(
         &self,
         nsp: &str,
         to_uid: Option<&str>,
@@ -190,12 +233,18 @@ impl Wire {
         self.sharded_message(nsp, body, mode, to_uid).map(Some)
     }
 
-    /// How many nodes serve `nsp` (this one included).
-    pub(crate) async fn node_count(
-        &self,
-        client: &Client,
-        nsp: &str,
-    ) -> Result<usize, AdapterError> {
+    /// The channel answers to this sender's requests arrive on: the shared response
+    /// channel in classic mode, the sender's own channel in sharded mode. Subscribe to it
+    /// (`SUBSCRIBE` or `SSUBSCRIBE`) before sending a request.
+    pub fn response_channel(&self, nsp: &str) -> String {
+        match self.mode {
+            AdapterMode::Classic => self.classic(nsp).response().to_string(),
+            AdapterMode::Sharded(_) => self.sharded(nsp).response(&self.uid),
+        }
+    }
+
+    /// How many nodes serve `nsp` (the sender included if it is a node).
+    pub async fn node_count(&self, client: &Client, nsp: &str) -> Result<usize, AdapterError> {
         let reply: Vec<RedisValue> = match self.mode {
             AdapterMode::Classic => {
                 client
@@ -212,9 +261,9 @@ impl Wire {
     }
 }
 
-/// A received sharded message as the adapter's domain types (`None`: heartbeats and
-/// close, which carry nothing to act on).
-pub(crate) fn incoming(message: ShardedMessage) -> Option<Incoming> {
+/// A received sharded message as domain types (`None`: heartbeats and close, which
+/// carry nothing to act on).
+pub fn incoming(message: ShardedMessage) -> Option<Incoming> {
     let uid = Some(message.uid.clone());
     Some(match message.body {
         ShardedBody::Broadcast(b) => match b.request_id {
