@@ -7,12 +7,14 @@ use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::Config;
 use fred::types::{Builder, Value as RedisValue};
 use serde::Serialize;
+use sio_adapter_redis::protocol::sharded::ShardedMessage;
 use sio_adapter_redis::protocol::{
-    BroadcastMessage, BroadcastOptions, Channels, DEFAULT_PREFIX, DisconnectRequest, FetchRequest,
+    BroadcastMessage, BroadcastOptions, DEFAULT_PREFIX, DisconnectRequest, FetchRequest,
     FetchedSocket, IncomingResponse, Layout, Packet, Request, RequestOpts, RequestType, Response,
     RoomsRequest, ServerSideEmitRequest,
 };
-use sio_adapter_redis::rmpv;
+use sio_adapter_redis::wire::{self, Incoming};
+use sio_adapter_redis::{AdapterMode, Wire, rmpv};
 
 use crate::{EmitError, Publish};
 
@@ -33,16 +35,21 @@ const EMITTER_UID: &str = "emitter";
 #[derive(Clone)]
 pub struct Emitter {
     client: Client,
-    prefix: String,
+    wire: Wire,
     request_timeout: Duration,
 }
 
 impl std::fmt::Debug for Emitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emitter")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.wire.prefix())
+            .field("mode", &self.wire.mode())
             .finish()
     }
+}
+
+fn emitter_wire(mode: AdapterMode, prefix: &str) -> Wire {
+    Wire::new(mode, prefix, EMITTER_UID).with_layout(Layout::Emitter)
 }
 
 impl Emitter {
@@ -51,7 +58,7 @@ impl Emitter {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            prefix: DEFAULT_PREFIX.to_string(),
+            wire: emitter_wire(AdapterMode::Classic, DEFAULT_PREFIX),
             request_timeout: Duration::from_secs(5),
         }
     }
@@ -80,7 +87,14 @@ impl Emitter {
 
     /// Uses another channel prefix (must match the cluster's).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.wire = emitter_wire(self.wire.mode(), &prefix.into());
+        self
+    }
+
+    /// Publishes for a cluster in this mode: classic (default) or sharded, which Node's
+    /// emitter cannot do. It must match the cluster's adapters.
+    pub fn with_mode(mut self, mode: AdapterMode) -> Self {
+        self.wire = emitter_wire(mode, &self.wire.prefix().to_string());
         self
     }
 
@@ -105,7 +119,7 @@ impl Emitter {
         };
         Operator {
             emitter: self,
-            channels: Channels::new(self.prefix.clone(), nsp),
+            nsp,
             opts: BroadcastOptions::default(),
         }
     }
@@ -121,10 +135,12 @@ impl Emitter {
     }
 
     async fn publish(&self, message: Publish) -> Result<(), EmitError> {
-        let _: i64 = self
-            .client
-            .publish(message.channel, RedisValue::Bytes(message.payload.into()))
-            .await?;
+        let payload = RedisValue::Bytes(message.payload.into());
+        let _: i64 = if self.wire.is_sharded() {
+            self.client.spublish(message.channel, payload).await?
+        } else {
+            self.client.publish(message.channel, payload).await?
+        };
         Ok(())
     }
 }
@@ -133,7 +149,7 @@ impl Emitter {
 #[derive(Debug, Clone)]
 pub struct Operator<'a> {
     emitter: &'a Emitter,
-    channels: Channels,
+    nsp: String,
     opts: BroadcastOptions,
 }
 
@@ -180,12 +196,10 @@ impl Operator<'_> {
             rmpv::Value::Nil => Vec::new(),
             other => vec![other],
         };
-        let packet = Packet::event(self.channels.nsp(), event, args);
+        let packet = Packet::event(self.nsp.clone(), event, args);
         let message = BroadcastMessage::from_emitter(packet, self.opts.clone());
-        Ok(Publish {
-            channel: self.channels.for_rooms(&self.opts.rooms),
-            payload: message.encode(Layout::Emitter)?,
-        })
+        let (channel, payload) = self.emitter.wire.broadcast(&self.nsp, &message)?;
+        Ok(Publish { channel, payload })
     }
 
     /// Emits `event` with `args` to the targeted sockets on every node.
@@ -201,10 +215,11 @@ impl Operator<'_> {
     }
 
     fn request_message(&self, request: Request) -> Result<Publish, EmitError> {
-        Ok(Publish {
-            channel: self.channels.request().to_string(),
-            payload: request.encode()?,
-        })
+        match self.emitter.wire.request(&self.nsp, request) {
+            Ok(Some((channel, payload))) => Ok(Publish { channel, payload }),
+            Ok(None) => Err(EmitError::Args("request not available in this mode".into())),
+            Err(e) => Err(EmitError::Wire(e)),
+        }
     }
 
     /// The message [`Operator::sockets_join`] publishes.
@@ -349,40 +364,49 @@ impl Operator<'_> {
         request: Request,
         kind: RequestType,
     ) -> Result<Vec<Response>, EmitError> {
-        let client = &self.emitter.client;
-        let numsub: Vec<RedisValue> = client
-            .pubsub_numsub(self.channels.request().to_string())
-            .await?;
-        let expected = numsub.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        let emitter = self.emitter;
+        let expected = emitter.wire.node_count(&emitter.client, &self.nsp).await?;
         if expected == 0 {
             return Ok(Vec::new());
         }
         let id = request.request_id().map(str::to_string).unwrap_or_default();
         let subscriber: SubscriberClient =
-            Builder::from_config(client.client_config()).build_subscriber_client()?;
+            Builder::from_config(emitter.client.client_config()).build_subscriber_client()?;
         subscriber.init().await?;
         let mut rx = subscriber.message_rx();
-        subscriber
-            .subscribe(self.channels.response().to_string())
-            .await?;
+        let response_channel = emitter.wire.response_channel(&self.nsp);
+        let sharded = emitter.wire.is_sharded();
+        if sharded {
+            subscriber.ssubscribe(response_channel).await?;
+        } else {
+            subscriber.subscribe(response_channel).await?;
+        }
         let publish = self.request_message(request)?;
+        let decode = |bytes: &[u8]| -> Option<Response> {
+            if sharded {
+                match wire::incoming(ShardedMessage::decode(bytes).ok()?)? {
+                    Incoming::Response(r) => Some(r),
+                    _ => None,
+                }
+            } else {
+                let incoming = IncomingResponse::decode(bytes).ok()?;
+                if incoming.request_id() != id {
+                    return None;
+                }
+                incoming.into_response(kind).ok()
+            }
+        };
         let result = async {
-            self.emitter.publish(publish).await?;
+            emitter.publish(publish).await?;
             let mut responses = Vec::with_capacity(expected);
-            let timeout = self.emitter.request_timeout;
+            let timeout = emitter.request_timeout;
             let collect = async {
                 while responses.len() < expected {
                     let Ok(message) = rx.recv().await else { break };
-                    let Some(bytes) = message.value.as_bytes() else {
+                    let Some(response) = message.value.as_bytes().and_then(decode) else {
                         continue;
                     };
-                    let Ok(incoming) = IncomingResponse::decode(bytes) else {
-                        continue;
-                    };
-                    if incoming.request_id() != id {
-                        continue;
-                    }
-                    if let Ok(response) = incoming.into_response(kind) {
+                    if response.request_id() == id {
                         responses.push(response);
                     }
                 }

@@ -24,6 +24,9 @@ pub enum EmitError {
     /// Redis refused the command or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    /// The message could not be built for the configured mode, or nodes not counted.
+    #[error(transparent)]
+    Wire(#[from] sio_adapter_redis::AdapterError),
     /// Not every node answered a request in time.
     #[error("timed out after {timeout:?}: {answered} of {expected} nodes answered")]
     Timeout {

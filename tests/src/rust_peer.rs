@@ -95,6 +95,7 @@ impl RustPeer {
 
     /// [`RustPeer::start`] with an adapter configuration (e.g. sharded mode).
     pub async fn start_with(redis: &TestRedis, config: RedisAdapterConfig) -> anyhow::Result<Self> {
+        let mode = config.mode;
         let cluster = RedisCluster::connect(&redis.url, config).await?;
         let (layer, io) = SocketIo::builder()
             .with_adapter::<RedisAdapter<_>>(cluster.clone())
@@ -118,6 +119,7 @@ impl RustPeer {
         let peer_cluster = cluster.clone();
         let peer_emitter = sio_emitter::Emitter::connect(&redis.url)
             .await?
+            .with_mode(mode)
             .with_request_timeout(Duration::from_secs(3));
         io.ns("/", move |s: Sock, io: Io| {
             s.join(s.id.to_string());

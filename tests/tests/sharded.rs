@@ -162,3 +162,43 @@ async fn sharded_server_side_emit_with_ack_both_ways() {
     );
     node.stop().await;
 }
+
+/// Our emitter in sharded mode (Node's emitter cannot do this) reaches clients on Rust
+/// and Node.js nodes through room channels, and its requests are answered.
+#[tokio::test]
+async fn sharded_emitter_reaches_rust_and_node_nodes() {
+    let redis = TestRedis::start().await.unwrap();
+    let config =
+        RedisAdapterConfig::default().with_mode(AdapterMode::Sharded(SubscriptionMode::Dynamic));
+    let rust = RustPeer::start_with(&redis, config).await.unwrap(); // hosts the emitter
+    let server = start_cluster(&redis, 1, &SHARDED).await.unwrap().remove(0);
+    let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
+    let em = |extra: Value| {
+        let mut op = json!({"kind": "emitter"});
+        op.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        op
+    };
+    let f = steps(json!([
+        {"connect": "sc", "url": server.url(), "rooms": ["news"]},
+        {"connect": "nc", "url": node.url, "rooms": ["news"]},
+        {"connect": "ctrl", "url": rust.url},
+        {"op": em(json!({"action": "emit", "rooms": ["news"], "event": "hello", "args": [{"$binary": "ab"}]})), "via": "ctrl"},
+        {"op": em(json!({"action": "socketsJoin", "rooms": ["news"], "join": ["more"]})), "via": "ctrl"},
+        {"sleep": 300},
+        {"op": em(json!({"action": "emit", "rooms": ["more"], "event": "again", "args": []})), "via": "ctrl"},
+        {"op": em(json!({"action": "fetchSockets", "rooms": ["more"]})), "via": "ctrl", "as": "fetched"},
+        {"waitEvent": {"client": "nc", "event": "again"}},
+        {"waitEvent": {"client": "sc", "event": "again"}},
+        {"log": "sc", "as": "sc"},
+        {"log": "nc", "as": "nc"},
+    ]))
+    .await;
+    for c in ["sc", "nc"] {
+        assert_eq!(f[c][0], json!(["hello", {"$binary": "ab"}]), "{c}: {f}");
+        assert_eq!(count(&f, c, "again"), 1, "{c}: {f}");
+    }
+    assert_eq!(f["fetched"]["count"], 2, "{f}");
+    node.stop().await;
+}

@@ -13,6 +13,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sio_adapter_redis::{AdapterMode, SubscriptionMode};
 use sio_emitter::{EmitError, Emitter};
 
 /// Emit a Socket.IO event into a sio-cluster (or Node.js socket.io) cluster via Redis.
@@ -25,6 +26,10 @@ struct Cli {
     /// Channel prefix of the cluster (the adapter's `key`).
     #[arg(long, env = "SIO_REDIS_PREFIX", default_value = "socket.io")]
     prefix: String,
+    /// The cluster's pub/sub mode: classic, sharded (= sharded-dynamic),
+    /// sharded-dynamic-private or sharded-static.
+    #[arg(long, env = "SIO_REDIS_MODE", default_value = "classic")]
+    redis_mode: String,
     /// Namespace.
     #[arg(long, default_value = "/")]
     nsp: String,
@@ -101,7 +106,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(send(&cli, args)) {
+    let mode = match parse_mode(&cli.redis_mode) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("sio-emit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(send(&cli, mode, args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ EmitError::Url(_)) => {
             eprintln!("sio-emit: --redis: {e}");
@@ -127,10 +139,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn send(cli: &Cli, args: Vec<serde_json::Value>) -> Result<(), EmitError> {
+fn parse_mode(mode: &str) -> Result<AdapterMode, String> {
+    Ok(match mode {
+        "classic" => AdapterMode::Classic,
+        "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
+        "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
+        "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
+        other => return Err(format!("--redis-mode: unknown mode {other:?}")),
+    })
+}
+
+async fn send(cli: &Cli, mode: AdapterMode, args: Vec<serde_json::Value>) -> Result<(), EmitError> {
     let emitter = Emitter::connect(&cli.redis)
         .await?
-        .with_prefix(cli.prefix.clone());
+        .with_prefix(cli.prefix.clone())
+        .with_mode(mode);
     let mut op = emitter.of(&cli.nsp);
     for room in &cli.to {
         op = op.to(room.clone());
