@@ -94,7 +94,7 @@ impl Emitter {
     /// Publishes for a cluster in this mode: classic (default) or sharded, which Node's
     /// emitter cannot do. It must match the cluster's adapters.
     pub fn with_mode(mut self, mode: AdapterMode) -> Self {
-        self.wire = emitter_wire(mode, &self.wire.prefix().to_string());
+        self.wire = emitter_wire(mode, self.wire.prefix());
         self
     }
 
