@@ -2,8 +2,12 @@
 //! [`@socket.io/redis-adapter`](https://github.com/socketio/socket.io-redis-adapter) and
 //! [`@socket.io/redis-emitter`](https://github.com/socketio/socket.io-redis-emitter).
 //!
-//! Today this crate holds the wire-protocol layer ([`protocol`]): channel names and the exact
-//! bytes of every message, with no I/O. The Redis adapter and the session registry build on it.
+//! - [`RedisCluster`]: a node's connection to the cluster (a fred client and subscriber
+//!   client, the dispatcher, one ordered publisher, liveness, counters), shared by all its
+//!   namespaces; also the server-side-emit API socketioxide lacks.
+//! - [`RedisAdapter`]: socketioxide's `CoreAdapter`, plugged in with
+//!   `SocketIo::builder().with_adapter::<RedisAdapter<_>>(cluster)`.
+//! - [`Wire`]: classic or sharded mode on the wire, shared with `sio-emitter`.
 //!
 //! # Crate map
 //!
@@ -12,16 +16,19 @@
 //!   - [`protocol::broadcast`]: the `[uid, packet, opts]` broadcast message.
 //!   - [`protocol::request`]: requests between nodes and their type numbers.
 //!   - [`protocol::response`]: responses to those requests.
+//!   - [`protocol::sharded`]: the `{type, data, uid, nsp}` messages and channels of sharded mode.
 //!   - [`protocol::msgpack`]: MessagePack exactly as notepack.io writes and reads it.
+//! - [`wire`]: domain messages to and from either mode.
 //! - [`error`]: [`ProtocolError`], what decoding and encoding report instead of panicking.
 //!
 //! # Compatibility
 //!
 //! Byte for byte with `@socket.io/redis-adapter` 8.3 in classic (`PUBLISH`/`PSUBSCRIBE`) mode
 //! and `@socket.io/redis-emitter` 5.1, both on their default `notepack.io` 3.x parser, under
-//! socket.io 4.8. The golden tests (`tests/golden.rs`) compare against bytes produced by those
-//! very packages. Not covered: the sharded adapter (`createShardedAdapter`, Redis 7
-//! `SPUBLISH`), which has another message shape, and custom `parser` options.
+//! socket.io 4.8, and with `createShardedAdapter` (Redis 7 `SPUBLISH`/`SSUBSCRIBE`, all three
+//! subscription modes). The golden tests (`tests/golden.rs`, `tests/golden_sharded.rs`)
+//! compare against bytes produced by those very packages. Not covered: custom `parser`
+//! options of the Node adapter.
 //!
 //! A few things Node does not do the way this crate does, on purpose:
 //!

@@ -1,5 +1,6 @@
-//! The wire protocol of `@socket.io/redis-adapter` 8.x (classic mode) and
-//! `@socket.io/redis-emitter` 5.x: channel names and message encodings, with no I/O.
+//! The wire protocol of `@socket.io/redis-adapter` 8.x (classic mode, and sharded mode in
+//! [`sharded`]) and `@socket.io/redis-emitter` 5.x: channel names and message encodings,
+//! with no I/O.
 //!
 //! Both the adapter and the `sio-emitter` crate build on this module, so there is one copy of
 //! every byte layout.
