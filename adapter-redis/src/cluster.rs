@@ -115,7 +115,7 @@ pub(crate) struct Inner {
     /// Milliseconds since `started` when our last liveness message came back.
     last_alive_ms: AtomicU64,
     closed: AtomicBool,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A node's connection to the cluster, shared by all its namespaces: the `State` of
@@ -460,7 +460,7 @@ fn new_uid() -> String {
     socketioxide_core::Uid::new().to_string()
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -1,0 +1,126 @@
+//! Who serves which session: the node registry (`node id → internal address`, kept
+//! alive by a heartbeat) and the session registry (`sid → node id`), in Redis.
+//!
+//! Keys, under the channel prefix:
+//!
+//! | key | value | lifetime |
+//! |---|---|---|
+//! | `<prefix>:node:<node id>` | the node's advertised address (`host:port`) | TTL [`NODE_TTL`], refreshed every [`NODE_HEARTBEAT`]; deleted on shutdown |
+//! | `<prefix>:sid:<sid>` | the owning node's id | TTL [`SESSION_TTL`], deleted when the session ends |
+//!
+//! A session whose owner's node key has expired is dead: lookups report it unknown and
+//! delete the stale entry.
+
+use std::time::Duration;
+
+use fred::interfaces::KeysInterface;
+use fred::types::Expiration;
+
+use crate::{AdapterError, RedisCluster};
+
+/// How long a node's registration lives without a heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(10);
+/// How often a node refreshes its registration.
+pub const NODE_HEARTBEAT: Duration = Duration::from_secs(3);
+/// Safety net for session entries whose node never deleted them.
+pub const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Where a session lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The owning node's id.
+    pub node_id: String,
+    /// Its advertised internal address (`host:port`).
+    pub address: String,
+}
+
+impl RedisCluster {
+    fn node_key(&self, node_id: &str) -> String {
+        format!("{}:node:{node_id}", self.prefix())
+    }
+
+    fn sid_key(&self, sid: &str) -> String {
+        format!("{}:sid:{sid}", self.prefix())
+    }
+
+    /// Registers this node as `node_id` reachable at `address`, and keeps the
+    /// registration alive in the background until [`RedisCluster::deregister_node`].
+    pub async fn register_node(&self, node_id: &str, address: &str) -> Result<(), AdapterError> {
+        let key = self.node_key(node_id);
+        self.set_node(&key, address).await?;
+        let this = self.clone();
+        let address = address.to_string();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(NODE_HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.set_node(&key, &address).await {
+                    tracing::warn!(error = %e, "node registry heartbeat failed");
+                }
+            }
+        });
+        crate::cluster::lock(&self.inner.tasks).push(task);
+        Ok(())
+    }
+
+    async fn set_node(&self, key: &str, address: &str) -> Result<(), AdapterError> {
+        let _: () = self
+            .inner
+            .client
+            .set(
+                key,
+                address,
+                Some(Expiration::EX(NODE_TTL.as_secs() as i64)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes this node's registration (shutdown).
+    pub async fn deregister_node(&self, node_id: &str) -> Result<(), AdapterError> {
+        let _: i64 = self.inner.client.del(self.node_key(node_id)).await?;
+        Ok(())
+    }
+
+    /// Records that `node_id` owns session `sid`.
+    pub async fn record_session(&self, sid: &str, node_id: &str) -> Result<(), AdapterError> {
+        let _: () = self
+            .inner
+            .client
+            .set(
+                self.sid_key(sid),
+                node_id,
+                Some(Expiration::EX(SESSION_TTL.as_secs() as i64)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets session `sid`.
+    pub async fn forget_session(&self, sid: &str) -> Result<(), AdapterError> {
+        let _: i64 = self.inner.client.del(self.sid_key(sid)).await?;
+        Ok(())
+    }
+
+    /// Where session `sid` lives: `None` when unknown, or when its owner is gone (the
+    /// stale entry is deleted then).
+    pub async fn lookup_session(&self, sid: &str) -> Result<Option<SessionOwner>, AdapterError> {
+        let node_id: Option<String> = self.inner.client.get(self.sid_key(sid)).await?;
+        let Some(node_id) = node_id else {
+            return Ok(None);
+        };
+        let address: Option<String> = self.inner.client.get(self.node_key(&node_id)).await?;
+        match address {
+            Some(address) => Ok(Some(SessionOwner { node_id, address })),
+            None => {
+                self.forget_session(sid).await?;
+                Ok(None)
+            }
+        }
+    }
+}
