@@ -34,6 +34,8 @@ pub mod env {
     pub const REDIS_PREFIX: &str = "SIO_REDIS_PREFIX";
     /// Classic or sharded pub/sub.
     pub const REDIS_MODE: &str = "SIO_REDIS_MODE";
+    /// The address other nodes reach this one at.
+    pub const ADVERTISE_ADDR: &str = "SIO_ADVERTISE_ADDR";
     /// This node's id.
     pub const NODE_ID: &str = "SIO_NODE_ID";
     /// Allowed CORS origins.
@@ -93,6 +95,11 @@ pub struct Cli {
     /// (= `sharded-dynamic`, Node's default), `sharded-dynamic-private`, `sharded-static`.
     #[arg(long, env = env::REDIS_MODE, default_value = "classic")]
     pub redis_mode: String,
+
+    /// Address (`host:port`) other nodes use to forward requests to this one. Default:
+    /// `$POD_IP:<port>` when POD_IP is set, else the listen address (127.0.0.1 for 0.0.0.0).
+    #[arg(long, env = env::ADVERTISE_ADDR)]
+    pub advertise_addr: Option<String>,
 
     /// This node's id in the cluster. Default: a random UUID.
     #[arg(long, env = env::NODE_ID)]
@@ -169,6 +176,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// Classic or sharded pub/sub.
     pub redis_mode: sio_adapter_redis::AdapterMode,
+    /// Address other nodes forward to; `None`: derived from the bound address.
+    pub advertise_addr: Option<String>,
     /// This node's id.
     pub node_id: String,
     /// CORS policy.
@@ -364,6 +373,15 @@ impl Config {
             redis_url,
             redis_prefix,
             redis_mode,
+            advertise_addr: cli
+                .advertise_addr
+                .filter(|a| !a.trim().is_empty())
+                .or_else(|| {
+                    std::env::var("POD_IP")
+                        .ok()
+                        .filter(|ip| !ip.is_empty())
+                        .map(|ip| format!("{ip}:{}", cli.listen.port()))
+                }),
             node_id,
             cors,
             jwt,

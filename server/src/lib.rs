@@ -10,6 +10,7 @@
 //! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
 //! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
 //! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
+//! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
 //! - [`gateway`]: the `join` / `leave` / `publish` events and handshake auth.
 //! - [`chat`]: the demo chat namespace and its history.
 //! - [`auth`]: JWT verification.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod engine;
+pub mod forward;
 pub mod gateway;
 pub mod metrics;
 pub mod node;

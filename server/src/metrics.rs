@@ -14,6 +14,9 @@
 //! | `sio_events_received_total` | counter | `event` (join, leave, publish, chat, other) |
 //! | `sio_events_emitted_total` | counter | `event` (publish, chat) |
 //! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, bad_request, handshake_refused) |
+//! | `sio_forwarded_total` | counter | `transport` (polling, websocket): requests sent to the session's owner |
+//! | `sio_forward_errors_total` | counter | owner unreachable |
+//! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total` | counter | cluster mode: every loss, counted |
@@ -138,6 +141,25 @@ impl Metrics {
     /// Sets the room count of namespace `nsp`.
     pub fn set_rooms(&self, nsp: &str, rooms: usize) {
         self.gauge("sio_rooms", "nsp", nsp.into()).set(rooms as f64);
+    }
+
+    /// A request was forwarded to the session's owner over `transport`.
+    pub fn forwarded(&self, transport: &'static str) {
+        self.counter("sio_forwarded_total", "transport", transport.into())
+            .increment(1);
+    }
+
+    /// A forward failed (owner unreachable); the client got "Session ID unknown".
+    pub fn forward_error(&self) {
+        let key = Key::from_name("sio_forward_errors_total");
+        self.recorder.register_counter(&key, &META).increment(1);
+    }
+
+    /// A session owner was looked up: from the local cache (`hit`) or from Redis.
+    pub fn forward_lookup(&self, hit: bool) {
+        let source = if hit { "cache" } else { "redis" };
+        self.counter("sio_session_lookups_total", "source", source.into())
+            .increment(1);
     }
 
     /// Copies the Redis adapter's counters (cluster mode).

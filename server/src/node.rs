@@ -35,6 +35,7 @@ use tracing::{info, warn};
 
 use crate::chat::{self, Chat, History, MemoryHistory, RedisHistory};
 use crate::config::{Config, CorsOrigins};
+use crate::forward::Forwarder;
 use crate::gateway::{Gateway, HandshakeAuth};
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState, RoomCounter};
@@ -96,7 +97,7 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         source,
     })?;
     let stop = CancellationToken::new();
-    let app = build(&config).await?;
+    let app = build(&config, addr).await?;
     let task = tokio::spawn(serve(listener, app, config, stop.clone().cancelled_owned()));
     Ok(RunningNode { addr, stop, task })
 }
@@ -107,7 +108,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = bind(config.listen).await?;
-    let app = build(&config).await?;
+    let addr = listener.local_addr()?;
+    let app = build(&config, addr).await?;
     serve(listener, app, config, shutdown).await
 }
 
@@ -127,6 +129,8 @@ struct App {
     close_io: Box<dyn FnOnce() -> BoxFuture + Send>,
     /// The cluster connection, in cluster mode.
     cluster: Option<RedisCluster>,
+    /// Session forwarding, in cluster mode.
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 /// How a namespace registration finishes: at once for the in-memory adapter, once the
@@ -161,7 +165,21 @@ fn sio_builder(config: &Config) -> SocketIoBuilder {
 /// Packets queued per socket before deliveries to it fail.
 pub const MAX_BUFFERED_PACKETS: usize = 4096;
 
-async fn build(config: &Config) -> Result<App, StartError> {
+/// The address other nodes forward to: configured, or the bound one (loopback for an
+/// unspecified IP).
+fn advertise_addr(config: &Config, bound: SocketAddr) -> String {
+    if let Some(addr) = &config.advertise_addr {
+        return addr.clone();
+    }
+    let ip = if bound.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        bound.ip()
+    };
+    SocketAddr::new(ip, bound.port()).to_string()
+}
+
+async fn build(config: &Config, bound: SocketAddr) -> Result<App, StartError> {
     let metrics = Metrics::new();
     match &config.redis_url {
         None => {
@@ -176,6 +194,12 @@ async fn build(config: &Config) -> Result<App, StartError> {
                 .build_layer();
             let key = format!("{}:chat-history", config.redis_prefix);
             let history = History::Redis(RedisHistory::new(cluster.client().clone(), key));
+            let advertise = advertise_addr(config, bound);
+            cluster
+                .register_node(&config.node_id, &advertise)
+                .await
+                .map_err(StartError::Redis)?;
+            info!(node = %config.node_id, advertise = %advertise, "registered for session forwarding");
             assemble(config, metrics, layer, io, history, Some(cluster)).await
         }
     }
@@ -210,6 +234,10 @@ async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, Start
         }
     }
 }
+
+/// A session that no namespace holds after this long has ended (socketioxide closes a
+/// session that never connects a namespace after its 45 s connect timeout).
+pub const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a node keeps retrying Redis at start-up before it gives up.
 pub const REDIS_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -326,6 +354,34 @@ where
         state.clone(),
         routes::session_gate,
     ));
+    // Cluster mode: outermost, requests for other nodes' sessions leave here.
+    let forwarder = cluster
+        .as_ref()
+        .map(|c| Forwarder::new(config.node_id.clone(), c.clone(), state.metrics.clone()));
+    let router = match &forwarder {
+        Some(fw) => {
+            let sweep_fw = fw.clone();
+            let sweep_io = io.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+                loop {
+                    tick.tick().await;
+                    let io = sweep_io.clone();
+                    sweep_fw
+                        .sweep(SESSION_GRACE, move |sid| {
+                            let Ok(sid) = sid.parse() else { return false };
+                            io.nsps().iter().any(|ns| ns.get_socket(sid).is_some())
+                        })
+                        .await;
+                }
+            });
+            router.layer(axum::middleware::from_fn_with_state(
+                fw.clone(),
+                crate::forward::forward_gate,
+            ))
+        }
+        None => router,
+    };
     if let Some(cluster) = &cluster {
         let io = io.clone();
         cluster.set_socket_info(move |nsp, sid| {
@@ -341,6 +397,7 @@ where
         state,
         close_io,
         cluster,
+        forwarder,
     })
 }
 
@@ -382,6 +439,7 @@ async fn serve(
         state,
         close_io,
         cluster,
+        forwarder,
     } = app;
     let addr = listener.local_addr()?;
     info!(%addr, node = %config.node_id, "listening");
@@ -416,7 +474,11 @@ async fn serve(
         // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
         // through the load balancer, to a node that is still ready.
         close_io().await;
+        if let Some(fw) = &forwarder {
+            fw.forget_all().await;
+        }
         if let Some(cluster) = &cluster {
+            let _ = cluster.deregister_node(&config.node_id).await;
             cluster.close(std::time::Duration::from_secs(2)).await;
         }
         stop_http.cancel();

@@ -1,0 +1,340 @@
+//! Any node accepts any session: a request for a session this node does not own is
+//! forwarded to the node that does.
+//!
+//! - A polling handshake answered here is recorded (`sid → this node`) in Redis before
+//!   the client sees its sid, so its next request, wherever it lands, can be routed.
+//! - A request with `sid=` for a session owned elsewhere goes to the owner: polling
+//!   `GET`/`POST` as plain HTTP over a pooled keep-alive client (no timeout: a long-poll
+//!   lasts up to the ping interval), a websocket upgrade by forwarding the upgrade and
+//!   then piping bytes both ways.
+//! - Unknown sid, owner gone, owner unreachable: `400 {"code":1,"message":"Session ID
+//!   unknown"}` at once (before any `101` for an upgrade), so the client reconnects.
+//! - A forwarded request carries [`FORWARDED_HEADER`]; a node never forwards it again.
+//!
+//! Websocket-only sessions never need forwarding: they make no second HTTP request.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sio_adapter_redis::RedisCluster;
+use sio_adapter_redis::registry::SessionOwner;
+use tracing::{debug, warn};
+
+use crate::engine::{ENGINE_PATH, EngineError, EngineQuery};
+use crate::metrics::Metrics;
+
+/// Marks a request one node forwarded to another; its value is the forwarding node's id.
+pub const FORWARDED_HEADER: &str = "x-sio-forwarded-by";
+
+/// Most owner lookups cached (a session's owner never changes).
+const CACHE_MAX: usize = 50_000;
+
+/// Headers that describe one hop, not the request.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Routes session requests to their owner.
+pub struct Forwarder {
+    node_id: String,
+    cluster: RedisCluster,
+    metrics: Metrics,
+    client: Client<HttpConnector, Body>,
+    /// Sessions this node created by a polling handshake, with when.
+    owned: Mutex<HashMap<String, Instant>>,
+    /// Owners of other nodes' sessions.
+    cache: Mutex<HashMap<String, SessionOwner>>,
+}
+
+/// Reads the sid from an Engine.IO open packet in a polling response body:
+/// `0{"sid":...}` (v4) or `<len>:0{"sid":...}` (v3 framing).
+pub fn sid_from_open_packet(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("0{")?;
+    let rest = &text[start + 1..];
+    let end = rest.find('}')?;
+    let open: serde_json::Value = serde_json::from_str(&rest[..=end]).ok()?;
+    open["sid"].as_str().map(str::to_string)
+}
+
+impl Forwarder {
+    /// A forwarder for node `node_id`.
+    pub fn new(node_id: String, cluster: RedisCluster, metrics: Metrics) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Arc::new(Self {
+            node_id,
+            cluster,
+            metrics,
+            client,
+            owned: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn is_owned(&self, sid: &str) -> bool {
+        lock(&self.owned).contains_key(sid)
+    }
+
+    async fn owner(&self, sid: &str) -> Option<SessionOwner> {
+        if let Some(owner) = lock(&self.cache).get(sid).cloned() {
+            self.metrics.forward_lookup(true);
+            return Some(owner);
+        }
+        self.metrics.forward_lookup(false);
+        match self.cluster.lookup_session(sid).await {
+            Ok(Some(owner)) => {
+                let mut cache = lock(&self.cache);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(sid.to_string(), owner.clone());
+                Some(owner)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(sid, error = %e, "session lookup failed");
+                None
+            }
+        }
+    }
+
+    async fn forget(&self, sid: &str) {
+        lock(&self.cache).remove(sid);
+        if let Err(e) = self.cluster.forget_session(sid).await {
+            debug!(sid, error = %e, "cannot delete a stale session entry");
+        }
+    }
+
+    /// Records a session this node just created.
+    async fn record(&self, sid: &str) {
+        lock(&self.owned).insert(sid.to_string(), Instant::now());
+        if let Err(e) = self.cluster.record_session(sid, &self.node_id).await {
+            warn!(sid, error = %e, "cannot record a session: other nodes will not find it");
+        }
+    }
+
+    /// Forgets owned sessions that no namespace holds any more (checked by `alive`),
+    /// once they are older than `min_age` (a session may not have joined a namespace yet).
+    pub async fn sweep(&self, min_age: Duration, alive: impl Fn(&str) -> bool) {
+        let dead: Vec<String> = lock(&self.owned)
+            .iter()
+            .filter(|(sid, at)| at.elapsed() > min_age && !alive(sid))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in dead {
+            lock(&self.owned).remove(&sid);
+            if let Err(e) = self.cluster.forget_session(&sid).await {
+                debug!(sid, error = %e, "cannot delete an ended session");
+            }
+        }
+    }
+
+    /// Deletes every session entry this node owns (shutdown).
+    pub async fn forget_all(&self) {
+        let owned: Vec<String> = lock(&self.owned).drain().map(|(sid, _)| sid).collect();
+        for sid in owned {
+            let _ = self.cluster.forget_session(&sid).await;
+        }
+    }
+
+    fn upstream_uri(owner: &SessionOwner, uri: &Uri) -> Option<Uri> {
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        format!("http://{}{}", owner.address, path).parse().ok()
+    }
+
+    fn prepare_headers(&self, headers: &mut HeaderMap, peer: Option<SocketAddr>, upgrade: bool) {
+        if !upgrade {
+            for name in HOP_BY_HOP {
+                headers.remove(name);
+            }
+        }
+        if let Some(peer) = peer {
+            let ip = peer.ip().to_string();
+            let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip,
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.node_id) {
+            headers.insert(HeaderName::from_static(FORWARDED_HEADER), v);
+        }
+    }
+
+    async fn forward_http(&self, sid: &str, owner: &SessionOwner, req: Request) -> Response {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let (mut parts, body) = req.into_parts();
+        let Some(uri) = Self::upstream_uri(owner, &parts.uri) else {
+            return EngineError::BadRequest.into_response();
+        };
+        parts.uri = uri;
+        self.prepare_headers(&mut parts.headers, peer, false);
+        let upstream = Request::from_parts(parts, body);
+        match self.client.request(upstream).await {
+            Ok(resp) => {
+                self.metrics.forwarded("polling");
+                let (mut parts, body) = resp.into_parts();
+                for name in HOP_BY_HOP {
+                    parts.headers.remove(name);
+                }
+                Response::from_parts(parts, Body::new(body))
+            }
+            Err(e) => {
+                self.metrics.forward_error();
+                warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: session dropped");
+                self.forget(sid).await;
+                EngineError::UnknownSid.into_response()
+            }
+        }
+    }
+
+    async fn forward_upgrade(&self, sid: &str, owner: &SessionOwner, mut req: Request) -> Response {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let client_upgrade = hyper::upgrade::on(&mut req);
+        let (mut parts, _body) = req.into_parts();
+        let Some(uri) = Self::upstream_uri(owner, &parts.uri) else {
+            return EngineError::BadRequest.into_response();
+        };
+        parts.uri = uri;
+        self.prepare_headers(&mut parts.headers, peer, true);
+        let upstream = Request::from_parts(parts, Body::empty());
+        let mut resp = match self.client.request(upstream).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.forward_error();
+                warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: upgrade refused");
+                self.forget(sid).await;
+                return EngineError::UnknownSid.into_response();
+            }
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (parts, body) = resp.into_parts();
+            return Response::from_parts(parts, Body::new(body));
+        }
+        self.metrics.forwarded("websocket");
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        let sid = sid.to_string();
+        // The client side completes only after our 101 is written: pipe in a task.
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client, upstream)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut upstream = TokioIo::new(upstream);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                    {
+                        debug!(sid, error = %e, "forwarded websocket ended");
+                    }
+                }
+                Err(e) => debug!(sid, error = %e, "websocket upgrade not completed"),
+            }
+        });
+        let (parts, _) = resp.into_parts();
+        Response::from_parts(parts, Body::empty())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The forwarding middleware (cluster mode), outermost in front of socket.io.
+pub async fn forward_gate(State(fw): State<Arc<Forwarder>>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with(ENGINE_PATH) {
+        return next.run(req).await;
+    }
+    let query = EngineQuery::parse(req.uri().query());
+    let Some(sid) = query.sid.map(str::to_string) else {
+        // A polling handshake: record the new session before the client learns its sid.
+        let polling = req.method() == Method::GET && query.transport != Some("websocket");
+        let resp = next.run(req).await;
+        if !polling || resp.status() != StatusCode::OK {
+            return resp;
+        }
+        let (parts, body) = resp.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+            return EngineError::BadRequest.into_response();
+        };
+        if let Some(sid) = sid_from_open_packet(&bytes) {
+            fw.record(&sid).await;
+        }
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if fw.is_owned(&sid) || req.headers().contains_key(FORWARDED_HEADER) {
+        return next.run(req).await;
+    }
+    match fw.owner(&sid).await {
+        None => EngineError::UnknownSid.into_response(),
+        Some(owner) if owner.node_id == fw.node_id => next.run(req).await,
+        Some(owner) => {
+            if is_upgrade(req.headers()) {
+                fw.forward_upgrade(&sid, &owner, req).await
+            } else {
+                fw.forward_http(&sid, &owner, req).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_packet_sid_in_v4_and_v3_framing() {
+        let v4 = br#"0{"sid":"lv_VI97HAXpY6yYW","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+        assert_eq!(
+            sid_from_open_packet(v4).as_deref(),
+            Some("lv_VI97HAXpY6yYW")
+        );
+        let v3 = br#"96:0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}2:40"#;
+        assert_eq!(sid_from_open_packet(v3).as_deref(), Some("abc"));
+        assert_eq!(sid_from_open_packet(b"garbage"), None);
+        assert_eq!(sid_from_open_packet(b"0{not json}"), None);
+        assert_eq!(sid_from_open_packet(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn upgrade_header_is_case_insensitive() {
+        let mut h = HeaderMap::new();
+        assert!(!is_upgrade(&h));
+        h.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(is_upgrade(&h));
+    }
+}
