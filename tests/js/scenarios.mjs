@@ -365,6 +365,62 @@ const scenarios = {
     };
   },
 
+  // many clients through one URL (a balancer): `polling` polling-only clients and
+  // `upgrading` default clients, in rooms of `roomSize`; each publishes `messages` events
+  // into its room; reports connect errors, disconnects and deliveries
+  async crowd() {
+    const specs = [
+      ...Array.from({ length: opts.polling ?? 0 }, () => ["polling"]),
+      ...Array.from({ length: opts.upgrading ?? 0 }, () => ["polling", "websocket"]),
+    ];
+    const roomSize = opts.roomSize ?? 20;
+    const per = opts.messages ?? 3;
+    const facts = { clients: specs.length, connectErrors: 0, disconnects: [], errors: [] };
+    const sockets = specs.map((transports, i) => {
+      const s = io(opts.url, { transports, reconnection: false, forceNew: true });
+      s.on("connect_error", (e) => {
+        facts.connectErrors++;
+        facts.errors.push(e.message);
+      });
+      s.on("disconnect", (reason) => facts.disconnects.push(reason));
+      s.room = `room-crowd-${Math.floor(i / roomSize)}`;
+      s.got = 0;
+      s.on("crowd", () => s.got++);
+      return s;
+    });
+    await Promise.all(sockets.map((s) => connected(s).catch(() => {})));
+    await Promise.all(sockets.filter((s) => s.connected).map((s) => ack(s, "join", s.room)));
+    // let the upgrades happen while traffic flows
+    for (let round = 0; round < per; round++) {
+      await Promise.all(
+        sockets.filter((s) => s.connected).map((s) => ack(s, "publish", { room: s.room, event: "crowd", data: round })),
+      );
+      await new Promise((r) => setTimeout(r, opts.pauseMs ?? 300));
+    }
+    const expected = (s) => Math.min(roomSize, specs.length - Math.floor(specs.indexOf(s.io.opts.transports) * 0)) * per;
+    const sizes = {};
+    sockets.forEach((s) => (sizes[s.room] = (sizes[s.room] ?? 0) + 1));
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (sockets.every((s) => s.got >= sizes[s.room] * per) ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "every delivery",
+    ).catch(() => {});
+    facts.transports = {};
+    sockets.forEach((s) => {
+      const t = s.io.engine?.transport?.name ?? "none";
+      facts.transports[t] = (facts.transports[t] ?? 0) + 1;
+    });
+    facts.delivered = sockets.reduce((a, s) => a + s.got, 0);
+    facts.expected = sockets.reduce((a, s) => a + sizes[s.room] * per, 0);
+    facts.errors = facts.errors.slice(0, 5);
+    sockets.forEach((s) => s.removeAllListeners("disconnect"));
+    sockets.forEach((s) => s.disconnect());
+    void expected;
+    return facts;
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });

@@ -1,0 +1,93 @@
+//! Any node accepts any session: three nodes behind a real nginx with plain round robin
+//! (no stickiness), official clients over polling and polling→websocket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use serde_json::json;
+use sio_cluster_tests::{
+    Balance, Nginx, TestRedis, http_request, js_scenario, metric_sum, start_cluster,
+};
+
+async fn crowd_through(balance: Balance) -> (serde_json::Value, f64) {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 3, &["--client-publish", "room-*"])
+        .await
+        .unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+    let nginx = Nginx::start(&addrs, balance).await.unwrap();
+    let f = js_scenario(json!({
+        "scenario": "crowd", "url": nginx.url, "polling": 200, "upgrading": 200,
+        "roomSize": 20, "messages": 3, "waitMs": 30000,
+    }))
+    .await
+    .unwrap();
+    let forwarded = metric_sum(&nodes, "sio_forwarded_total").await.unwrap();
+    if balance == Balance::RoundRobin {
+        let ws = metric_sum(&nodes, r#"sio_forwarded_total{transport="websocket"}"#)
+            .await
+            .unwrap();
+        assert!(ws > 0.0, "websocket upgrades were forwarded: {ws}");
+    }
+    (f, forwarded)
+}
+
+#[tokio::test]
+async fn round_robin_without_stickiness_loses_nobody() {
+    let (f, forwarded) = crowd_through(Balance::RoundRobin).await;
+    assert_eq!(f["connectErrors"], 0, "{f}");
+    assert_eq!(f["disconnects"], json!([]), "{f}");
+    assert_eq!(f["delivered"], f["expected"], "{f}");
+    assert_eq!(f["transports"]["polling"], 200, "{f}");
+    assert_eq!(f["transports"]["websocket"], 200, "{f}");
+    assert!(
+        forwarded > 0.0,
+        "the forwarding path was exercised: {forwarded}"
+    );
+}
+
+#[tokio::test]
+async fn ip_hash_stickiness_works_too() {
+    let (f, _) = crowd_through(Balance::IpHash).await;
+    assert_eq!(f["connectErrors"], 0, "{f}");
+    assert_eq!(f["disconnects"], json!([]), "{f}");
+    assert_eq!(f["delivered"], f["expected"], "{f}");
+}
+
+/// An unknown sid gets Node's 400 at once, for polling and for a websocket upgrade
+/// (before any 101), on a node that owns nothing.
+#[tokio::test]
+async fn unknown_sid_is_refused_before_any_upgrade() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 1, &[]).await.unwrap();
+    let addr = nodes[0].addr();
+    let (status, body) = http_request(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&sid=nosuchsid0000000",
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket&sid=nosuchsid0000000 HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        head.contains(r#"{"code":1,"message":"Session ID unknown"}"#),
+        "{head}"
+    );
+}
