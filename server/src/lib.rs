@@ -9,6 +9,7 @@
 //! - [`config`]: flags and `SIO_*` variables, validated.
 //! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
 //! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
+//! - [`entry`]: the process entry point (the `sio-server` binary).
 //! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
 //! - [`gateway`]: the `join` / `leave` / `publish` events and handshake auth.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod engine;
+pub mod entry;
 pub mod forward;
 pub mod gateway;
 pub mod metrics;

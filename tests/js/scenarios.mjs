@@ -421,6 +421,67 @@ const scenarios = {
     return facts;
   },
 
+  // fail-over: clients through a balancer with reconnection on; prints {"ready":true}
+  // once all are connected and in their room, then watches for `observeMs` (the test
+  // kills a node meanwhile) and finally checks every client can still talk
+  async failover() {
+    const specs = [
+      ...Array.from({ length: opts.websocket ?? 0 }, () => ["websocket"]),
+      ...Array.from({ length: opts.polling ?? 0 }, () => ["polling"]),
+    ];
+    const clients = specs.map((transports) => {
+      const s = io(opts.url, {
+        transports,
+        forceNew: true,
+        reconnectionDelay: 100,
+        reconnectionDelayMax: 500,
+        randomizationFactor: 0,
+      });
+      const c = { s, transports: transports.join(), disconnects: 0, downAt: 0, downMs: [] };
+      s.on("disconnect", () => {
+        c.disconnects++;
+        c.downAt = performance.now();
+      });
+      s.on("connect", () => {
+        if (c.downAt) c.downMs.push(Math.round(performance.now() - c.downAt));
+        c.downAt = 0;
+        s.emit("join", "room-fo");
+      });
+      return c;
+    });
+    await Promise.all(clients.map((c) => connected(c.s)));
+    await Promise.all(clients.map((c) => ack(c.s, "join", "room-fo")));
+    console.log(JSON.stringify({ ready: true }));
+    await new Promise((r) => setTimeout(r, opts.observeMs ?? 6000));
+    // everyone connected again and reachable
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (clients.every((c) => c.s.connected) ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "every client to be connected again",
+    );
+    let got = 0;
+    clients.forEach((c) => c.s.on("fo-check", () => got++));
+    await ack(clients[0].s, "publish", { room: "room-fo", event: "fo-check", data: 1 });
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (got >= clients.length ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "the check message at every client",
+    ).catch(() => {});
+    clients.forEach((c) => c.s.removeAllListeners("disconnect"));
+    clients.forEach((c) => c.s.disconnect());
+    const by = (t) => clients.filter((c) => c.transports === t);
+    const summary = (list) => ({
+      clients: list.length,
+      disturbed: list.filter((c) => c.disconnects > 0).length,
+      reconnectedMs: list.flatMap((c) => c.downMs),
+    });
+    return { websocket: summary(by("websocket")), polling: summary(by("polling")), checkReceived: got };
+  },
+
   // reports how the client saw the server go away (drain tests)
   async drain() {
     const s = connect("", { forceNew: true });

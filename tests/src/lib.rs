@@ -422,7 +422,7 @@ impl Nginx {
         std::fs::create_dir_all(dir.join("tmp"))?;
         let servers: String = upstreams
             .iter()
-            .map(|a| format!("    server {a};\n"))
+            .map(|a| format!("    server {a} max_fails=1 fail_timeout=30s;\n"))
             .collect();
         let hash = if balance == Balance::IpHash {
             "    ip_hash;\n"
@@ -456,7 +456,9 @@ http {{
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_read_timeout 60s;
       proxy_buffering off;
-      proxy_next_upstream off;
+      # a refused connection sent nothing: safe to try another node
+      proxy_next_upstream error non_idempotent;
+      proxy_next_upstream_tries 3;
     }}
   }}
 }}
@@ -512,4 +514,72 @@ pub async fn metric_sum(nodes: &[TestNode], name: &str) -> anyhow::Result<f64> {
         }
     }
     Ok(total)
+}
+
+/// A node as its own process (`sio-test-node`, the server's entry point), so a test can
+/// kill it with SIGKILL. Killed on drop.
+pub struct NodeProcess {
+    child: std::process::Child,
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl NodeProcess {
+    /// Starts `bin` (pass `env!("CARGO_BIN_EXE_sio-test-node")`) with `SIO_*` settings
+    /// `env` on `127.0.0.1:0`, and waits until it is ready.
+    pub async fn start(bin: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .env("SIO_LISTEN", "127.0.0.1:0")
+            .env("SIO_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn the node process")?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if !sent
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "listening"
+                    && let Some(addr) = v["addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_string());
+                    sent = true;
+                }
+            }
+        });
+        let addr: std::net::SocketAddr =
+            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(40)))
+                .await?
+                .context("the node never logged its address")?
+                .parse()?;
+        let node = Self { child, addr };
+        wait_ready(addr).await?;
+        Ok(node)
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no drain, no deregistration.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -91,3 +91,90 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
         "{head}"
     );
 }
+
+/// SIGKILL one of three nodes under nginx round robin: websocket clients of the dead
+/// node reconnect through nginx to the survivors within the reconnection delay, the
+/// others are undisturbed, every client is reachable afterwards, and the dead node's
+/// sessions are answered "unknown" at once instead of being forwarded into the void.
+#[tokio::test]
+async fn a_killed_node_s_clients_move_to_the_survivors() {
+    use sio_cluster_tests::{NodeProcess, read_line, spawn_js};
+    use tokio::io::BufReader;
+    let bin = env!("CARGO_BIN_EXE_sio-test-node");
+    let redis = TestRedis::start().await.unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let id = format!("proc-{i}");
+        nodes.push(
+            NodeProcess::start(
+                bin,
+                &[
+                    ("SIO_REDIS_URL", &redis.url),
+                    ("SIO_NODE_ID", &id),
+                    ("SIO_CLIENT_PUBLISH", "room-*"),
+                ],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
+
+    // a polling session owned by the node about to die
+    let victim = nodes[2].addr;
+    let (_, open) = http_request(victim, "GET", "/socket.io/?EIO=4&transport=polling", b"")
+        .await
+        .unwrap();
+    let victim_sid = open.split('"').nth(3).unwrap().to_string();
+
+    let mut child = spawn_js(&json!({
+        "scenario": "failover", "url": nginx.url, "websocket": 60, "observeMs": 5000, "waitMs": 15000,
+    }))
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let ready = read_line(&mut out).await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+
+    nodes[2].kill();
+    let started = std::time::Instant::now();
+    let (status, body) = http_request(
+        nodes[0].addr,
+        "GET",
+        &format!("/socket.io/?EIO=4&transport=polling&sid={victim_sid}"),
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered at once"
+    );
+
+    let f = read_line(&mut out).await.unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{f}");
+    let ws = &f["websocket"];
+    let disturbed = ws["disturbed"].as_u64().unwrap();
+    // round robin spread the 60 sessions: about a third lived on the killed node
+    assert!((5..=35).contains(&disturbed), "{f}");
+    for ms in ws["reconnectedMs"].as_array().unwrap() {
+        assert!(
+            ms.as_u64().unwrap() < 3000,
+            "reconnected within the delay: {f}"
+        );
+    }
+    assert_eq!(
+        ws["reconnectedMs"].as_array().unwrap().len() as u64,
+        disturbed,
+        "{f}"
+    );
+    assert_eq!(
+        f["checkReceived"], 60,
+        "every client reachable afterwards: {f}"
+    );
+}
