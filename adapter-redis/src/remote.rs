@@ -182,7 +182,7 @@ impl RedisCluster {
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(self.uid().to_string()),
             request_id: None,
-            data: event_data(event, args),
+            data: ServerSideEmitRequest::data_for(event, args),
         });
         match self.inner.wire.request(nsp, request)? {
             Some((channel, payload)) => self.inner.publisher.enqueue(channel, payload).await,
@@ -202,7 +202,7 @@ impl RedisCluster {
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(self.uid().to_string()),
             request_id: Some(Self::request_id()),
-            data: event_data(event, args),
+            data: ServerSideEmitRequest::data_for(event, args),
         });
         let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
         let responses = self.request(nsp, request, timeout).await?;
@@ -249,12 +249,6 @@ impl RedisCluster {
             ack,
         });
     }
-}
-
-fn event_data(event: &str, args: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
-    std::iter::once(serde_json::Value::from(event))
-        .chain(args)
-        .collect()
 }
 
 #[cfg(test)]

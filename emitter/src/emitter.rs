@@ -10,23 +10,13 @@ use serde::Serialize;
 use sio_adapter_redis::protocol::sharded::ShardedMessage;
 use sio_adapter_redis::protocol::{
     BroadcastMessage, BroadcastOptions, DEFAULT_PREFIX, DisconnectRequest, FetchRequest,
-    FetchedSocket, IncomingResponse, Layout, Packet, Request, RequestOpts, RequestType, Response,
-    RoomsRequest, ServerSideEmitRequest,
+    FetchedSocket, IncomingResponse, Layout, Packet, RESERVED_EVENTS, Request, RequestOpts,
+    RequestType, Response, RoomsRequest, ServerSideEmitRequest,
 };
 use sio_adapter_redis::wire::{self, Incoming};
 use sio_adapter_redis::{AdapterMode, Wire, rmpv};
 
 use crate::{EmitError, Publish};
-
-/// Event names a server never sends to clients; emitting one is an error.
-const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// The `uid` the Node emitter puts on its messages.
 const EMITTER_UID: &str = "emitter";
@@ -66,13 +56,7 @@ impl Emitter {
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://`,
     /// `redis-sentinel://`, `redis-cluster://`). Fails at once if Redis cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, EmitError> {
-        const SCHEMES: [&str; 4] = [
-            "redis://",
-            "rediss://",
-            "redis-sentinel://",
-            "redis-cluster://",
-        ];
-        if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        if !sio_adapter_redis::protocol::is_redis_url(url) {
             let shown = url.split('@').next_back().unwrap_or_default();
             return Err(EmitError::Url(shown.to_string()));
         }
@@ -299,7 +283,7 @@ impl Operator<'_> {
         self.request_message(Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(EMITTER_UID.to_string()),
             request_id: None,
-            data: event_data(event, args),
+            data: ServerSideEmitRequest::data_for(event, args),
         }))
     }
 
@@ -328,7 +312,7 @@ impl Operator<'_> {
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(EMITTER_UID.to_string()),
             request_id: Some(new_request_id()),
-            data: event_data(event, args),
+            data: ServerSideEmitRequest::data_for(event, args),
         });
         let responses = self.request(request, RequestType::ServerSideEmit).await?;
         Ok(responses
@@ -424,12 +408,6 @@ impl Operator<'_> {
         let _ = subscriber.quit().await;
         result
     }
-}
-
-fn event_data(event: &str, args: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
-    std::iter::once(serde_json::Value::from(event))
-        .chain(args)
-        .collect()
 }
 
 fn new_request_id() -> String {

@@ -270,16 +270,10 @@ impl Config {
         };
 
         let redis_url = cli.redis_url.filter(|u| !u.trim().is_empty());
-        if let Some(url) = &redis_url {
-            const SCHEMES: [&str; 4] = [
-                "redis://",
-                "rediss://",
-                "redis-sentinel://",
-                "redis-cluster://",
-            ];
-            if !SCHEMES.iter().any(|s| url.starts_with(s)) {
-                return Err(ConfigError::RedisUrl);
-            }
+        if let Some(url) = &redis_url
+            && !sio_adapter_redis::protocol::is_redis_url(url)
+        {
+            return Err(ConfigError::RedisUrl);
         }
         let redis_mode = {
             use sio_adapter_redis::{AdapterMode, SubscriptionMode};

@@ -34,14 +34,7 @@ pub const MAX_ROOM_LEN: usize = 256;
 /// Longest event name a client may publish, in bytes.
 pub const MAX_EVENT_LEN: usize = 128;
 /// Event names that clients may not publish: the Socket.IO client reserves them.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
+pub use sio_adapter_redis::protocol::RESERVED_EVENTS;
 
 /// Called after a socket joined a room, before the client's ack: lets the cluster make
 /// the room live (sharded pub/sub subscribes to the room's channel).

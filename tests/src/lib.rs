@@ -583,3 +583,12 @@ impl Drop for NodeProcess {
         self.kill();
     }
 }
+
+/// An `op` request for a test peer: `{"kind": kind, ...extra}`.
+pub fn op(kind: &str, extra: Value) -> Value {
+    let mut op = serde_json::json!({ "kind": kind });
+    if let (Some(o), Some(e)) = (op.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    op
+}

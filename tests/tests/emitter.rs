@@ -30,13 +30,7 @@ async fn our_emitter_reaches_clients_on_every_rust_node() {
         .unwrap();
     let peer = RustPeer::start(&redis).await.unwrap(); // hosts the emitter, via `op`
     let (n0, n1) = (nodes[0].url(), nodes[1].url());
-    let em = |extra: Value| {
-        let mut op = json!({"kind": "emitter"});
-        op.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        op
-    };
+    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
     let f = steps(json!([
         {"connect": "a1", "url": n0, "rooms": ["news"]},
         {"connect": "a2", "url": n1, "rooms": ["news", "muted"]},
@@ -110,13 +104,7 @@ async fn our_emitter_reaches_a_node_js_server_and_waits_for_answers() {
     let redis = TestRedis::start().await.unwrap();
     let peer = RustPeer::start(&redis).await.unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
-    let em = |extra: Value| {
-        let mut op = json!({"kind": "emitter"});
-        op.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        op
-    };
+    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
     let f = steps(json!([
         {"connect": "nc", "url": node.url, "rooms": ["r"]},
         {"connect": "rc", "url": peer.url, "rooms": ["r"]},
@@ -173,13 +161,7 @@ async fn node_emitter_reaches_the_rust_cluster() {
     let peer = RustPeer::start(&redis).await.unwrap();
     let node = NodePeer::start(&redis).await.unwrap(); // hosts Node's emitter, via `op`
     let (n0, n1) = (nodes[0].url(), nodes[1].url());
-    let ne = |extra: Value| {
-        let mut op = json!({"kind": "nodeEmitter"});
-        op.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        op
-    };
+    let ne = |extra: Value| sio_cluster_tests::op("nodeEmitter", extra);
     let f = steps(json!([
         {"connect": "a", "url": n0, "rooms": ["room"]},
         {"connect": "b", "url": n1, "rooms": ["room", "quiet"]},

@@ -173,13 +173,7 @@ async fn sharded_emitter_reaches_rust_and_node_nodes() {
     let rust = RustPeer::start_with(&redis, config).await.unwrap(); // hosts the emitter
     let server = start_cluster(&redis, 1, &SHARDED).await.unwrap().remove(0);
     let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
-    let em = |extra: Value| {
-        let mut op = json!({"kind": "emitter"});
-        op.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        op
-    };
+    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
     let f = steps(json!([
         {"connect": "sc", "url": server.url(), "rooms": ["news"]},
         {"connect": "nc", "url": node.url, "rooms": ["news"]},

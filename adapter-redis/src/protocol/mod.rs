@@ -36,6 +36,34 @@ pub use sharded::{
     ShardedServerSideEmit, ShardedServerSideEmitResponse, SubscriptionMode,
 };
 
+/// Event names Socket.IO reserves for itself: a server never emits them to clients.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Whether `url` names Redis the way fred reads it: `redis://`, `rediss://` (TLS),
+/// `redis-sentinel://` or `redis-cluster://`.
+///
+/// ```
+/// assert!(sio_adapter_redis::protocol::is_redis_url("redis://:pw@host:6379/2"));
+/// assert!(!sio_adapter_redis::protocol::is_redis_url("http://host"));
+/// ```
+pub fn is_redis_url(url: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis-sentinel://",
+        "redis-cluster://",
+    ]
+    .iter()
+    .any(|s| url.starts_with(s))
+}
+
 /// Whether a request or response payload is JSON: the Node adapter's test, a leading `{`.
 /// Anything else is MessagePack.
 pub fn is_json(payload: &[u8]) -> bool {

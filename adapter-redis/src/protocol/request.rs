@@ -207,6 +207,15 @@ pub enum Request {
     Broadcast(BroadcastRequest),
 }
 
+impl ServerSideEmitRequest {
+    /// The `data` of a server-side emit: the event name, then its arguments.
+    pub fn data_for(event: &str, args: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+        std::iter::once(serde_json::Value::from(event))
+            .chain(args)
+            .collect()
+    }
+}
+
 impl Request {
     /// The request's type.
     pub fn request_type(&self) -> RequestType {
