@@ -93,9 +93,11 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
 }
 
 /// SIGKILL one of three nodes under nginx round robin: websocket clients of the dead
-/// node reconnect through nginx to the survivors within the reconnection delay, the
-/// others are undisturbed, every client is reachable afterwards, and the dead node's
-/// sessions are answered "unknown" at once instead of being forwarded into the void.
+/// node reconnect through nginx to the survivors within the reconnection delay and the
+/// others are undisturbed; polling clients of the dead node (and at most a few whose
+/// request was in flight through it) reconnect likewise; every client is reachable
+/// afterwards, and the dead node's sessions are answered "unknown" at once instead of
+/// being forwarded into the void.
 #[tokio::test]
 async fn a_killed_node_s_clients_move_to_the_survivors() {
     use sio_cluster_tests::{NodeProcess, read_line, spawn_js};
@@ -129,7 +131,7 @@ async fn a_killed_node_s_clients_move_to_the_survivors() {
     let victim_sid = open.split('"').nth(3).unwrap().to_string();
 
     let mut child = spawn_js(&json!({
-        "scenario": "failover", "url": nginx.url, "websocket": 60, "observeMs": 5000, "waitMs": 15000,
+        "scenario": "failover", "url": nginx.url, "websocket": 60, "polling": 30, "observeMs": 5000, "waitMs": 15000,
     }))
     .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -173,8 +175,21 @@ async fn a_killed_node_s_clients_move_to_the_survivors() {
         disturbed,
         "{f}"
     );
+    // polling clients: those of the dead node, plus at most a few whose request was in
+    // flight through it, reconnect; all within the reconnection delay
+    let polling = &f["polling"];
+    let disturbed = polling["disturbed"].as_u64().unwrap();
+    assert!((3..=18).contains(&disturbed), "{f}");
     assert_eq!(
-        f["checkReceived"], 60,
+        polling["reconnectedMs"].as_array().unwrap().len() as u64,
+        disturbed,
+        "{f}"
+    );
+    for ms in polling["reconnectedMs"].as_array().unwrap() {
+        assert!(ms.as_u64().unwrap() < 3000, "{f}");
+    }
+    assert_eq!(
+        f["checkReceived"], 90,
         "every client reachable afterwards: {f}"
     );
 }
