@@ -431,10 +431,13 @@ async fn room_sync_loop(inner: Arc<Inner>) {
 async fn liveness_loop(inner: Arc<Inner>) {
     let channel = inner.liveness_channel.clone();
     let sharded = inner.wire.is_sharded();
+    // Classic mode: a pattern (matching only this channel), so that after a reconnect
+    // the round trip succeeds only once every pattern, the namespaces' broadcast
+    // patterns included, is subscribed again (they are restored in one PSUBSCRIBE).
     let subscribed = if sharded {
         inner.subscriber.ssubscribe(channel.clone()).await
     } else {
-        inner.subscriber.subscribe(channel.clone()).await
+        inner.subscriber.psubscribe(glob_escape(&channel)).await
     };
     if let Err(e) = subscribed {
         warn!(error = %e, "cannot subscribe to the liveness channel");
@@ -452,6 +455,18 @@ async fn liveness_loop(inner: Arc<Inner>) {
             debug!(error = %e, "liveness publish failed");
         }
     }
+}
+
+/// `text` as a Redis glob pattern matching only itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn new_uid() -> String {
