@@ -7,13 +7,13 @@
 
 mod common;
 
-use common::{Fixture, fixtures, to_hex};
+use common::{Fixture, fixture_handshake, fixtures, to_hex};
 use serde_json::json;
 use sio_adapter_redis::protocol::{
     AllRoomsRequest, AllRoomsResponse, BroadcastAckResponse, BroadcastClientCountResponse,
     BroadcastFlags, BroadcastMessage, BroadcastOptions, BroadcastRequest, Channels,
-    DisconnectRequest, FetchRequest, FetchResponse, FetchedSocket, Handshake, Layout, Packet,
-    Request, RequestOpts, RequestType, Response, RoomsRequest, ServerSideEmitRequest,
+    DisconnectRequest, FetchRequest, FetchResponse, FetchedSocket, Layout, Packet, Request,
+    RequestOpts, RequestType, Response, RoomsRequest, ServerSideEmitRequest,
     ServerSideEmitResponse, SocketsResponse,
 };
 use sio_adapter_redis::rmpv::Value;
@@ -544,21 +544,7 @@ fn sockets_and_all_rooms_responses() {
 
 #[test]
 fn fetch_response_with_handshake() {
-    let as_map = |value: serde_json::Value| match value {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!("object literal"),
-    };
-    let handshake = Handshake {
-        headers: as_map(json!({"host": "localhost:3000", "user-agent": "node"})),
-        time: "Tue Nov 14 2023 22:13:20 GMT+0000 (Coordinated Universal Time)".into(),
-        address: "::1".into(),
-        xdomain: false,
-        secure: false,
-        issued: 1_700_000_000_000,
-        url: "/socket.io/?EIO=4&transport=polling&t=abc".into(),
-        query: as_map(json!({"EIO": "4", "transport": "polling", "t": "abc"})),
-        auth: as_map(json!({"token": "t0k"})),
-    };
+    let handshake = fixture_handshake();
     check_response(
         "fetch_response",
         root().response(),

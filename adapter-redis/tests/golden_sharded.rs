@@ -9,14 +9,14 @@
 
 mod common;
 
-use common::{Fixture, fixtures, to_hex};
+use common::{Fixture, fixture_handshake, fixtures, to_hex};
 use serde_json::json;
 use sio_adapter_redis::protocol::sharded::{
     HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, looks_like_a_socket_id,
 };
 use sio_adapter_redis::protocol::{
     BroadcastAckResponse, BroadcastClientCountResponse, BroadcastFlags, BroadcastOptions,
-    FetchResponse, FetchedSocket, Handshake, MessageType, Packet, ShardedBody, ShardedBroadcast,
+    FetchResponse, FetchedSocket, MessageType, Packet, ShardedBody, ShardedBroadcast,
     ShardedChannel, ShardedChannels, ShardedDisconnectRequest, ShardedFetchRequest, ShardedMessage,
     ShardedRoomsRequest, ShardedServerSideEmit, ShardedServerSideEmitResponse, SubscriptionMode,
 };
@@ -489,21 +489,7 @@ fn server_side_emit_with_and_without_ack() {
 
 #[test]
 fn fetch_sockets_response_goes_to_the_requester() {
-    let as_map = |value: serde_json::Value| match value {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!("object literal"),
-    };
-    let handshake = Handshake {
-        headers: as_map(json!({"host": "localhost:3000", "user-agent": "node"})),
-        time: "Tue Nov 14 2023 22:13:20 GMT+0000 (Coordinated Universal Time)".into(),
-        address: "::1".into(),
-        xdomain: false,
-        secure: false,
-        issued: 1_700_000_000_000,
-        url: "/socket.io/?EIO=4&transport=polling&t=abc".into(),
-        query: as_map(json!({"EIO": "4", "transport": "polling", "t": "abc"})),
-        auth: as_map(json!({"token": "t0k"})),
-    };
+    let handshake = fixture_handshake();
     dynamic(
         "fetch_sockets_response",
         &srv(ShardedBody::FetchSocketsResponse(FetchResponse {

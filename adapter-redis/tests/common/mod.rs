@@ -69,3 +69,22 @@ pub fn from_hex(hex: &str) -> Vec<u8> {
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The handshake `gen.mjs` gives the fetched socket in both fetch-response fixtures.
+pub fn fixture_handshake() -> sio_adapter_redis::protocol::Handshake {
+    let as_map = |value: serde_json::Value| match value {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("object literal"),
+    };
+    sio_adapter_redis::protocol::Handshake {
+        headers: as_map(serde_json::json!({"host": "localhost:3000", "user-agent": "node"})),
+        time: "Tue Nov 14 2023 22:13:20 GMT+0000 (Coordinated Universal Time)".into(),
+        address: "::1".into(),
+        xdomain: false,
+        secure: false,
+        issued: 1_700_000_000_000,
+        url: "/socket.io/?EIO=4&transport=polling&t=abc".into(),
+        query: as_map(serde_json::json!({"EIO": "4", "transport": "polling", "t": "abc"})),
+        auth: as_map(serde_json::json!({"token": "t0k"})),
+    }
+}
