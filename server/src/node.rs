@@ -98,18 +98,29 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     })?;
     let stop = CancellationToken::new();
     let app = build(&config, addr).await?;
-    let task = tokio::spawn(serve(listener, app, config, stop.clone().cancelled_owned()));
+    let task = tokio::spawn(serve(
+        listener,
+        std::future::ready(Ok(app)),
+        config,
+        stop.clone().cancelled_owned(),
+    ));
     Ok(RunningNode { addr, stop, task })
 }
 
 /// Binds `config.listen` and runs the node until `shutdown` completes, then drains.
+///
+/// The HTTP port answers at once: until Redis is reached (cluster mode, retried with
+/// backoff for as long as it takes), `/healthz` says the process is alive, `/readyz`
+/// answers 503 and every other request 503, so an orchestrator keeps the node out of
+/// rotation without restarting it.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = build(&config, addr).await?;
+    let build_config = config.clone();
+    let app = async move { build(&build_config, addr).await };
     serve(listener, app, config, shutdown).await
 }
 
@@ -205,14 +216,17 @@ async fn build(config: &Config, bound: SocketAddr) -> Result<App, StartError> {
     }
 }
 
-/// Connects to Redis, retrying with backoff for a bounded time at start-up.
+/// Connects to Redis, retrying an unreachable one with exponential backoff (capped at
+/// [`REDIS_RETRY_MAX`]) until it answers. Errors that retrying cannot mend (a bad URL,
+/// refused credentials) end the attempt at once.
 async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
     let adapter_config = RedisAdapterConfig::default()
         .with_prefix(config.redis_prefix.clone())
         .with_mode(config.redis_mode);
-    let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
     let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt: u32 = 0;
     loop {
+        attempt += 1;
         match RedisCluster::connect(url, adapter_config.clone()).await {
             Ok(cluster) => {
                 info!(
@@ -223,13 +237,15 @@ async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, Start
             }
             // A bad URL or refused credentials will not get better by retrying.
             Err(e) if e.is_permanent() => return Err(StartError::Redis(e)),
-            Err(e) if tokio::time::Instant::now() + delay > deadline => {
-                return Err(StartError::Redis(e));
-            }
             Err(e) => {
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis not reachable yet");
+                warn!(
+                    error = %e,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Redis not reachable yet: not ready, retrying"
+                );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                delay = (delay * 2).min(REDIS_RETRY_MAX);
             }
         }
     }
@@ -239,8 +255,8 @@ async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, Start
 /// session that never connects a namespace after its 45 s connect timeout).
 pub const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How long a node keeps retrying Redis at start-up before it gives up.
-pub const REDIS_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The longest pause between two attempts to reach Redis at start-up.
+pub const REDIS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn assemble<A>(
     config: &Config,
@@ -428,12 +444,94 @@ fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
     )
 }
 
+/// The HTTP service of a node: a stand-in answering health probes until the node is
+/// assembled, then the node's router.
+#[derive(Clone)]
+struct Switch {
+    app: Arc<std::sync::OnceLock<Router>>,
+    node_id: Arc<str>,
+}
+
+impl Switch {
+    fn new(node_id: &str) -> Self {
+        Self {
+            app: Arc::default(),
+            node_id: node_id.into(),
+        }
+    }
+
+    fn install(&self, router: Router) {
+        let _ = self.app.set(router);
+    }
+
+    fn router(&self) -> Router {
+        let switch = self.clone();
+        Router::new().fallback(move |req: axum::extract::Request| {
+            let switch = switch.clone();
+            async move {
+                use tower::ServiceExt as _;
+                match switch.app.get() {
+                    Some(router) => match router.clone().oneshot(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    },
+                    None => starting(req.uri().path(), &switch.node_id),
+                }
+            }
+        })
+    }
+}
+
+/// The answer of a node that is still starting (waiting for Redis).
+fn starting(path: &str, node_id: &str) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    let body = match path {
+        "/healthz" => {
+            let body = serde_json::json!({ "status": "starting", "node": node_id });
+            return axum::Json(body).into_response();
+        }
+        "/readyz" => {
+            serde_json::json!({ "status": "starting: waiting for Redis", "node": node_id })
+        }
+        _ => serde_json::json!({ "code": 3, "message": "Node starting: Redis not reachable yet" }),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
 async fn serve(
     listener: TcpListener,
-    app: App,
+    app: impl Future<Output = Result<App, StartError>> + Send,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    info!(%addr, node = %config.node_id, "listening");
+    let switch = Switch::new(&config.node_id);
+    let stop_http = CancellationToken::new();
+    let server = axum::serve(
+        listener,
+        switch
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+    let mut server = tokio::spawn(async move { server.await });
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    let app = tokio::select! {
+        res = &mut server => {
+            res??;
+            return Ok(());
+        }
+        () = &mut shutdown => {
+            info!("stopped while starting");
+            stop_http.cancel();
+            server.await??;
+            return Ok(());
+        }
+        app = app => app?,
+    };
     let App {
         router,
         state,
@@ -441,19 +539,11 @@ async fn serve(
         cluster,
         forwarder,
     } = app;
-    let addr = listener.local_addr()?;
-    info!(%addr, node = %config.node_id, "listening");
+    switch.install(router);
     if config.redis_url.is_none() {
         info!("no SIO_REDIS_URL: running as a single node with the in-memory adapter");
     }
-
-    let stop_http = CancellationToken::new();
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_http.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
+    info!(node = %config.node_id, "serving");
 
     tokio::select! {
         res = &mut server => {
@@ -461,7 +551,7 @@ async fn serve(
             res??;
             return Ok(());
         }
-        () = shutdown => {}
+        () = &mut shutdown => {}
     }
 
     let grace = config.shutdown_grace;

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod faults;
 mod rust_peer;
 
 pub use rust_peer::RustPeer;
@@ -114,9 +115,15 @@ fn ensure_installed() -> anyhow::Result<()> {
 
 /// Spawns `node tests/js/scenarios.mjs <opts>`.
 pub fn spawn_js(opts: &Value) -> anyhow::Result<Child> {
+    spawn_js_script("scenarios.mjs", opts)
+}
+
+/// Spawns `node tests/js/<script> <opts>` (read its lines with [`read_line`], end it
+/// with [`finish`]).
+pub fn spawn_js_script(script: &str, opts: &Value) -> anyhow::Result<Child> {
     ensure_installed()?;
     Command::new("node")
-        .arg(js_dir().join("scenarios.mjs"))
+        .arg(js_dir().join(script))
         .arg(opts.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -522,12 +529,21 @@ pub struct NodeProcess {
     child: std::process::Child,
     /// The bound address.
     pub addr: std::net::SocketAddr,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl NodeProcess {
     /// Starts `bin` (pass `env!("CARGO_BIN_EXE_sio-test-node")`) with `SIO_*` settings
     /// `env` on `127.0.0.1:0`, and waits until it is ready.
     pub async fn start(bin: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let node = Self::spawn(bin, env).await?;
+        wait_ready(node.addr).await?;
+        Ok(node)
+    }
+
+    /// [`NodeProcess::start`] without waiting for readiness: returns once the node
+    /// listens (it may still be waiting for Redis).
+    pub async fn spawn(bin: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         use std::io::BufRead;
         let mut child = std::process::Command::new(bin)
             .env("SIO_LISTEN", "127.0.0.1:0")
@@ -540,12 +556,17 @@ impl NodeProcess {
             .context("spawn the node process")?;
         let stderr = child.stderr.take().context("stderr")?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
+                kept.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.clone());
                 if !sent
                     && let Ok(v) = serde_json::from_str::<Value>(&line)
                     && v["message"] == "listening"
@@ -561,9 +582,40 @@ impl NodeProcess {
                 .await?
                 .context("the node never logged its address")?
                 .parse()?;
-        let node = Self { child, addr };
-        wait_ready(addr).await?;
-        Ok(node)
+        Ok(Self { child, addr, logs })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log lines (JSON) the node has written so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM: the node drains and exits; waits (bounded) and returns its exit code.
+    pub async fn terminate(&mut self, within: Duration) -> anyhow::Result<Option<i32>> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the node did not exit within {within:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// `http://ADDR`.

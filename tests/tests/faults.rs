@@ -1,0 +1,277 @@
+//! Faults: Redis unreachable at start, Redis restarted mid-traffic, one node's link to
+//! Redis cut or black-holed, a node killed under load, a slow consumer. Real Redis
+//! (testcontainers), real node processes, real socket.io clients; each test prints its
+//! measured outcome (`FAULT ...` lines, collected in RELIABILITY.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sio_cluster_tests::faults::{LinkState, ReadyWatch, TcpProxy, epoch_ms};
+use sio_cluster_tests::{NodeProcess, TestRedis, finish, http_get, read_line, spawn_js_script};
+use tokio::io::BufReader;
+use tokio::process::Child;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sio-test-node");
+
+async fn redis_behind_proxy() -> (TestRedis, TcpProxy) {
+    let redis = TestRedis::start().await.unwrap();
+    let port = redis
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    (redis, proxy)
+}
+
+async fn node(id: &str, redis_url: &str) -> NodeProcess {
+    NodeProcess::start(
+        BIN,
+        &[
+            ("SIO_REDIS_URL", redis_url),
+            ("SIO_NODE_ID", id),
+            ("SIO_CLIENT_PUBLISH", "room-*"),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+/// Starts the `stream` traffic (tests/js/faults.mjs) and waits until every subscriber is
+/// in the room.
+async fn stream(opts: Value) -> (Child, BufReader<tokio::process::ChildStdout>) {
+    let mut child = spawn_js_script("faults.mjs", &opts).unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let ready = read_line(&mut out).await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    (child, out)
+}
+
+async fn stream_facts(child: Child, mut out: BufReader<tokio::process::ChildStdout>) -> Value {
+    let facts = read_line(&mut out).await.unwrap();
+    let _ = finish(child, "faults.mjs stream").await;
+    assert!(facts.get("error").is_none(), "{facts}");
+    facts
+}
+
+/// The newest publish time of a message some subscriber missed (0: none missed).
+fn last_lost_sent_at(facts: &Value) -> u64 {
+    facts["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["lastSentAt"].as_u64().unwrap())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A node whose Redis is unreachable starts anyway: `/healthz` answers, `/readyz` and
+/// socket.io say 503, it logs each retry with a growing delay, and it becomes ready by
+/// itself once Redis answers.
+#[tokio::test]
+async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
+    let (_redis, proxy) = redis_behind_proxy().await;
+    proxy.set(LinkState::Down);
+    let mut node = NodeProcess::spawn(
+        BIN,
+        &[
+            ("SIO_REDIS_URL", &proxy.redis_url()),
+            ("SIO_NODE_ID", "late"),
+        ],
+    )
+    .await
+    .unwrap();
+    let (status, body) = http_get(node.addr, "/healthz").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("starting"), "{body}");
+    let (status, body) = http_get(node.addr, "/readyz").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Redis not reachable"), "{body}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(node.is_running(), "the node keeps waiting");
+    let retries: Vec<Value> = node
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .or(v["message"].as_str())
+                .is_some_and(|m| m.starts_with("Redis not reachable yet"))
+        })
+        .collect();
+    assert!(retries.len() >= 3, "each retry is logged: {retries:?}");
+    let delays: Vec<u64> = retries
+        .iter()
+        .map(|v| {
+            v["fields"]["retry_in_ms"]
+                .as_u64()
+                .or(v["retry_in_ms"].as_u64())
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        delays.windows(2).all(|w| w[1] >= w[0]),
+        "backoff grows: {delays:?}"
+    );
+    assert!(delays[1] > delays[0], "backoff grows: {delays:?}");
+
+    let watch = ReadyWatch::start(node.addr);
+    let restored = epoch_ms();
+    proxy.set(LinkState::Pass);
+    let ready_at = watch.wait_for(200, Duration::from_secs(15)).await.unwrap();
+    println!(
+        "FAULT redis-unreachable-at-start: {} retries logged (delays {delays:?} ms), ready {} ms after Redis came back",
+        retries.len(),
+        ready_at.saturating_sub(restored)
+    );
+    let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("0{"), "{body}");
+}
+
+/// Redis stops and starts again while a publisher streams 50 messages/s to subscribers
+/// on two nodes: the nodes stay up, `/readyz` goes 503 and back to 200, the
+/// subscriptions come back and cross-node deliveries resume; subscribers on the
+/// publisher's own node miss nothing. The messages lost in the gap are counted.
+#[tokio::test]
+async fn redis_restart_mid_traffic_nodes_recover() {
+    let (redis, proxy) = redis_behind_proxy().await;
+    let url = proxy.redis_url();
+    let mut a = node("restart-a", &url).await;
+    let mut b = node("restart-b", &url).await;
+    let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 14000,
+        "subscribers": [{"url": a.url(), "n": 10}, {"url": b.url(), "n": 10}],
+        "settleMs": 5000, "waitMs": 15000,
+    }))
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = epoch_ms();
+    redis.container().stop().await.unwrap();
+    wa.wait_for(503, Duration::from_secs(10)).await.unwrap();
+    wb.wait_for(503, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.container().start().await.unwrap();
+    let port = redis.container().get_host_port_ipv4(6379).await.unwrap();
+    proxy.set_upstream(([127, 0, 0, 1], port).into());
+    let up = epoch_ms();
+    let ready_a = wa.wait_for(200, Duration::from_secs(20)).await.unwrap();
+    let ready_b = wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+
+    let f = stream_facts(child, out).await;
+    assert!(a.is_running() && b.is_running(), "no node crashed");
+    let local = &f["groups"][a.url()];
+    let remote = &f["groups"][b.url()];
+    assert_eq!(
+        local["received"], local["expected"],
+        "local deliveries go on: {f}"
+    );
+    assert_eq!(local["outOfOrder"], 0, "{f}");
+    assert_eq!(remote["outOfOrder"], 0, "{f}");
+    assert_eq!(local["disconnects"], 0, "clients stay connected: {f}");
+    assert_eq!(remote["disconnects"], 0, "clients stay connected: {f}");
+    let last_lost = last_lost_sent_at(&f);
+    let ready = ready_a.max(ready_b);
+    assert!(
+        last_lost <= ready + 1000,
+        "deliveries resume once ready: last lost message sent at {last_lost}, ready at {ready}: {f}"
+    );
+    println!(
+        "FAULT redis-restart: Redis down {} ms; nodes ready again {} / {} ms after Redis came back; {} of {} messages lost for the other node's subscribers (gaps {}), 0 for the publisher's node; last lost message published {} ms after Redis came back",
+        up - down,
+        ready_a.saturating_sub(up),
+        ready_b.saturating_sub(up),
+        f["lostSeqs"],
+        f["sent"],
+        f["gaps"],
+        last_lost as i64 - up as i64,
+    );
+}
+
+/// One node's link to Redis is cut (connections reset), restored, then black-holed
+/// (silence), restored: that node goes not-ready each time and comes back; the other
+/// node stays ready and keeps delivering to its clients throughout.
+#[tokio::test]
+async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
+    let redis = TestRedis::start().await.unwrap();
+    let port = redis
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    let mut a = node("link-a", &redis.url).await;
+    let mut b = node("link-b", &proxy.redis_url()).await;
+    let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 24000,
+        "subscribers": [{"url": a.url(), "n": 10}, {"url": b.url(), "n": 10}],
+        "settleMs": 5000, "waitMs": 15000,
+    }))
+    .await;
+
+    let mut report = Vec::new();
+    for mode in [LinkState::Down, LinkState::Blackhole] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cut = epoch_ms();
+        proxy.set(mode);
+        let not_ready = wb.wait_for(503, Duration::from_secs(10)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let restored = epoch_ms();
+        proxy.set(LinkState::Pass);
+        let ready = wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+        report.push(format!(
+            "{mode:?}: not ready after {} ms, ready {} ms after restore",
+            not_ready - cut,
+            ready - restored
+        ));
+    }
+    let f = stream_facts(child, out).await;
+    assert!(a.is_running() && b.is_running());
+    assert!(
+        wa.transitions().iter().all(|(_, s)| *s == 200),
+        "the healthy node stayed ready: {:?}",
+        wa.transitions()
+    );
+    let local = &f["groups"][a.url()];
+    assert_eq!(local["received"], local["expected"], "{f}");
+    assert_eq!(local["disconnects"], 0, "{f}");
+    let remote = &f["groups"][b.url()];
+    assert_eq!(remote["outOfOrder"], 0, "{f}");
+    let last_lost = last_lost_sent_at(&f);
+    let last_ready = wb.transitions().last().unwrap().0;
+    assert!(
+        last_lost <= last_ready + 1000,
+        "the cut node receives again once ready: {last_lost} vs {last_ready}: {f}"
+    );
+    println!(
+        "FAULT link-cut: {}; the other node stayed ready and delivered {}/{}; the cut node's subscribers lost {} of {} messages (gaps {}), {} disconnects",
+        report.join("; "),
+        local["received"],
+        local["expected"],
+        f["lostSeqs"],
+        f["sent"],
+        f["gaps"],
+        remote["disconnects"],
+    );
+}
