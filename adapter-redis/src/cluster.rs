@@ -157,14 +157,19 @@ impl RedisCluster {
         let mut builder = Builder::from_config(redis_config);
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .with_performance_config(|p| {
-                p.broadcast_channel_capacity = config.subscriber_buffer;
-            })
             .with_connection_config(|c| {
                 c.connection_timeout = Duration::from_secs(5);
                 c.internal_command_timeout = Duration::from_secs(5);
             });
+        // fred gives every client nine notification channels of this capacity, allocated
+        // up front: only the subscriber's message channel needs a deep one.
+        builder
+            .with_performance_config(|p| p.broadcast_channel_capacity = CONTROL_CHANNEL_CAPACITY);
         let client = builder.build().map_err(AdapterError::config)?;
+        builder.with_performance_config(|p| {
+            p.broadcast_channel_capacity =
+                config.subscriber_buffer.min(SUBSCRIBER_CHANNEL_CAPACITY);
+        });
         let subscriber = builder
             .build_subscriber_client()
             .map_err(AdapterError::config)?;
@@ -303,26 +308,46 @@ impl RedisCluster {
     }
 }
 
-/// Receives every pub/sub message and hands it to its namespace. A lagging receiver is
-/// counted and logged, never the end of the loop.
-async fn dispatch_loop(inner: Arc<Inner>) {
-    let mut rx = inner.subscriber.message_rx();
+/// Moves pub/sub messages from fred's fixed channel into the dispatcher's queue, which
+/// grows only as far as the dispatcher falls behind. A lagging receiver is counted and
+/// logged, never the end of the loop.
+async fn pump_messages(
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    tx: tokio::sync::mpsc::Sender<fred::types::Message>,
+    stats: Arc<Stats>,
+) {
     loop {
-        let message = match rx.recv().await {
-            Ok(m) => m,
+        match rx.recv().await {
+            Ok(m) => {
+                if tx.send(m).await.is_err() {
+                    return; // the dispatcher stopped
+                }
+            }
             Err(RecvError::Lagged(n)) => {
-                Stats::add(&inner.stats.lagged, n);
+                Stats::add(&stats.lagged, n);
                 warn!(
                     lost = n,
                     "pub/sub receiver lagged: messages lost (raise subscriber_buffer)"
                 );
-                continue;
             }
             Err(RecvError::Closed) => {
                 debug!("pub/sub message stream closed");
                 return;
             }
-        };
+        }
+    }
+}
+
+/// Receives every pub/sub message and hands it to its namespace.
+async fn dispatch_loop(inner: Arc<Inner>) {
+    let (tx, mut queue) = tokio::sync::mpsc::channel(inner.config.subscriber_buffer.max(1));
+    let pump = tokio::spawn(pump_messages(
+        inner.subscriber.message_rx(),
+        tx,
+        inner.stats.clone(),
+    ));
+    let _pump = AbortOnDrop(pump);
+    while let Some(message) = queue.recv().await {
         let channel: &str = &message.channel;
         if channel == inner.liveness_channel {
             let now = inner.started.elapsed().as_millis() as u64;
@@ -467,6 +492,23 @@ fn glob_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Notification channel capacity of the command client (errors, reconnects: a few).
+const CONTROL_CHANNEL_CAPACITY: usize = 32;
+
+/// Capacity of fred's (preallocated, ~80 bytes a slot, nine channels) notification
+/// channels on the subscriber; a pump moves messages on at once into the dispatcher's
+/// queue of `subscriber_buffer` messages, which allocates only as it fills.
+const SUBSCRIBER_CHANNEL_CAPACITY: usize = 8192;
+
+/// Aborts a task when dropped (the pump ends with its dispatcher).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn new_uid() -> String {

@@ -28,7 +28,8 @@ pub struct RedisAdapterConfig {
     /// Default 65,536.
     pub publish_queue: usize,
     /// Pub/sub messages buffered between the Redis connection and the dispatcher; beyond
-    /// this the oldest are lost and counted. Default 65,536 (fred's default is 32).
+    /// this the oldest are lost and counted. Default 65,536. The buffer takes memory only
+    /// as far as it fills.
     pub subscriber_buffer: usize,
     /// How often the node sends itself a message through Redis pub/sub to prove the
     /// subscription is alive. Default 1 s; the node is not ready after 3 missed rounds.
