@@ -79,6 +79,12 @@ impl RedisCluster {
         Ok(())
     }
 
+    /// The advertised address of node `node_id`, or `None` when it is not registered
+    /// (stopped, or dead for longer than [`NODE_TTL`]).
+    pub async fn node_address(&self, node_id: &str) -> Result<Option<String>, AdapterError> {
+        Ok(self.inner.client.get(self.node_key(node_id)).await?)
+    }
+
     /// Removes this node's registration (shutdown).
     pub async fn deregister_node(&self, node_id: &str) -> Result<(), AdapterError> {
         let _: i64 = self.inner.client.del(self.node_key(node_id)).await?;
@@ -114,8 +120,7 @@ impl RedisCluster {
         let Some(node_id) = node_id else {
             return Ok(None);
         };
-        let address: Option<String> = self.inner.client.get(self.node_key(&node_id)).await?;
-        match address {
+        match self.node_address(&node_id).await? {
             Some(address) => Ok(Some(SessionOwner { node_id, address })),
             None => {
                 self.forget_session(sid).await?;

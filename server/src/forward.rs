@@ -39,6 +39,11 @@ pub const FORWARDED_HEADER: &str = "x-sio-forwarded-by";
 /// Most owner lookups cached (a session's owner never changes).
 const CACHE_MAX: usize = 50_000;
 
+/// How long a node seen registered is trusted before its registration is read again: a
+/// cached owner is used only while its node is known alive, so a dead node's sessions
+/// are never forwarded to once its registration expired.
+const NODE_RECHECK: Duration = Duration::from_secs(2);
+
 /// Headers that describe one hop, not the request.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -61,6 +66,8 @@ pub struct Forwarder {
     owned: Mutex<HashMap<String, Instant>>,
     /// Owners of other nodes' sessions.
     cache: Mutex<HashMap<String, SessionOwner>>,
+    /// Other nodes seen registered, with when.
+    nodes: Mutex<HashMap<String, Instant>>,
 }
 
 /// Reads the sid from an Engine.IO open packet in a polling response body:
@@ -90,6 +97,7 @@ impl Forwarder {
             client,
             owned: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -98,13 +106,20 @@ impl Forwarder {
     }
 
     async fn owner(&self, sid: &str) -> Option<SessionOwner> {
-        if let Some(owner) = lock(&self.cache).get(sid).cloned() {
+        let cached = lock(&self.cache).get(sid).cloned();
+        if let Some(owner) = cached {
             self.metrics.forward_lookup(true);
-            return Some(owner);
+            if self.node_alive(&owner.node_id).await {
+                return Some(owner);
+            }
+            debug!(sid, owner = %owner.node_id, "owner no longer registered: session dropped");
+            self.forget(sid).await;
+            return None;
         }
         self.metrics.forward_lookup(false);
         match self.cluster.lookup_session(sid).await {
             Ok(Some(owner)) => {
+                lock(&self.nodes).insert(owner.node_id.clone(), Instant::now());
                 let mut cache = lock(&self.cache);
                 if cache.len() >= CACHE_MAX {
                     cache.clear();
@@ -116,6 +131,31 @@ impl Forwarder {
             Err(e) => {
                 warn!(sid, error = %e, "session lookup failed");
                 None
+            }
+        }
+    }
+
+    /// Whether node `node_id` is still registered (read again after [`NODE_RECHECK`]).
+    /// A failed read trusts the last answer: Redis trouble is not a node's death.
+    async fn node_alive(&self, node_id: &str) -> bool {
+        let fresh = lock(&self.nodes)
+            .get(node_id)
+            .is_some_and(|at| at.elapsed() < NODE_RECHECK);
+        if fresh {
+            return true;
+        }
+        match self.cluster.node_address(node_id).await {
+            Ok(Some(_)) => {
+                lock(&self.nodes).insert(node_id.to_string(), Instant::now());
+                true
+            }
+            Ok(None) => {
+                lock(&self.nodes).remove(node_id);
+                false
+            }
+            Err(e) => {
+                debug!(node = node_id, error = %e, "cannot check a node's registration");
+                true
             }
         }
     }

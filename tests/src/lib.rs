@@ -510,14 +510,21 @@ impl Drop for Nginx {
 pub async fn metric_sum(nodes: &[TestNode], name: &str) -> anyhow::Result<f64> {
     let mut total = 0.0;
     for node in nodes {
-        let (_, text) = http_get(node.addr(), "/metrics").await?;
-        for line in text.lines() {
-            if line.starts_with(name)
-                && line[name.len()..].starts_with(['{', ' '])
-                && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
-            {
-                total += v;
-            }
+        total += metric_at(node.addr(), name).await?;
+    }
+    Ok(total)
+}
+
+/// [`metric_sum`] for one node at `addr`.
+pub async fn metric_at(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<f64> {
+    let (_, text) = http_get(addr, "/metrics").await?;
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with(name)
+            && line[name.len()..].starts_with(['{', ' '])
+            && let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+        {
+            total += v;
         }
     }
     Ok(total)

@@ -275,3 +275,207 @@ async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
         remote["disconnects"],
     );
 }
+
+/// SIGKILL one of three nodes behind nginx round robin while a publisher streams to 30
+/// subscribers: the dead node's clients reconnect to the survivors and receive again,
+/// the dead node's registration expires within its TTL, and a survivor that had cached
+/// the owner of one of its sessions answers "Session ID unknown" without trying to
+/// forward to the dead address.
+#[tokio::test]
+async fn killed_node_under_load_clients_move_and_registry_expires() {
+    use sio_cluster_tests::{Balance, Nginx, http_request, metric_at};
+    let redis = TestRedis::start().await.unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(node(&format!("kill-{i}"), &redis.url).await);
+    }
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
+
+    // a polling session of the victim whose owner node 0 has cached (one forwarded poll)
+    let (_, open) = http_request(addrs[2], "GET", "/socket.io/?EIO=4&transport=polling", b"")
+        .await
+        .unwrap();
+    let sid = open.split('"').nth(3).unwrap().to_string();
+    let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, body) = http_request(addrs[0], "POST", &poll, b"40").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "forwarded to its owner"
+    );
+
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": nginx.url, "rate": 50, "durationMs": 16000,
+        "subscribers": [{"url": nginx.url, "n": 30}], "settleMs": 5000, "waitMs": 15000,
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed = epoch_ms();
+    nodes[2].kill();
+
+    // the registration expires within its TTL (10 s), nothing deletes it
+    let key = "socket.io:node:kill-2";
+    let expired = loop {
+        if redis.cli(&["EXISTS", key]).await.unwrap().trim() == "0" {
+            break epoch_ms();
+        }
+        assert!(epoch_ms() - killed < 15_000, "{key} never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let errors_before = metric_at(addrs[0], "sio_forward_errors_total")
+        .await
+        .unwrap();
+    let (status, body) = http_request(addrs[0], "GET", &poll, b"").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
+    );
+    let errors_after = metric_at(addrs[0], "sio_forward_errors_total")
+        .await
+        .unwrap();
+    assert_eq!(
+        errors_before, errors_after,
+        "no forwarding attempt to the dead node"
+    );
+
+    let f = stream_facts(child, out).await;
+    assert!(nodes[0].is_running() && nodes[1].is_running());
+    let group = &f["groups"][nginx.url.as_str()];
+    assert_eq!(group["outOfOrder"], 0, "{f}");
+    let last_lost = last_lost_sent_at(&f);
+    assert!(
+        last_lost < killed + 5_000,
+        "everyone receives again within seconds of the kill: last lost {last_lost}, killed {killed}: {f}"
+    );
+    println!(
+        "FAULT sigkill: registration expired {} ms after the kill; {} subscriber disconnects, {} of {} messages missed by some subscriber (gaps {}), last one published {} ms after the kill; stale session answered 400 without a forwarding attempt",
+        expired - killed,
+        group["disconnects"],
+        f["lostSeqs"],
+        f["sent"],
+        f["gaps"],
+        last_lost as i64 - killed as i64,
+    );
+}
+
+/// A client that joins a room and then never reads again (it keeps answering pings
+/// blindly, so it stays connected) while 20,000 messages of 8 KiB flow into that room:
+/// the node's memory stays bounded by the per-socket queue (4,096 packets), every
+/// message that did not fit is counted, and the room's other clients receive
+/// everything.
+#[tokio::test]
+async fn a_slow_consumer_cannot_grow_server_memory() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use sio_cluster_tests::faults::rss_kib;
+    use sio_cluster_tests::{metric_at, spawn_js};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let messages: usize = std::env::var("SLOW_MESSAGES").map_or(20_000, |v| v.parse().unwrap());
+    const SIZE: usize = 8 * 1024;
+    let redis = TestRedis::start().await.unwrap();
+    let node = node("slow", &redis.url).await;
+
+    // the slow consumer: handshake, join, then only writes
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", node.addr);
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let open = rx.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
+    tx.send(Message::text("40")).await.unwrap();
+    let connect = rx.next().await.unwrap().unwrap();
+    assert!(connect.to_text().unwrap().starts_with("40"), "{connect:?}");
+    let room = if std::env::var("SLOW_NONE").is_ok() {
+        "room-other"
+    } else {
+        "room-slow"
+    };
+    tx.send(Message::text(format!(r#"421["join","{room}"]"#)))
+        .await
+        .unwrap();
+    let joined = loop {
+        let m = rx.next().await.unwrap().unwrap();
+        if m.to_text().unwrap().starts_with("431") {
+            break m;
+        }
+    };
+    assert!(joined.to_text().unwrap().contains("true"), "{joined:?}");
+    let keepalive = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if tx.send(Message::text("3")).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    // two well-behaved clients in the same room
+    let mut sink = spawn_js(&json!({
+        "scenario": "sink", "urls": [node.url()], "clients": 2, "room": "room-slow",
+        "event": "big", "expect": messages, "waitMs": 60000,
+    }))
+    .unwrap();
+    let mut sink_out = BufReader::new(sink.stdout.take().unwrap());
+    assert_eq!(read_line(&mut sink_out).await.unwrap()["ready"], true);
+
+    let baseline = rss_kib(node.pid()).unwrap();
+    let failed_before = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
+        .await
+        .unwrap();
+    let emitter = sio_emitter::Emitter::connect(&redis.url).await.unwrap();
+    let payload = "x".repeat(SIZE);
+    let mut peak = baseline;
+    for i in 0..messages {
+        emitter
+            .to("room-slow")
+            .emit("big", (i, &payload))
+            .await
+            .unwrap();
+        if i % 500 == 0 {
+            peak = peak.max(rss_kib(node.pid()).unwrap());
+        }
+    }
+    let facts = loop {
+        tokio::select! {
+            line = read_line(&mut sink_out) => break line.unwrap(),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                peak = peak.max(rss_kib(node.pid()).unwrap());
+            }
+        }
+    };
+    let _ = finish(sink, "sink").await;
+    peak = peak.max(rss_kib(node.pid()).unwrap());
+    let failed = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
+        .await
+        .unwrap()
+        - failed_before;
+
+    let growth_mib = (peak.saturating_sub(baseline)) as f64 / 1024.0;
+    let sent_mib = (messages * SIZE) as f64 / 1024.0 / 1024.0;
+    println!(
+        "FAULT slow-consumer: {messages} x {SIZE} B ({sent_mib:.0} MiB) into a room with a client that never reads: RSS {:.1} -> peak {:.1} MiB (+{growth_mib:.1}), {failed} deliveries to it refused and counted, the 2 other clients received {}/{}",
+        baseline as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        facts["received"],
+        2 * messages,
+    );
+    assert_eq!(
+        facts["complete"], 2,
+        "the other clients got everything: {facts}"
+    );
+    assert!(
+        failed > 0.0,
+        "deliveries to the full socket are counted: {failed}"
+    );
+    // one queue of 4,096 packets of 8 KiB is 32 MiB; kernel socket buffers and the
+    // other clients' in-flight frames come on top. Unbounded, it would be ~160 MiB.
+    assert!(
+        growth_mib < 100.0,
+        "memory grew {growth_mib:.1} MiB for {sent_mib:.0} MiB sent"
+    );
+    assert!(
+        !keepalive.is_finished(),
+        "the slow client is still connected"
+    );
+    keepalive.abort();
+}
