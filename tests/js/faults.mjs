@@ -118,6 +118,10 @@ async function stream() {
     g.expected += total;
     g.outOfOrder += c.outOfOrder;
     g.disconnects += c.disconnects.length;
+    g.reasons ??= {};
+    for (const d of c.disconnects) g.reasons[d.reason] = (g.reasons[d.reason] ?? 0) + 1;
+    g.connectErrors = (g.connectErrors ?? 0) + c.connectErrors;
+    if (!c.s.connected) g.notConnectedAtEnd = (g.notConnectedAtEnd ?? 0) + 1;
   }
   for (const c of [...subs, pub]) {
     c.s.removeAllListeners("disconnect");
