@@ -6,7 +6,7 @@
 //! | key | value | lifetime |
 //! |---|---|---|
 //! | `<prefix>:node:<node id>` | the node's advertised address (`host:port`) | TTL [`NODE_TTL`], refreshed every [`NODE_HEARTBEAT`]; deleted on shutdown |
-//! | `<prefix>:sid:<sid>` | the owning node's id | TTL [`SESSION_TTL`], deleted when the session ends |
+//! | `<prefix>:sid:<sid>` | the owning node's id | TTL [`SESSION_TTL`], refreshed by the owner every [`SESSION_REFRESH`] while the session lives, deleted when it ends |
 //!
 //! A session whose owner's node key has expired is dead: lookups report it unknown and
 //! delete the stale entry.
@@ -22,8 +22,11 @@ use crate::{AdapterError, RedisCluster};
 pub const NODE_TTL: Duration = Duration::from_secs(10);
 /// How often a node refreshes its registration.
 pub const NODE_HEARTBEAT: Duration = Duration::from_secs(3);
-/// Safety net for session entries whose node never deleted them.
-pub const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a session entry lives without its owner refreshing it: the entries of a
+/// node that died without deleting them are gone this long after its death.
+pub const SESSION_TTL: Duration = Duration::from_secs(10 * 60);
+/// How often an owner refreshes the entries of its live sessions.
+pub const SESSION_REFRESH: Duration = Duration::from_secs(3 * 60);
 
 /// Where a session lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,22 @@ impl RedisCluster {
             )
             .await?;
         Ok(())
+    }
+
+    /// Extends the life of the entries of `sids` (sessions this node owns and that are
+    /// still alive) by [`SESSION_TTL`], in one pipeline. Returns how many were refreshed.
+    pub async fn refresh_sessions(&self, sids: &[String]) -> Result<usize, AdapterError> {
+        if sids.is_empty() {
+            return Ok(0);
+        }
+        let pipeline = self.inner.client.pipeline();
+        for sid in sids {
+            let _: () = pipeline
+                .expire(self.sid_key(sid), SESSION_TTL.as_secs() as i64, None)
+                .await?;
+        }
+        let results: Vec<bool> = pipeline.all().await?;
+        Ok(results.into_iter().filter(|set| *set).count())
     }
 
     /// Forgets session `sid`.

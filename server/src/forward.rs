@@ -68,6 +68,8 @@ pub struct Forwarder {
     cache: Mutex<HashMap<String, SessionOwner>>,
     /// Other nodes seen registered, with when.
     nodes: Mutex<HashMap<String, Instant>>,
+    /// When the owned sessions' entries were last refreshed.
+    refreshed: Mutex<Instant>,
 }
 
 /// Reads the sid from an Engine.IO open packet in a polling response body:
@@ -98,6 +100,7 @@ impl Forwarder {
             owned: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(Instant::now()),
         })
     }
 
@@ -187,6 +190,21 @@ impl Forwarder {
             lock(&self.owned).remove(&sid);
             if let Err(e) = self.cluster.forget_session(&sid).await {
                 debug!(sid, error = %e, "cannot delete an ended session");
+            }
+        }
+        let due = {
+            let mut refreshed = lock(&self.refreshed);
+            let due = refreshed.elapsed() >= sio_adapter_redis::registry::SESSION_REFRESH;
+            if due {
+                *refreshed = Instant::now();
+            }
+            due
+        };
+        if due {
+            let live: Vec<String> = lock(&self.owned).keys().cloned().collect();
+            match self.cluster.refresh_sessions(&live).await {
+                Ok(n) => debug!(sessions = n, "session entries refreshed"),
+                Err(e) => warn!(error = %e, "cannot refresh session entries"),
             }
         }
     }

@@ -193,3 +193,44 @@ async fn a_killed_node_s_clients_move_to_the_survivors() {
         "every client reachable afterwards: {f}"
     );
 }
+
+/// Session entries expire unless their owner refreshes them: a node that dies without
+/// deleting its entries leaves them for at most `SESSION_TTL`, and a live owner keeps
+/// its sessions' entries alive.
+#[tokio::test]
+async fn session_entries_expire_unless_refreshed() {
+    use sio_adapter_redis::registry::SESSION_TTL;
+    use sio_adapter_redis::{RedisAdapterConfig, RedisCluster};
+    let redis = TestRedis::start().await.unwrap();
+    let cluster = RedisCluster::connect(&redis.url, RedisAdapterConfig::default())
+        .await
+        .unwrap();
+    cluster.record_session("sid-a", "node-x").await.unwrap();
+    let ttl = |key: &'static str| {
+        let redis = &redis;
+        async move {
+            redis
+                .cli(&["TTL", key])
+                .await
+                .unwrap()
+                .trim()
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    let full = SESSION_TTL.as_secs() as i64;
+    assert!((full - 5..=full).contains(&ttl("socket.io:sid:sid-a").await));
+    redis
+        .cli(&["EXPIRE", "socket.io:sid:sid-a", "5"])
+        .await
+        .unwrap();
+    assert!(ttl("socket.io:sid:sid-a").await <= 5);
+    let refreshed = cluster
+        .refresh_sessions(&["sid-a".to_string(), "sid-gone".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(refreshed, 1, "only the live entry");
+    assert!((full - 5..=full).contains(&ttl("socket.io:sid:sid-a").await));
+    assert_eq!(ttl("socket.io:sid:sid-gone").await, -2, "nothing created");
+    cluster.close(std::time::Duration::from_secs(1)).await;
+}
