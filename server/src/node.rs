@@ -207,9 +207,12 @@ async fn build(config: &Config, bound: SocketAddr) -> Result<App, StartError> {
 
 /// Connects to Redis, retrying with backoff for a bounded time at start-up.
 async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
-    let adapter_config = RedisAdapterConfig::default()
+    let mut adapter_config = RedisAdapterConfig::default()
         .with_prefix(config.redis_prefix.clone())
         .with_mode(config.redis_mode);
+    if let Some(ca) = &config.redis_ca_file {
+        adapter_config = adapter_config.with_tls_ca_file(ca.clone());
+    }
     let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
     let mut delay = std::time::Duration::from_millis(100);
     loop {
@@ -266,7 +269,8 @@ where
         config.client_publish.clone(),
         metrics.clone(),
         on_join,
-    );
+    )
+    .with_event_limit(config.event_limit);
     let mut pending = Vec::new();
     for ns in &config.namespaces {
         let gw = gateway.clone();
@@ -336,6 +340,9 @@ where
         cors: config.cors.clone(),
         rooms,
         cluster: cluster.clone(),
+        handshake_limit: config
+            .handshake_limit
+            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
     });
 
     let mut router = Router::new()
