@@ -57,6 +57,7 @@ impl AdapterError {
                     // rustls: the server's certificate does not verify against the CAs
                     // trusted (wrong CA, wrong host name, expired): retrying cannot help.
                     || e.details().contains("invalid peer certificate")
+                    || e.details().contains("InvalidCertificate")
             }
             _ => false,
         }

@@ -177,9 +177,11 @@ impl Refused {
         self.strikes == 1
     }
 
-    /// Whether the socket should now be disconnected.
+    /// Whether the socket should now be disconnected (once: at exactly
+    /// [`EVENT_STRIKES_BEFORE_DISCONNECT`]; events already in flight after it are still
+    /// refused).
     pub fn disconnect(&self) -> bool {
-        self.strikes >= EVENT_STRIKES_BEFORE_DISCONNECT
+        self.strikes == EVENT_STRIKES_BEFORE_DISCONNECT
     }
 }
 
