@@ -728,8 +728,7 @@ async fn redis_over_tls_with_a_private_ca() {
     }
     let err = sio_emitter::Emitter::connect_with_ca(&url, Some(&other_ca))
         .await
-        .err()
-        .expect("the emitter refuses the certificate too");
+        .expect_err("the emitter refuses the certificate too");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"

@@ -1,7 +1,7 @@
 //! `sio-emit`: emit a Socket.IO event into a cluster from a shell script or cron job.
 //!
 //! ```text
-//! sio-emit --redis redis://127.0.0.1:6379 [--prefix socket.io] [--nsp /] \
+//! sio-emit --redis redis://127.0.0.1:6379 [--redis-ca-file ca.pem] [--prefix socket.io] [--nsp /] \
 //!          [--to ROOM]... [--except ROOM]... [--volatile] EVENT [JSON_ARG]...
 //! echo '{"text":"hi"} 42' | sio-emit --redis ... --to user:42 notice -
 //! ```
