@@ -633,6 +633,7 @@ async fn redis_acl_user() {
             .err()
             .expect("refused");
         let msg = format!("{err:#}");
+        eprintln!("refused as expected: {msg}");
         assert!(msg.contains("cannot start cluster mode"), "{msg}");
         assert!(
             msg.contains("WRONGPASS") || msg.contains("NOAUTH") || msg.contains("Auth"),
@@ -719,6 +720,7 @@ async fn redis_over_tls_with_a_private_ca() {
             .err()
             .expect("untrusted certificate");
         let msg = format!("{err:#}");
+        eprintln!("refused as expected: {msg}");
         assert!(msg.contains("cannot start cluster mode"), "{msg}");
         assert!(msg.to_lowercase().contains("certificate"), "{msg}");
         assert!(
