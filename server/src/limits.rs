@@ -40,7 +40,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -53,6 +53,9 @@ pub const EVENT_STRIKES_BEFORE_DISCONNECT: u32 = 50;
 
 /// Client IPs remembered by the handshake limiter before idle ones are dropped.
 const KEYS_BEFORE_CLEANUP: usize = 10_000;
+/// The cleanup (a pass over every key) runs at most once per this many handshakes, so a
+/// flood from many addresses cannot make every handshake pay for it.
+const CLEANUP_EVERY: u64 = 1024;
 
 /// A token bucket: `per_second` tokens refill per second, at most `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +103,7 @@ impl RateLimit {
 pub struct HandshakeLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     trusted: Vec<IpNet>,
+    seen: AtomicU64,
 }
 
 impl HandshakeLimiter {
@@ -109,6 +113,7 @@ impl HandshakeLimiter {
         Self {
             limiter: RateLimiter::dashmap(limit.quota()),
             trusted,
+            seen: AtomicU64::new(0),
         }
     }
 
@@ -116,8 +121,10 @@ impl HandshakeLimiter {
     /// how long the client should wait.
     pub fn admit(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Duration> {
         let ip = client_ip(peer, headers, &self.trusted);
-        if self.limiter.len() > KEYS_BEFORE_CLEANUP {
+        let seen = self.seen.fetch_add(1, Ordering::Relaxed);
+        if seen.is_multiple_of(CLEANUP_EVERY) && self.limiter.len() > KEYS_BEFORE_CLEANUP {
             self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
         }
         self.limiter
             .check_key(&ip)

@@ -65,7 +65,9 @@ pub enum StartError {
     ClientJs(std::io::Error),
     /// Redis could not be reached or set up.
     #[error("cannot start cluster mode: {0}")]
-    Redis(#[source] sio_adapter_redis::AdapterError),
+    // Not `#[source]`: the message already ends with the cause, and `{:#}` would print
+    // it a second (and, through the adapter error, a third) time.
+    Redis(sio_adapter_redis::AdapterError),
 }
 
 /// A node started with [`spawn`].
