@@ -51,9 +51,13 @@ impl AdapterError {
             AdapterError::Redis(e) => {
                 matches!(
                     e.kind(),
-                    ErrorKind::Auth | ErrorKind::Config | ErrorKind::Url
+                    ErrorKind::Auth | ErrorKind::Config | ErrorKind::Url | ErrorKind::Tls
                 ) || e.details().contains("WRONGPASS")
                     || e.details().contains("NOAUTH")
+                    // rustls: the server's certificate does not verify against the CAs
+                    // trusted (wrong CA, wrong host name, expired): retrying cannot help.
+                    || e.details().contains("invalid peer certificate")
+                    || e.details().contains("InvalidCertificate")
             }
             _ => false,
         }

@@ -153,7 +153,11 @@ impl RedisCluster {
     /// dispatcher, the publisher and the liveness probe. Fails if Redis cannot be reached
     /// now; once connected, it reconnects and resubscribes on its own.
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
-        let redis_config = Config::from_url(url).map_err(AdapterError::config)?;
+        let mut redis_config = Config::from_url(url).map_err(AdapterError::config)?;
+        if let Some(ca) = &config.tls_ca_file {
+            crate::tls::trust_ca_file(&mut redis_config, ca)
+                .map_err(|e| AdapterError::Config(e.to_string()))?;
+        }
         let mut builder = Builder::from_config(redis_config);
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))

@@ -37,6 +37,9 @@ pub struct RedisAdapterConfig {
     /// Classic (`PUBLISH`, default) or sharded (`SPUBLISH`, Redis 7) pub/sub. Every node of
     /// a cluster must use the same mode (and, for sharded, the same subscription mode).
     pub mode: AdapterMode,
+    /// PEM file of the CA(s) a `rediss://` server must chain to. Default `None`: the
+    /// system's roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisAdapterConfig {
@@ -48,6 +51,7 @@ impl Default for RedisAdapterConfig {
             subscriber_buffer: 65_536,
             liveness_interval: Duration::from_secs(1),
             mode: AdapterMode::Classic,
+            tls_ca_file: None,
         }
     }
 }
@@ -71,6 +75,12 @@ impl RedisAdapterConfig {
     /// Sets the pub/sub mode.
     pub fn with_mode(mut self, mode: AdapterMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file for `rediss://` (see [`crate::tls`]).
+    pub fn with_tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 

@@ -92,6 +92,7 @@ mod publisher;
 pub mod registry;
 mod remote;
 mod requests;
+pub mod tls;
 pub mod wire;
 
 pub use ack::AckStream;

@@ -56,11 +56,24 @@ impl Emitter {
     /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://`,
     /// `redis-sentinel://`, `redis-cluster://`). Fails at once if Redis cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, EmitError> {
+        Self::connect_with_ca(url, None).await
+    }
+
+    /// [`Emitter::connect`] to a `rediss://` server whose certificate chains to the CA
+    /// certificates of the PEM file `ca_file` (instead of the system's roots).
+    pub async fn connect_with_ca(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, EmitError> {
         if !sio_adapter_redis::protocol::is_redis_url(url) {
             let shown = url.split('@').next_back().unwrap_or_default();
             return Err(EmitError::Url(shown.to_string()));
         }
-        let mut builder = Builder::from_config(Config::from_url(url)?);
+        let mut config = Config::from_url(url)?;
+        if let Some(ca) = ca_file {
+            sio_adapter_redis::tls::trust_ca_file(&mut config, ca)?;
+        }
+        let mut builder = Builder::from_config(config);
         builder.with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(5);
         });

@@ -21,6 +21,9 @@ pub enum EmitError {
         "invalid Redis URL {0:?}: expected redis://, rediss://, redis-sentinel:// or redis-cluster://"
     )]
     Url(String),
+    /// The CA file for `rediss://` cannot be used.
+    #[error("Redis CA file: {0}")]
+    Tls(#[from] sio_adapter_redis::tls::TlsError),
     /// Redis refused the command or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),

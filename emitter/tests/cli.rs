@@ -60,6 +60,25 @@ fn bad_usage_bad_json_and_bad_url_exit_2() {
 }
 
 #[test]
+fn unusable_redis_ca_file_exits_2() {
+    let (code, err) = run(
+        &[
+            "--redis",
+            "rediss://127.0.0.1:1",
+            "--redis-ca-file",
+            "/no/such/ca.pem",
+            "notice",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("Redis CA file") && err.contains("/no/such/ca.pem"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unreachable_redis_exits_1_quickly() {
     let started = Instant::now();
     let (code, err) = run(&["--redis", "redis://127.0.0.1:1", "notice", "1"], None);

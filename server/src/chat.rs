@@ -216,12 +216,19 @@ impl Chat {
         let chat = self.clone();
         socket.on(
             "chat",
-            move |io: SocketIo<A>, TryData(input): TryData<ChatInput>, ack: AckSender<A>| {
+            move |s: SocketRef<A>,
+                  io: SocketIo<A>,
+                  TryData(input): TryData<ChatInput>,
+                  ack: AckSender<A>| {
                 chat.metrics.event_received("chat");
-                let reply = match input
-                    .map_err(|_| "chat expects {name, text} or a string".to_string())
-                    .and_then(|i| chat.accept(i))
-                {
+                let admitted = crate::gateway::admit_event(&s, &chat.metrics);
+                let reply = match admitted
+                    .map_err(|r| r.error.unwrap_or_default())
+                    .and_then(|()| {
+                        input
+                            .map_err(|_| "chat expects {name, text} or a string".to_string())
+                            .and_then(|i| chat.accept(i))
+                    }) {
                     Ok(msg) => {
                         chat.history.push(msg.clone());
                         chat.metrics.event_emitted("chat");

@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use ipnet::IpNet;
+
 use crate::auth::{AuthError, JwtVerifier};
+use crate::limits::RateLimit;
 use crate::patterns::{PatternError, RoomPatterns};
 
 /// Environment variable names, one constant each so docs, tests and code agree.
@@ -62,6 +65,18 @@ pub mod env {
     pub const CLIENT_JS: &str = "SIO_CLIENT_JS";
     /// Log format.
     pub const LOG_FORMAT: &str = "SIO_LOG_FORMAT";
+    /// PEM file of the CA(s) a `rediss://` server certificate must chain to.
+    pub const REDIS_CA_FILE: &str = "SIO_REDIS_CA_FILE";
+    /// Handshakes per second per client IP (0 = off).
+    pub const HANDSHAKE_RATE: &str = "SIO_HANDSHAKE_RATE";
+    /// Handshake burst per client IP.
+    pub const HANDSHAKE_BURST: &str = "SIO_HANDSHAKE_BURST";
+    /// Events per second per socket (0 = off).
+    pub const EVENT_RATE: &str = "SIO_EVENT_RATE";
+    /// Event burst per socket.
+    pub const EVENT_BURST: &str = "SIO_EVENT_BURST";
+    /// Proxies whose `X-Forwarded-For` is believed for the client IP.
+    pub const TRUSTED_PROXIES: &str = "SIO_TRUSTED_PROXIES";
 }
 
 /// How log lines are written to stderr.
@@ -152,6 +167,32 @@ pub struct Cli {
     /// Log format on stderr. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// PEM file with the CA certificate(s) that a `rediss://` server must chain to
+    /// (instead of the system's roots).
+    #[arg(long, env = env::REDIS_CA_FILE)]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// New sessions (handshakes) allowed per second per client IP; 0 = no limit.
+    #[arg(long, env = env::HANDSHAKE_RATE, default_value_t = 0.0)]
+    pub handshake_rate: f64,
+
+    /// Handshakes a client IP may make at once. Default: the rate, rounded up.
+    #[arg(long, env = env::HANDSHAKE_BURST)]
+    pub handshake_burst: Option<u32>,
+
+    /// Events allowed per second per socket; 0 = no limit.
+    #[arg(long, env = env::EVENT_RATE, default_value_t = 0.0)]
+    pub event_rate: f64,
+
+    /// Events a socket may send at once. Default: the rate, rounded up.
+    #[arg(long, env = env::EVENT_BURST)]
+    pub event_burst: Option<u32>,
+
+    /// Proxies (IPs or CIDRs, comma separated) whose `X-Forwarded-For` names the client
+    /// for the handshake limit. Default: none (the TCP peer is the client).
+    #[arg(long, env = env::TRUSTED_PROXIES, value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Which origins may make cross-origin requests.
@@ -202,6 +243,14 @@ pub struct Config {
     pub client_js: Option<PathBuf>,
     /// Log format.
     pub log_format: LogFormat,
+    /// CA certificates (PEM file) for a `rediss://` server; `None`: the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
+    /// Handshakes per client IP; `None`: no limit.
+    pub handshake_limit: Option<RateLimit>,
+    /// Events per socket; `None`: no limit.
+    pub event_limit: Option<RateLimit>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -257,6 +306,22 @@ pub enum ConfigError {
     /// The client bundle file is missing.
     #[error("{var} {0:?} is not a readable file", var = env::CLIENT_JS)]
     ClientJs(PathBuf),
+    /// The Redis CA file cannot be used.
+    #[error("invalid {var}: {0}", var = env::REDIS_CA_FILE)]
+    RedisCa(String),
+    /// A rate or burst is out of range.
+    #[error(
+        "invalid {name}: {value} (a rate must be 0 for off, or above 0 up to 1000000; a burst at least 1)"
+    )]
+    Rate {
+        /// The setting.
+        name: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A trusted proxy is not an IP address or CIDR.
+    #[error("invalid {var}: {0:?} (expected an IP address or CIDR such as 10.0.0.0/8)", var = env::TRUSTED_PROXIES)]
+    TrustedProxy(String),
 }
 
 impl Config {
@@ -362,6 +427,41 @@ impl Config {
             return Err(ConfigError::ClientJs(path.clone()));
         }
 
+        let redis_ca_file = cli.redis_ca_file.filter(|p| !p.as_os_str().is_empty());
+        if let Some(path) = &redis_ca_file {
+            if !redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss"))
+            {
+                return Err(ConfigError::RedisCa(format!(
+                    "it needs a TLS URL in {} (rediss://...)",
+                    env::REDIS_URL
+                )));
+            }
+            sio_adapter_redis::tls::load_ca_file(path)
+                .map_err(|e| ConfigError::RedisCa(e.to_string()))?;
+        }
+        let handshake_limit = rate_limit(
+            (env::HANDSHAKE_RATE, cli.handshake_rate),
+            (env::HANDSHAKE_BURST, cli.handshake_burst),
+        )?;
+        let event_limit = rate_limit(
+            (env::EVENT_RATE, cli.event_rate),
+            (env::EVENT_BURST, cli.event_burst),
+        )?;
+        let mut trusted_proxies = Vec::new();
+        for raw in &cli.trusted_proxies {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let net = raw
+                .parse::<IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| ConfigError::TrustedProxy(raw.to_string()))?;
+            trusted_proxies.push(net);
+        }
+
         Ok(Config {
             listen: cli.listen,
             redis_url,
@@ -388,6 +488,10 @@ impl Config {
             chat: cli.chat,
             client_js: cli.client_js,
             log_format: cli.log_format,
+            redis_ca_file,
+            handshake_limit,
+            event_limit,
+            trusted_proxies,
         })
     }
 
@@ -403,6 +507,24 @@ impl Config {
         // Defaults are valid by construction (covered by the `defaults_are_valid` test).
         Config::from_cli(cli).expect("default configuration is valid")
     }
+}
+
+/// A rate (0 = off) and an optional burst (default: the rate rounded up) as a limit.
+fn rate_limit(
+    (rate_name, rate): (&'static str, f64),
+    (burst_name, burst): (&'static str, Option<u32>),
+) -> Result<Option<RateLimit>, ConfigError> {
+    if rate == 0.0 {
+        return Ok(None);
+    }
+    let bad = |name, value: String| ConfigError::Rate { name, value };
+    if burst == Some(0) {
+        return Err(bad(burst_name, "0".into()));
+    }
+    let burst = burst.unwrap_or_else(|| rate.ceil().clamp(1.0, u32::MAX as f64) as u32);
+    RateLimit::new(rate, burst)
+        .map(Some)
+        .ok_or_else(|| bad(rate_name, rate.to_string()))
 }
 
 fn parse_origins(raw: &[String]) -> Result<CorsOrigins, ConfigError> {
@@ -429,15 +551,35 @@ fn parse_origins(raw: &[String]) -> Result<CorsOrigins, ConfigError> {
     Ok(CorsOrigins::List(list))
 }
 
-/// Replaces the password in a Redis URL with `***`.
-fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.rsplit_once('@')
-    {
-        let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
-        return format!("{scheme}://{user}:***@{host}");
+/// Replaces the password in a Redis URL with `***`: the userinfo's, and the value of
+/// any query parameter whose name mentions a password (fred's `sentinelPassword`).
+pub fn mask_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => head.to_string(),
+        },
+        None => head.to_string(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
-    url.to_string()
+    out
 }
 
 impl fmt::Display for Config {
@@ -458,15 +600,22 @@ impl fmt::Display for Config {
             .as_ref()
             .map(|j| j.describe())
             .unwrap_or("off".into());
+        let limit =
+            |l: &Option<RateLimit>| l.map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} cors={} auth={} client_publish=[{}] namespaces=[{}] \
-             ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={}",
+            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+             ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
+             handshake_limit={} event_limit={} trusted_proxies=[{}]",
             self.listen,
             self.node_id,
             redis,
             self.redis_prefix,
             self.redis_mode,
+            self.redis_ca_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "system roots".into()),
             cors,
             auth,
             self.client_publish,
@@ -480,6 +629,13 @@ impl fmt::Display for Config {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "cdn".into()),
+            limit(&self.handshake_limit),
+            limit(&self.event_limit),
+            self.trusted_proxies
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         )
     }
 }
@@ -599,6 +755,58 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_off_by_default_and_checked() {
+        let c = parse(&[]).unwrap();
+        assert!(c.handshake_limit.is_none() && c.event_limit.is_none());
+        assert!(
+            c.to_string()
+                .contains("handshake_limit=off event_limit=off")
+        );
+        let c = parse(&[
+            "--handshake-rate",
+            "2.5",
+            "--event-rate",
+            "10",
+            "--event-burst",
+            "20",
+            "--trusted-proxies",
+            "10.0.0.0/8, 192.0.2.7",
+        ])
+        .unwrap();
+        assert_eq!(c.handshake_limit, RateLimit::new(2.5, 3));
+        assert_eq!(c.event_limit, RateLimit::new(10.0, 20));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.trusted_proxies[1].to_string(), "192.0.2.7/32");
+        let cases: &[(&[&str], &str)] = &[
+            (&["--handshake-rate=-1"], "SIO_HANDSHAKE_RATE"),
+            (
+                &["--event-rate", "1", "--event-burst", "0"],
+                "SIO_EVENT_BURST",
+            ),
+            (&["--event-rate", "inf"], "SIO_EVENT_RATE"),
+            (&["--trusted-proxies", "nginx"], "SIO_TRUSTED_PROXIES"),
+            (&["--redis-ca-file", "/etc/hosts"], "SIO_REDIS_CA_FILE"),
+            (
+                &[
+                    "--redis-url",
+                    "rediss://h",
+                    "--redis-ca-file",
+                    "/no/such.pem",
+                ],
+                "/no/such.pem",
+            ),
+            (
+                &["--redis-url", "rediss://h", "--redis-ca-file", "/etc/hosts"],
+                "SIO_REDIS_CA_FILE",
+            ),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).expect_err(&format!("{args:?} must be rejected"));
+            assert!(err.to_string().contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn chat_namespace_is_free_when_chat_is_off() {
         let c = parse(&["--chat", "false", "--namespaces", "/chat"]).unwrap();
         assert_eq!(c.namespaces, ["/chat"]);
@@ -623,5 +831,13 @@ mod tests {
         );
         assert_eq!(mask_url("redis://:pw@host"), "redis://:***@host");
         assert_eq!(mask_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            mask_url("redis-sentinel://:pw@h:26379/0?sentinelServiceName=m&sentinelPassword=sp"),
+            "redis-sentinel://:***@h:26379/0?sentinelServiceName=m&sentinelPassword=***"
+        );
+        assert_eq!(
+            mask_url("rediss://user:p@ss@host"),
+            "rediss://user:***@host"
+        );
     }
 }

@@ -75,6 +75,9 @@ pub enum EngineError {
     UnsupportedVersion,
     /// The node is draining and takes no new sessions (503, code 3).
     ShuttingDown,
+    /// The client's IP is over the handshake rate limit (429, code 4, with
+    /// `Retry-After`; see [`crate::limits`]).
+    TooManyHandshakes,
 }
 
 impl EngineError {
@@ -92,6 +95,11 @@ impl EngineError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 3,
                 "Server is shutting down",
+            ),
+            EngineError::TooManyHandshakes => (
+                StatusCode::TOO_MANY_REQUESTS,
+                4,
+                "Too many handshakes from this address",
             ),
         }
     }

@@ -10,6 +10,11 @@
 //! - Unknown sid, owner gone, owner unreachable: `400 {"code":1,"message":"Session ID
 //!   unknown"}` at once (before any `101` for an upgrade), so the client reconnects.
 //! - A forwarded request carries [`FORWARDED_HEADER`]; a node never forwards it again.
+//!   The header grants nothing: a request carrying it is served only when this node
+//!   owns the session, and is otherwise answered `400` code 1 (before any `101`), exactly
+//!   like an unknown sid. A client that sends it itself can therefore only make its own
+//!   request fail; it skips no check (origin, rate limits and auth run on the owner as
+//!   for any request) and cannot reach a session this node does not own.
 //!
 //! Websocket-only sessions never need forwarding: they make no second HTTP request.
 
@@ -34,6 +39,7 @@ use crate::engine::{ENGINE_PATH, EngineError, EngineQuery};
 use crate::metrics::Metrics;
 
 /// Marks a request one node forwarded to another; its value is the forwarding node's id.
+/// Honoured only as "do not forward again" (see the module docs).
 pub const FORWARDED_HEADER: &str = "x-sio-forwarded-by";
 
 /// Most owner lookups cached (a session's owner never changes).
@@ -354,8 +360,19 @@ pub async fn forward_gate(State(fw): State<Arc<Forwarder>>, req: Request, next: 
         }
         return Response::from_parts(parts, Body::from(bytes));
     };
-    if fw.is_owned(&sid) || req.headers().contains_key(FORWARDED_HEADER) {
+    if fw.is_owned(&sid) {
         return next.run(req).await;
+    }
+    if req.headers().contains_key(FORWARDED_HEADER) {
+        // Forwarded here, but not ours (a loop, a stale registry entry, or a client
+        // forging the header): never forward twice, never hand an unknown sid to
+        // socket.io (which would answer an upgrade with 101-then-close).
+        debug!(
+            sid,
+            "forwarded request for a session this node does not own"
+        );
+        fw.metrics.forward_error();
+        return EngineError::UnknownSid.into_response();
     }
     match fw.owner(&sid).await {
         None => EngineError::UnknownSid.into_response(),

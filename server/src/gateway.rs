@@ -8,7 +8,11 @@
 //!   `rooms` patterns; with auth off every room is open.
 //! - `publish({room, event, data}, ack)`: `io.to(room).emit(event, data)`, the sender
 //!   included when it is in the room, binary inside `data` kept; only for rooms matching
-//!   `SIO_CLIENT_PUBLISH`.
+//!   `SIO_CLIENT_PUBLISH`, and, with auth on, also the token's `rooms` patterns (or the
+//!   socket's own `user:<sub>`): a token cannot publish where it may not join.
+//! - With `SIO_EVENT_RATE` set, every event (these three, the chat demo's, and any
+//!   other) first takes a token from the socket's bucket; see [`crate::limits`] for what
+//!   a client over the limit gets.
 //!
 //! **Invariant:** event handlers are registered in the connect *middleware*, which
 //! socketioxide runs before it sends the CONNECT packet, so an event a client emits the
@@ -26,6 +30,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use tracing::{debug, warn};
 
 use crate::auth::{AuthError, Claims, JwtVerifier};
+use crate::limits::{EventBucket, RateLimit};
 use crate::metrics::Metrics;
 use crate::patterns::RoomPatterns;
 
@@ -42,11 +47,13 @@ pub type JoinHook =
     Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Shared state of the gateway handlers.
+#[derive(Clone)]
 pub struct Gateway {
     jwt: Option<JwtVerifier>,
     publish: RoomPatterns,
     metrics: Metrics,
     on_join: Option<JoinHook>,
+    event_limit: Option<RateLimit>,
 }
 
 /// The answer to `join`, `leave` and `publish`.
@@ -194,7 +201,15 @@ impl Gateway {
             publish,
             metrics,
             on_join,
+            event_limit: None,
         })
+    }
+
+    /// The same gateway with a per-socket event rate limit (`None`: no limit).
+    pub fn with_event_limit(self: Arc<Self>, limit: Option<RateLimit>) -> Arc<Self> {
+        let mut gw = Arc::unwrap_or_clone(self);
+        gw.event_limit = limit;
+        Arc::new(gw)
     }
 
     /// Checks the handshake `auth` payload. `Ok(Identity::Anonymous)` when auth is off.
@@ -228,8 +243,14 @@ impl Gateway {
         }
     }
 
-    /// Whether a client may publish `event` to `room`.
-    pub fn check_publish(&self, room: &str, event: &str) -> Result<(), String> {
+    /// Whether a client with `identity` may publish `event` to `room`: the room must
+    /// match `SIO_CLIENT_PUBLISH` and, with auth on, be a room the token may join.
+    pub fn check_publish(
+        &self,
+        identity: &Identity,
+        room: &str,
+        event: &str,
+    ) -> Result<(), String> {
         check_room_name(room)?;
         if event.is_empty() || event.len() > MAX_EVENT_LEN {
             return Err(format!("event must be 1 to {MAX_EVENT_LEN} bytes"));
@@ -237,7 +258,7 @@ impl Gateway {
         if RESERVED_EVENTS.contains(&event) {
             return Err(format!("event {event:?} is reserved"));
         }
-        if !self.publish.matches(room) {
+        if !self.publish.matches(room) || self.check_join(identity, room).is_err() {
             return Err(format!("publishing to room {room:?} is not allowed"));
         }
         Ok(())
@@ -271,6 +292,9 @@ impl Gateway {
         socket
             .extensions
             .insert(ConnectedAt(std::time::SystemTime::now()));
+        if let Some(limit) = &self.event_limit {
+            socket.extensions.insert(limit.socket_bucket());
+        }
         self.register_handlers(&socket);
         self.metrics.socket_connected(socket.ns());
         let metrics = self.metrics.clone();
@@ -288,26 +312,29 @@ impl Gateway {
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
                 gw.metrics.event_received("join");
                 let mut joined = false;
-                let reply = match room {
-                    Err(_) => Reply::err("room must be a string"),
-                    Ok(room) => {
-                        let identity = s
-                            .extensions
-                            .get::<Identity>()
-                            .unwrap_or(Identity::Anonymous);
-                        match gw.check_join(&identity, &room) {
-                            Ok(()) => {
-                                // Applied here, in the receive loop: later events see it.
-                                s.join(room);
-                                joined = true;
-                                Reply::ok()
-                            }
-                            Err(e) => {
-                                gw.metrics.error("join_denied");
-                                Reply::err(e)
+                let reply = match admit_event(&s, &gw.metrics).and(Ok(room)) {
+                    Err(refused) => refused,
+                    Ok(room) => match room {
+                        Err(_) => Reply::err("room must be a string"),
+                        Ok(room) => {
+                            let identity = s
+                                .extensions
+                                .get::<Identity>()
+                                .unwrap_or(Identity::Anonymous);
+                            match gw.check_join(&identity, &room) {
+                                Ok(()) => {
+                                    // Applied here, in the receive loop: later events see it.
+                                    s.join(room);
+                                    joined = true;
+                                    Reply::ok()
+                                }
+                                Err(e) => {
+                                    gw.metrics.error("join_denied");
+                                    Reply::err(e)
+                                }
                             }
                         }
-                    }
+                    },
                 };
                 let hook = gw
                     .on_join
@@ -328,22 +355,31 @@ impl Gateway {
             "leave",
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
                 gw.metrics.event_received("leave");
-                let reply = match room.map_err(|_| "room must be a string".to_string()) {
-                    Ok(room) if room == s.id.as_str() => {
-                        Reply::err("a socket cannot leave its own room")
-                    }
-                    Ok(room) => match check_room_name(&room) {
-                        Ok(()) => {
-                            s.leave(room);
-                            Reply::ok()
+                let reply = match admit_event(&s, &gw.metrics)
+                    .map(|()| room.map_err(|_| "room must be a string".to_string()))
+                {
+                    Err(refused) => refused,
+                    Ok(room) => match room {
+                        Ok(room) if room == s.id.as_str() => {
+                            gw.metrics.error("bad_request");
+                            Reply::err("a socket cannot leave its own room")
                         }
-                        Err(e) => Reply::err(e),
+                        Ok(room) => match check_room_name(&room) {
+                            Ok(()) => {
+                                s.leave(room);
+                                Reply::ok()
+                            }
+                            Err(e) => {
+                                gw.metrics.error("bad_request");
+                                Reply::err(e)
+                            }
+                        },
+                        Err(e) => {
+                            gw.metrics.error("bad_request");
+                            Reply::err(e)
+                        }
                     },
-                    Err(e) => Reply::err(e),
                 };
-                if !reply.ok {
-                    gw.metrics.error("bad_request");
-                }
                 answer(ack, &reply);
                 async {}
             },
@@ -354,15 +390,22 @@ impl Gateway {
             "publish",
             move |s: SocketRef<A>, TryData(req): TryData<PublishRequest>, ack: AckSender<A>| {
                 gw.metrics.event_received("publish");
-                let reply = match req {
-                    Err(e) => {
+                let reply = match admit_event(&s, &gw.metrics).map(|()| req) {
+                    Err(refused) => refused,
+                    Ok(Err(e)) => {
                         gw.metrics.error("bad_request");
                         Reply::err(format!(
                             "publish expects {{room, event, data}}: {}",
                             short(&e.to_string())
                         ))
                     }
-                    Ok(req) => match gw.check_publish(&req.room, &req.event) {
+                    Ok(Ok(req)) => match gw.check_publish(
+                        &s.extensions
+                            .get::<Identity>()
+                            .unwrap_or(Identity::Anonymous),
+                        &req.room,
+                        &req.event,
+                    ) {
                         Err(e) => {
                             gw.metrics.error("publish_denied");
                             Reply::err(e)
@@ -380,7 +423,49 @@ impl Gateway {
                 async {}
             },
         );
+
+        // Any other event: counted, and refused like the others when over the rate
+        // limit (it has no handler, so nothing else happens to it).
+        let gw = self.clone();
+        socket.on_fallback(move |s: SocketRef<A>, ack: AckSender<A>| {
+            gw.metrics.event_received("other");
+            if let Err(refused) = admit_event(&s, &gw.metrics) {
+                answer(ack, &refused);
+            }
+            async {}
+        });
     }
+}
+
+/// Takes one token from the socket's event bucket (when `SIO_EVENT_RATE` is set).
+/// Over the limit: counted, the client gets an `error` event on the first refusal of a
+/// streak, the socket is disconnected after
+/// [`EVENT_STRIKES_BEFORE_DISCONNECT`](crate::limits::EVENT_STRIKES_BEFORE_DISCONNECT)
+/// refusals in a row, and `Err` holds the ack answer.
+pub fn admit_event<A: Adapter>(socket: &SocketRef<A>, metrics: &Metrics) -> Result<(), Reply> {
+    let Some(bucket) = socket.extensions.get::<EventBucket>() else {
+        return Ok(());
+    };
+    let refused = match bucket.admit() {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
+    metrics.rate_limited("event");
+    if refused.is_first() {
+        debug!(sid = %socket.id, nsp = socket.ns(), "event over the rate limit");
+        let notice = serde_json::json!({"code": "rate_limited", "message": refused.message});
+        if let Err(e) = socket.emit("error", &notice) {
+            debug!(sid = %socket.id, error = %e, "could not send the rate-limit notice");
+        }
+    }
+    if refused.disconnect() {
+        metrics.rate_limited("event_disconnect");
+        warn!(sid = %socket.id, nsp = socket.ns(), strikes = refused.strikes, "disconnecting a socket that keeps exceeding the event rate limit");
+        if let Err(e) = socket.clone().disconnect() {
+            debug!(sid = %socket.id, error = %e, "could not disconnect");
+        }
+    }
+    Err(Reply::err(refused.message))
 }
 
 /// Validates a client-supplied room name.
@@ -492,19 +577,35 @@ mod tests {
     #[test]
     fn publish_needs_an_allowed_room_and_a_normal_event() {
         let g = gw(false, &["news:*"]);
-        assert!(g.check_publish("news:a", "headline").is_ok());
+        let anon = Identity::Anonymous;
+        assert!(g.check_publish(&anon, "news:a", "headline").is_ok());
         assert!(
-            g.check_publish("other", "headline")
+            g.check_publish(&anon, "other", "headline")
                 .unwrap_err()
                 .contains("not allowed")
         );
         assert!(
-            g.check_publish("news:a", "connect")
+            g.check_publish(&anon, "news:a", "connect")
                 .unwrap_err()
                 .contains("reserved")
         );
-        assert!(g.check_publish("news:a", "").is_err());
-        assert!(gw(false, &[]).check_publish("news:a", "x").is_err());
+        assert!(g.check_publish(&anon, "news:a", "").is_err());
+        assert!(gw(false, &[]).check_publish(&anon, "news:a", "x").is_err());
+    }
+
+    #[test]
+    fn with_auth_publish_needs_the_token_s_rooms_too() {
+        let g = gw(true, &["*"]);
+        let id = g
+            .authenticate(token(
+                serde_json::json!({"sub": "alice", "rooms": ["team:*"]}),
+            ))
+            .unwrap();
+        assert!(g.check_publish(&id, "team:red", "e").is_ok());
+        assert!(g.check_publish(&id, "user:alice", "e").is_ok());
+        let err = g.check_publish(&id, "user:bob", "e").unwrap_err();
+        assert!(err.contains("not allowed"), "{err}");
+        assert!(g.check_publish(&id, "lobby", "e").is_err());
     }
 
     #[test]

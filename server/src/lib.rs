@@ -16,6 +16,7 @@
 //! - [`chat`]: the demo chat namespace and its history.
 //! - [`auth`]: JWT verification.
 //! - [`patterns`]: room globs.
+//! - [`limits`]: per-IP handshake and per-socket event rate limits.
 //! - [`metrics`]: the node's Prometheus registry.
 //! - [`telemetry`]: logging set-up for the binary.
 
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod entry;
 pub mod forward;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod patterns;

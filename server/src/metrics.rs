@@ -17,6 +17,7 @@
 //! | `sio_forwarded_total` | counter | `transport` (polling, websocket): requests sent to the session's owner |
 //! | `sio_forward_errors_total` | counter | owner unreachable |
 //! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
+//! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total` | counter | cluster mode: every loss, counted |
@@ -67,6 +68,10 @@ impl Metrics {
         describe("sio_events_received_total", "Events received from clients");
         describe("sio_events_emitted_total", "Broadcasts emitted by the node");
         describe("sio_errors_total", "Requests answered with an error");
+        describe(
+            "sio_rate_limited_total",
+            "Requests refused and sockets disconnected by rate limits",
+        );
         recorder.describe_gauge(
             "sio_sockets_connected".into(),
             None,
@@ -159,6 +164,13 @@ impl Metrics {
     pub fn forward_lookup(&self, hit: bool) {
         let source = if hit { "cache" } else { "redis" };
         self.counter("sio_session_lookups_total", "source", source.into())
+            .increment(1);
+    }
+
+    /// A rate limit refused a request (`handshake`, `event`) or disconnected a socket
+    /// (`event_disconnect`).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.counter("sio_rate_limited_total", "limit", limit.into())
             .increment(1);
     }
 

@@ -65,7 +65,9 @@ pub enum StartError {
     ClientJs(std::io::Error),
     /// Redis could not be reached or set up.
     #[error("cannot start cluster mode: {0}")]
-    Redis(#[source] sio_adapter_redis::AdapterError),
+    // Not `#[source]`: the message already ends with the cause, and `{:#}` would print
+    // it a second (and, through the adapter error, a third) time.
+    Redis(sio_adapter_redis::AdapterError),
 }
 
 /// A node started with [`spawn`].
@@ -220,9 +222,12 @@ async fn build(config: &Config, bound: SocketAddr) -> Result<App, StartError> {
 /// [`REDIS_RETRY_MAX`]) until it answers. Errors that retrying cannot mend (a bad URL,
 /// refused credentials) end the attempt at once.
 async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
-    let adapter_config = RedisAdapterConfig::default()
+    let mut adapter_config = RedisAdapterConfig::default()
         .with_prefix(config.redis_prefix.clone())
         .with_mode(config.redis_mode);
+    if let Some(ca) = &config.redis_ca_file {
+        adapter_config = adapter_config.with_tls_ca_file(ca.clone());
+    }
     let mut delay = std::time::Duration::from_millis(100);
     let mut attempt: u32 = 0;
     loop {
@@ -282,7 +287,8 @@ where
         config.client_publish.clone(),
         metrics.clone(),
         on_join,
-    );
+    )
+    .with_event_limit(config.event_limit);
     let mut pending = Vec::new();
     for ns in &config.namespaces {
         let gw = gateway.clone();
@@ -352,6 +358,9 @@ where
         cors: config.cors.clone(),
         rooms,
         cluster: cluster.clone(),
+        handshake_limit: config
+            .handshake_limit
+            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
     });
 
     let mut router = Router::new()

@@ -46,6 +46,8 @@ pub struct AppState {
     pub rooms: RoomCounter,
     /// The cluster connection, in cluster mode.
     pub cluster: Option<sio_adapter_redis::RedisCluster>,
+    /// Per-client-IP handshake limit (`SIO_HANDSHAKE_RATE`); `None`: off.
+    pub handshake_limit: Option<crate::limits::HandshakeLimiter>,
 }
 
 impl AppState {
@@ -127,9 +129,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Middleware in front of socket.io: refuses new sessions while draining (503) and
-/// from origins outside an explicit `SIO_CORS_ORIGINS` list (403, code 4), and counts
-/// the sessions opened.
+/// Middleware in front of socket.io: refuses every request (handshake, poll, upgrade)
+/// from an origin outside an explicit `SIO_CORS_ORIGINS` list (403, code 4), new
+/// sessions while draining (503) and over the per-IP handshake limit (429, code 4), and
+/// counts the sessions opened.
+///
+/// A request forwarded from another node arrives here at the session's owner with the
+/// client's `Origin` header, so going through another node does not skip the check.
 pub async fn session_gate(
     State(state): State<Arc<AppState>>,
     req: Request,
@@ -140,6 +146,10 @@ pub async fn session_gate(
     }
     let query = EngineQuery::parse(req.uri().query());
     if !query.is_handshake() {
+        if !origin_allowed(&state.cors, req.headers()) {
+            state.metrics.error("origin_refused");
+            return EngineError::Forbidden.into_response();
+        }
         return node_style_error(next.run(req).await).await;
     }
     if state.is_draining() {
@@ -149,6 +159,22 @@ pub async fn session_gate(
     if !origin_allowed(&state.cors, req.headers()) {
         state.metrics.error("handshake_refused");
         return EngineError::Forbidden.into_response();
+    }
+    if let Some(limiter) = &state.handshake_limit {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        if let Err(wait) = limiter.admit(peer, req.headers()) {
+            state.metrics.rate_limited("handshake");
+            tracing::debug!(%peer, wait_ms = wait.as_millis() as u64, "handshake over the rate limit");
+            let mut resp = EngineError::TooManyHandshakes.into_response();
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+            return resp;
+        }
     }
     let transport = match query.transport {
         Some("websocket") => "websocket",
@@ -195,15 +221,24 @@ async fn node_style_error(resp: Response) -> Response {
     out
 }
 
-/// With an explicit origin list, a request carrying an `Origin` header must match it.
-/// Requests without `Origin` (non-browser clients) pass: CORS protects browsers.
+/// With an explicit origin list, a request carrying an `Origin` header must match it,
+/// or be same-origin (its `host[:port]` is the request's `Host`, as for the demo page
+/// served by the node itself). Requests without `Origin` (non-browser clients) pass:
+/// CORS protects browsers.
 fn origin_allowed(cors: &CorsOrigins, headers: &HeaderMap) -> bool {
     let CorsOrigins::List(list) = cors else {
         return true;
     };
     match headers.get(header::ORIGIN).map(|o| o.to_str()) {
         None => true,
-        Some(Ok(origin)) => list.iter().any(|allowed| allowed == origin),
+        Some(Ok(origin)) => {
+            let same_origin = origin
+                .split_once("://")
+                .map(|(_, authority)| authority)
+                .zip(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+                .is_some_and(|(authority, host)| authority.eq_ignore_ascii_case(host));
+            same_origin || list.iter().any(|allowed| allowed == origin)
+        }
         Some(Err(_)) => false,
     }
 }
@@ -225,6 +260,7 @@ mod tests {
             cors,
             rooms: Arc::new(|| Box::pin(async { Vec::new() })),
             cluster: None,
+            handshake_limit: None,
         })
     }
 
@@ -307,5 +343,12 @@ mod tests {
         h.insert(header::ORIGIN, "https://app.example".parse().unwrap());
         assert!(origin_allowed(&list, &h));
         assert!(origin_allowed(&list, &HeaderMap::new()));
+        // same-origin: the page was served by this node
+        h.insert(header::ORIGIN, "http://node.example:3000".parse().unwrap());
+        assert!(!origin_allowed(&list, &h));
+        h.insert(header::HOST, "node.example:3000".parse().unwrap());
+        assert!(origin_allowed(&list, &h));
+        h.insert(header::HOST, "node.example:3001".parse().unwrap());
+        assert!(!origin_allowed(&list, &h));
     }
 }

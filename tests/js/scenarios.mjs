@@ -491,6 +491,102 @@ const scenarios = {
     const [reason] = await withTimeout(new Promise((resolve) => s.once("disconnect", (...a) => resolve(a))), "disconnect", opts.drainWaitMs ?? 30_000);
     return { reason, active: s.active };
   },
+
+  // ---- security (issue #8) ------------------------------------------------------------
+
+  // connect once and report exactly how it failed (or that it did not)
+  async connectError() {
+    const s = connect(opts.namespace ?? "", { forceNew: true, extraHeaders: opts.extraHeaders });
+    const facts = await withTimeout(
+      new Promise((resolve) => {
+        s.once("connect", () => resolve({ connected: true }));
+        s.once("connect_error", (err) =>
+          resolve({
+            connected: false,
+            message: err.message,
+            description: typeof err.description === "number" ? err.description : null,
+            body: err.context?.responseText ?? null,
+            data: err.data ?? null,
+          }),
+        );
+      }),
+      "connect or connect_error",
+    );
+    s.close();
+    return facts;
+  },
+
+  // a victim (token `victimToken`) and an attacker (token `token`) on the same node: the
+  // attacker tries to join and publish into rooms outside its token; reports the acks and
+  // everything the victim received
+  async authRooms() {
+    const make = (token) => io(opts.url, { transports: ["websocket"], reconnection: false, forceNew: true, auth: { token } });
+    const victim = make(opts.victimToken);
+    const attacker = make(opts.token);
+    await Promise.all([connected(victim, "victim"), connected(attacker, "attacker")]);
+    const victimGot = [];
+    victim.onAny((event, ...args) => victimGot.push([event, ...args]));
+    const facts = { joins: {}, publishes: {} };
+    for (const room of opts.rooms) {
+      facts.joins[room] = await ack(attacker, "join", room);
+      facts.publishes[room] = await ack(attacker, "publish", { room, event: "pwn", data: room });
+    }
+    // a round trip on the victim: anything published to it has arrived by now
+    await ack(victim, "leave", "nothing");
+    facts.victimGot = victimGot;
+    victim.disconnect();
+    attacker.disconnect();
+    return facts;
+  },
+
+  // `count` acked events (`event`, default `join` of room-flood) sent at once by one
+  // client, then `companionEvents` from a second client; reports acks, `error` events
+  // and how the flooding client was disconnected
+  async flood() {
+    const make = () => io(opts.url, { transports: ["websocket"], reconnection: false, forceNew: true, auth: opts.token ? { token: opts.token } : undefined });
+    const abuser = make();
+    await connected(abuser, "abuser");
+    const errors = [];
+    abuser.on("error", (e) => errors.push(e));
+    let disconnectReason = null;
+    abuser.on("disconnect", (reason) => (disconnectReason = reason));
+    const n = opts.count ?? 100;
+    const event = opts.event ?? "join";
+    const sends = Array.from({ length: n }, (_, i) =>
+      abuser
+        .timeout(WAIT_MS)
+        .emitWithAck(event, event === "publish" ? { room: "room-flood", event: "x", data: i } : "room-flood")
+        .then((reply) => reply)
+        .catch((e) => ({ clientError: e.message })),
+    );
+    const replies = await withTimeout(Promise.all(sends), "flood acks");
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (disconnectReason !== null || !opts.expectDisconnect ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "the abuser to be disconnected",
+    ).catch(() => {});
+    const companionReplies = [];
+    if (opts.companionEvents) {
+      const c = make();
+      await connected(c, "companion");
+      for (let i = 0; i < opts.companionEvents; i++) companionReplies.push(await ack(c, "join", `room-c-${i}`));
+      c.disconnect();
+    }
+    abuser.disconnect();
+    const refused = replies.filter((r) => r && r.ok === false);
+    return {
+      ok: replies.filter((r) => r && r.ok === true).length,
+      refused: refused.length,
+      firstRefusal: refused[0] ?? null,
+      unanswered: replies.filter((r) => r && r.clientError).length,
+      okIndexes: replies.map((r, i) => (r && r.ok === true ? i : -1)).filter((i) => i >= 0),
+      errors,
+      disconnectReason,
+      companionReplies,
+    };
+  },
 };
 
 const run = scenarios[opts.scenario];

@@ -651,3 +651,275 @@ pub fn op(kind: &str, extra: Value) -> Value {
     }
     op
 }
+
+// ---- security (issue #8): TLS Redis, captured node logs, raw HTTP with headers --------
+
+/// A CA and a server certificate for `127.0.0.1`/`localhost` signed by it, all PEM, made
+/// fresh for a test (rcgen).
+pub struct TestPki {
+    /// The CA certificate (what clients trust).
+    pub ca_pem: String,
+    /// The server certificate.
+    pub cert_pem: String,
+    /// The server's private key.
+    pub key_pem: String,
+}
+
+impl TestPki {
+    /// Generates a CA named `name` and a server certificate signed by it.
+    pub fn generate(name: &str) -> anyhow::Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "redis test server");
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+impl TestRedis {
+    /// Starts a Redis that speaks only TLS (`--port 0 --tls-port 6379`) with the server
+    /// certificate of `pki`, plus extra `args`; `url` is `rediss://127.0.0.1:PORT`.
+    pub async fn start_tls(pki: &TestPki, args: &[&str]) -> anyhow::Result<Self> {
+        use testcontainers::CopyTargetOptions;
+        use testcontainers::ImageExt;
+        use testcontainers::core::{IntoContainerPort, WaitFor};
+        use testcontainers::runners::AsyncRunner;
+        let mut cmd: Vec<String> = [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            "6379",
+            "--tls-cert-file",
+            "/tls/server.crt",
+            "--tls-key-file",
+            "/tls/server.key",
+            "--tls-ca-cert-file",
+            "/tls/ca.crt",
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        let file = |path: &str, pem: &str| {
+            (
+                CopyTargetOptions::new(path).with_mode(0o644),
+                pem.as_bytes().to_vec(),
+            )
+        };
+        let (ca, cert, key) = (
+            file("/tls/ca.crt", &pki.ca_pem),
+            file("/tls/server.crt", &pki.cert_pem),
+            file("/tls/server.key", &pki.key_pem),
+        );
+        let container = testcontainers::GenericImage::new("redis", "7.2")
+            .with_exposed_port(6379.tcp())
+            .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+            .with_copy_to(ca.0, ca.1)
+            .with_copy_to(cert.0, cert.1)
+            .with_copy_to(key.0, key.1)
+            .with_cmd(cmd)
+            .start()
+            .await
+            .context("start a TLS redis:7.2 container")?;
+        let port = container.get_host_port_ipv4(6379.tcp()).await?;
+        Ok(Self {
+            container,
+            url: format!("rediss://127.0.0.1:{port}"),
+        })
+    }
+}
+
+/// Every log line a [`NodeProcess`] wrote to stderr so far.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl LogCapture {
+    /// All lines, joined by newlines.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|l| l.join("\n"))
+            .unwrap_or_else(|e| e.into_inner().join("\n"))
+    }
+}
+
+/// Runs `bin` with `env` (and `SIO_LISTEN=127.0.0.1:0`, JSON logs) capturing every
+/// stderr line, until it logs its address; `None` when it exited first (a start-up
+/// failure). Returns the running node (killed on drop), its log, and the exit status
+/// when it exited instead.
+pub async fn start_node_process_logged(
+    bin: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(
+    Option<NodeProcess>,
+    LogCapture,
+    Option<std::process::ExitStatus>,
+)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .env("SIO_LISTEN", "127.0.0.1:0")
+        .env("SIO_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn the node process")?;
+    let log = LogCapture::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let (log, tx) = (log.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "listening"
+                    && let Some(addr) = v["addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+                if let Ok(mut l) = log.0.lock() {
+                    l.push(line);
+                }
+            }
+        });
+    }
+    drop(tx);
+    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await?
+        .ok();
+    match addr {
+        // Listening is not started: the node may still give up on Redis and exit.
+        Some(addr) => {
+            let mut node = NodeProcess {
+                child,
+                addr: addr.parse()?,
+                logs: log.0.clone(),
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Some(status) = node.child.try_wait()? {
+                    return Ok((None, log, Some(status)));
+                }
+                if let Ok((200, _)) = http_get(node.addr, "/readyz").await {
+                    return Ok((Some(node), log, None));
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("node {addr} neither ready nor stopped in time");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        None => {
+            let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+            Ok((None, log, Some(status)))
+        }
+    }
+}
+
+/// A raw HTTP/1.1 request with extra `headers` on loopback: `(status, head, body)`; the
+/// head is the status line and headers as text. A `101` answer is returned as soon as
+/// its head arrives.
+pub async fn raw_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<(u16, String, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    let upgrade = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("upgrade") && v.eq_ignore_ascii_case("websocket"));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !upgrade {
+        head.push_str(&format!(
+            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            // Keep-alive answers (upgrade requests do not say `close`): stop once the
+            // head and its Content-Length body are in.
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                if head.starts_with("http/1.1 101") {
+                    break;
+                }
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if length.is_some_and(|len| raw.len() >= end + 4 + len) {
+                    break;
+                }
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .context("HTTP response timed out")??;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line in {head:?}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, head.to_string(), body))
+}

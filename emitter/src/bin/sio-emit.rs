@@ -1,7 +1,7 @@
 //! `sio-emit`: emit a Socket.IO event into a cluster from a shell script or cron job.
 //!
 //! ```text
-//! sio-emit --redis redis://127.0.0.1:6379 [--prefix socket.io] [--nsp /] \
+//! sio-emit --redis redis://127.0.0.1:6379 [--redis-ca-file ca.pem] [--prefix socket.io] [--nsp /] \
 //!          [--to ROOM]... [--except ROOM]... [--volatile] EVENT [JSON_ARG]...
 //! echo '{"text":"hi"} 42' | sio-emit --redis ... --to user:42 notice -
 //! ```
@@ -30,6 +30,9 @@ struct Cli {
     /// sharded-dynamic-private or sharded-static.
     #[arg(long, env = "SIO_REDIS_MODE", default_value = "classic")]
     redis_mode: String,
+    /// PEM file of the CA(s) a `rediss://` server must chain to (default: system roots).
+    #[arg(long, env = "SIO_REDIS_CA_FILE")]
+    redis_ca_file: Option<std::path::PathBuf>,
     /// Namespace.
     #[arg(long, default_value = "/")]
     nsp: String,
@@ -128,7 +131,7 @@ fn main() -> ExitCode {
             eprintln!("sio-emit: --redis: invalid Redis URL: {e}");
             ExitCode::from(2)
         }
-        Err(e @ EmitError::ReservedEvent(_)) => {
+        Err(e @ (EmitError::ReservedEvent(_) | EmitError::Tls(_))) => {
             eprintln!("sio-emit: {e}");
             ExitCode::from(2)
         }
@@ -150,7 +153,7 @@ fn parse_mode(mode: &str) -> Result<AdapterMode, String> {
 }
 
 async fn send(cli: &Cli, mode: AdapterMode, args: Vec<serde_json::Value>) -> Result<(), EmitError> {
-    let emitter = Emitter::connect(&cli.redis)
+    let emitter = Emitter::connect_with_ca(&cli.redis, cli.redis_ca_file.as_deref())
         .await?
         .with_prefix(cli.prefix.clone())
         .with_mode(mode);
