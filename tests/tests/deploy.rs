@@ -337,3 +337,118 @@ async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing
         .unwrap();
     assert_eq!(compose.leftovers().await.unwrap(), "");
 }
+
+/// Every manifest under `k8s/`, and both kustomizations as `kubectl kustomize` renders
+/// them, validate against the Kubernetes 1.33 schemas (PyPI `kubernetes-validate`,
+/// strict: an unknown field fails too); the renders hold what a deployment needs, and the
+/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` itself. A broken manifest fails the
+/// same check.
+#[tokio::test]
+async fn k8s_manifests_and_kustomizations_validate() {
+    let k8s = repo().join("k8s");
+    let mut files = Vec::new();
+    let mut dirs = vec![k8s.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+
+    let out = TempDir(std::env::temp_dir().join(format!("sio-k8s-{}", std::process::id())));
+    std::fs::create_dir_all(&out.0).unwrap();
+    let mut renders = Vec::new();
+    for (entry, name) in [
+        (k8s.clone(), "ingress-nginx"),
+        (k8s.join("nginx"), "plain-nginx"),
+    ] {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("kustomize").arg(&entry);
+        let text = run(cmd, "kubectl kustomize (is kubectl installed?)")
+            .await
+            .unwrap();
+        let path = out.0.join(format!("{name}.yaml"));
+        std::fs::write(&path, &text).unwrap();
+        renders.push((name, text));
+        files.push(path);
+    }
+    validate(&files).await.unwrap();
+
+    let kinds = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .map(str::to_string)
+            .collect()
+    };
+    for (name, text) in &renders {
+        let kinds = kinds(text);
+        for kind in [
+            "Namespace",
+            "ConfigMap",
+            "Secret",
+            "StatefulSet",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+        ] {
+            assert!(kinds.iter().any(|k| k == kind), "{name}: no {kind}");
+        }
+        assert!(text.contains("namespace: sio"), "{name}");
+        assert!(text.contains("path: /readyz") && text.contains("path: /healthz"));
+        assert!(text.contains("fieldPath: status.podIP"), "{name}: POD_IP");
+    }
+    let (_, ingress) = &renders[0];
+    assert!(kinds(ingress).iter().any(|k| k == "Ingress"));
+    assert!(ingress.contains("nginx.ingress.kubernetes.io/upstream-hash-by: $remote_addr"));
+    let (_, plain) = &renders[1];
+    assert!(!kinds(plain).iter().any(|k| k == "Ingress"));
+    // the ConfigMap carries sio.conf line for line (a YAML block, indented 4)
+    let conf = std::fs::read_to_string(k8s.join("nginx/sio.conf")).unwrap();
+    assert!(conf.contains("ip_hash;") && conf.contains("server sio-nodes:3000"));
+    for line in conf.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            plain.contains(&format!("\n    {line}\n")),
+            "not in the ConfigMap: {line:?}"
+        );
+    }
+
+    // the check fails on a broken manifest: a string where a number belongs
+    let good = std::fs::read_to_string(k8s.join("base/sio-server.yaml")).unwrap();
+    assert!(good.contains("  replicas: 3\n"));
+    let broken = out.0.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        good.replace("  replicas: 3\n", "  replicas: three\n"),
+    )
+    .unwrap();
+    let err = validate(&[broken]).await.unwrap_err().to_string();
+    assert!(err.contains("spec.replicas"), "{err}");
+}
+
+/// `kubernetes-validate --strict` against Kubernetes 1.33 (pip: tests/py/requirements.txt).
+async fn validate(files: &[PathBuf]) -> anyhow::Result<String> {
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args([
+        "-m",
+        "kubernetes_validate",
+        "--strict",
+        "--quiet",
+        "-k",
+        "1.33.0",
+    ])
+    .args(files);
+    run(
+        cmd,
+        "kubernetes-validate (pip install -r tests/py/requirements.txt)",
+    )
+    .await
+}
