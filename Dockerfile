@@ -3,15 +3,18 @@
 #
 #   docker build -t sio-cluster .            # the default: compile in a Rust stage
 #
-# Stage order matters: the classic builder (no BuildKit) builds every stage that comes
-# before the --target stage, so the host-binary stage sits before the Rust one and
-# `--target from-host` never needs a Rust image:
+# Binaries built on the host instead (a Debian 12 / glibc 2.36 host; what CI does, as no
+# Rust image can be pulled there):
 #
-#   mkdir ctx && cp target/release/sio-server target/release/sio-emit ctx/
-#   docker build -f Dockerfile --target from-host -t sio-cluster ctx
+#   cargo build --release -p sio-server -p sio-emitter
+#   cp target/release/sio-server target/release/sio-emit docker-bin/
+#   docker build --target from-host -t sio-cluster .
 #
-# (the context is that folder of two binaries, built on a Debian 12 / glibc 2.36 host;
-# the integration test `tests/tests/deploy.rs` builds the image this way).
+# Stage order matters: the classic builder (no BuildKit, e.g. docker-compose v1) builds
+# every stage up to the target in file order, so the host-binary stage sits before the
+# Rust one (`--target from-host` never needs a Rust image), and copies a folder that
+# exists in every context (docker-bin/, empty in git), so a default classic build passes
+# through it too.
 
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 ARG RUST_IMAGE=rust:1.94-slim-bookworm
@@ -45,7 +48,7 @@ CMD ["sio-server"]
 
 # ---- from-host: binaries built outside Docker (CI, or no Rust image reachable)
 FROM runtime-base AS from-host
-COPY sio-server sio-emit /usr/local/bin/
+COPY docker-bin/ /usr/local/bin/
 
 # ---- build: compile both binaries in the official Rust image
 FROM ${RUST_IMAGE} AS build

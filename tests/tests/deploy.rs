@@ -10,7 +10,8 @@
 //! by the compose file (`redis:7.2`, `nginx:1.27`; overridable with `REDIS_IMAGE`,
 //! `NGINX_IMAGE`) plus `debian:bookworm-slim` for the runtime image, all local.
 //! The image is built with `--target from-host` from this package's debug binaries:
-//! `sio-test-node` (the server's entry point) and `sio-test-emit` (`sio-emit`'s source).
+//! `sio-test-node` (the server's entry point) and `sio-test-emit` (`sio-emit`'s source),
+//! staged in `docker-bin/` for the time of the build.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,16 +62,26 @@ async fn run(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<Str
     Ok(stdout)
 }
 
-/// Builds [`IMAGE`] from the Dockerfile's `from-host` target, its context a folder of
-/// the two (stripped) binaries.
+/// Builds [`IMAGE`] as the README says: the two (stripped) binaries in `docker-bin/`,
+/// `docker build --target from-host .` with the repository as context (so `.dockerignore`
+/// must keep `target/` out), then `docker-bin/` emptied again.
 async fn build_image() -> anyhow::Result<()> {
-    let ctx = TempDir(std::env::temp_dir().join(format!("sio-image-{}", std::process::id())));
-    std::fs::create_dir_all(&ctx.0)?;
+    struct Staged(Vec<PathBuf>);
+    impl Drop for Staged {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+    let dir = repo().join("docker-bin");
+    let mut staged = Staged(Vec::new());
     for (bin, name) in [
         (env!("CARGO_BIN_EXE_sio-test-node"), "sio-server"),
         (env!("CARGO_BIN_EXE_sio-test-emit"), "sio-emit"),
     ] {
-        let dest = ctx.0.join(name);
+        let dest = dir.join(name);
+        staged.0.push(dest.clone());
         let stripped = std::process::Command::new("strip")
             .arg("-o")
             .arg(&dest)
@@ -82,11 +93,16 @@ async fn build_image() -> anyhow::Result<()> {
         }
     }
     let mut cmd = tokio::process::Command::new(docker());
-    cmd.env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--target", "from-host", "-t", IMAGE, "-f"])
-        .arg(repo().join("Dockerfile"))
-        .arg(&ctx.0);
-    run(cmd, "docker build --target from-host").await?;
+    cmd.env("DOCKER_BUILDKIT", "0").current_dir(repo()).args([
+        "build",
+        "-q",
+        "--target",
+        "from-host",
+        "-t",
+        IMAGE,
+        ".",
+    ]);
+    run(cmd, "docker build --target from-host .").await?;
     Ok(())
 }
 
