@@ -6,7 +6,8 @@
 //! `down -v` leaving nothing behind. Also: every Kubernetes manifest in `k8s/` and the
 //! rendered kustomization validate against the Kubernetes schemas.
 //!
-//! Needs Docker, docker compose (v2 plugin or docker-compose v1.29) and the images named
+//! Needs Docker, docker compose (v2 plugin or docker-compose v1.29; `SIO_TEST_COMPOSE`
+//! names another compose command) and the images named
 //! by the compose file (`redis:7.2`, `nginx:1.27`; overridable with `REDIS_IMAGE`,
 //! `NGINX_IMAGE`) plus `debian:bookworm-slim` for the runtime image, all local.
 //! The image is built with `--target from-host` from this package's debug binaries:
@@ -115,17 +116,25 @@ struct Compose {
 
 impl Compose {
     fn new() -> anyhow::Result<Self> {
-        // `docker compose` (v2) when the plugin exists, else docker-compose v1
-        let v2 = std::process::Command::new("docker")
-            .args(["compose", "version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let program = if v2 {
-            vec!["docker".to_string(), "compose".to_string()]
-        } else {
-            vec!["docker-compose".to_string()]
+        // SIO_TEST_COMPOSE (a command, e.g. a standalone v2 binary), else `docker compose`
+        // (v2) when the plugin exists, else docker-compose v1
+        let program: Vec<String> = match std::env::var("SIO_TEST_COMPOSE") {
+            Ok(cmd) if !cmd.trim().is_empty() => {
+                cmd.split_whitespace().map(str::to_string).collect()
+            }
+            _ => {
+                let v2 = std::process::Command::new("docker")
+                    .args(["compose", "version"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if v2 {
+                    vec!["docker".into(), "compose".into()]
+                } else {
+                    vec!["docker-compose".into()]
+                }
+            }
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -302,7 +311,7 @@ async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing
     let survivor = serving_node(addr).await.unwrap();
     assert_ne!(survivor, victim, "nginx moved this client address");
     assert_eq!(sockets_connected(addr).await.unwrap(), 3.0, "{survivor}");
-    let id = compose.run(&["ps", "-q", &victim]).await.unwrap();
+    let id = compose.run(&["ps", "-a", "-q", &victim]).await.unwrap();
     let mut cmd = tokio::process::Command::new(docker());
     cmd.args([
         "inspect",
