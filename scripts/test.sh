@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "client libraries (socket.io-client from npm, python-socketio from PyPI)"
+step "client libraries and tools (socket.io-client from npm; python-socketio, kubernetes-validate from PyPI)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 if [ -f adapter-redis/tests/golden/package-lock.json ]; then
   npm ci --prefix adapter-redis/tests/golden --no-audit --no-fund --loglevel=error

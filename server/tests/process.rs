@@ -159,3 +159,35 @@ fn sigterm_drains_and_clients_would_reconnect() {
     assert!(started.elapsed() < Duration::from_secs(10));
     wait_log(&rx, "drained, stopped");
 }
+
+/// `sio-server healthcheck` (the container HEALTHCHECK): exit 0 while a node serves on
+/// the port of `SIO_LISTEN` (an unspecified address is probed on loopback), 1 with one
+/// line once nothing answers there.
+#[test]
+fn healthcheck_subcommand_probes_the_listen_port() {
+    let (mut child, addr, _rx) = start(&[]);
+    let port = addr.rsplit(':').next().expect("port");
+    let out = Command::new(BIN)
+        .arg("healthcheck")
+        .env("SIO_LISTEN", format!("0.0.0.0:{port}"))
+        .output()
+        .expect("run healthcheck");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["healthcheck", &addr])
+        .output()
+        .expect("run healthcheck");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let out = Command::new(BIN)
+        .arg("healthcheck")
+        .env("SIO_LISTEN", &addr)
+        .output()
+        .expect("run healthcheck");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("sio-server healthcheck: "), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -589,6 +589,97 @@ const scenarios = {
   },
 };
 
+// ---- deploy test (tests/tests/deploy.rs) ----------------------------------------------
+// The docker-compose cluster seen by official clients through its nginx: one polling-only,
+// one websocket-only and one upgrading client, reconnection on, each (re)joining
+// `opts.rooms` on every connect. Prints a JSON line per phase; the test acts in between:
+//   {"phase":"ready"}      the test emits `opts.event` {"n":1} with sio-emit
+//   {"phase":"got1"}       the test stops the node serving the clients
+//   {"phase":"recovered"}  every client was disconnected, then connected and in its rooms
+//                          again; the test emits {"n":2} (and starts the demo job)
+//   {"phase":"done"}       every client got {"n":2} (and, with `opts.demo`, a
+//                          `notification` from the demo job)
+scenarios.deploy = async function deploy() {
+  const rooms = opts.rooms ?? ["room-deploy"];
+  const event = opts.event ?? "deploy-event";
+  const modes = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] };
+  const clients = Object.entries(modes).map(([mode, transports]) => {
+    const s = io(opts.url, {
+      transports,
+      forceNew: true,
+      reconnectionDelay: 200,
+      reconnectionDelayMax: 1000,
+      randomizationFactor: 0,
+    });
+    const c = { mode, s, got: [], notifications: 0, disconnects: [], connectErrors: 0, joined: false };
+    s.on("connect", async () => {
+      c.joined = false;
+      try {
+        const acks = await Promise.all(rooms.map((r) => s.timeout(WAIT_MS).emitWithAck("join", r)));
+        c.joined = acks.every((a) => a?.ok === true);
+      } catch {
+        // the next connect joins again
+      }
+    });
+    s.on("disconnect", (reason) => {
+      c.joined = false;
+      c.disconnects.push(reason);
+    });
+    s.on("connect_error", () => c.connectErrors++);
+    s.on(event, (data) => c.got.push(data));
+    s.on("notification", () => c.notifications++);
+    return c;
+  });
+  const until = (pred, what, ms) =>
+    withTimeout(
+      new Promise((resolve) => {
+        const check = () => (pred() ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      what,
+      ms,
+    );
+  const wanted = (c) => (c.mode === "polling" ? "polling" : "websocket");
+  const settled = () =>
+    clients.every((c) => c.s.connected && c.joined && c.s.io.engine?.transport?.name === wanted(c));
+  const transports = () => Object.fromEntries(clients.map((c) => [c.mode, c.s.io.engine?.transport?.name]));
+  const gotN = (n) => clients.every((c) => c.got.some((d) => d?.n === n));
+  const line = (facts) => console.log(JSON.stringify(facts));
+
+  await until(settled, "every client connected, upgraded where asked, and in its rooms");
+  line({ phase: "ready", transports: transports() });
+  await until(() => gotN(1), "the first event at every client");
+  line({ phase: "got1", got: clients.map((c) => c.got) });
+  const before = clients.map((c) => c.disconnects.length);
+  await until(
+    () => settled() && clients.every((c, i) => c.disconnects.length > before[i]),
+    "every client disconnected, then connected and in its rooms again",
+    opts.recoverMs ?? 60_000,
+  );
+  line({
+    phase: "recovered",
+    transports: transports(),
+    reasons: Object.fromEntries(clients.map((c) => [c.mode, c.disconnects])),
+  });
+  await until(() => gotN(2), "the second event at every client");
+  if (opts.demo) {
+    await until(() => clients.every((c) => c.notifications > 0), "a demo notification at every client", opts.recoverMs ?? 60_000);
+  }
+  const facts = {
+    phase: "done",
+    transports: transports(),
+    got: clients.map((c) => c.got),
+    notifications: clients.map((c) => c.notifications),
+    disconnects: clients.map((c) => c.disconnects.length),
+    connectErrors: clients.map((c) => c.connectErrors),
+  };
+  clients.forEach((c) => {
+    c.s.removeAllListeners("disconnect");
+    c.s.disconnect();
+  });
+  return facts;
+};
+
 const run = scenarios[opts.scenario];
 if (!run) {
   console.log(JSON.stringify({ error: `unknown scenario ${opts.scenario}` }));

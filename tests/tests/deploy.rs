@@ -1,0 +1,479 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+//! The deploy files, exercised: the image built from `Dockerfile`, the cluster of
+//! `docker-compose.yml` (Redis, three nodes, nginx with `ip_hash`) reached only through
+//! its one published port by official socket.io clients, events sent with `sio-emit` from
+//! a job container, one node stopped and its clients back through nginx, and
+//! `down -v` leaving nothing behind. Also: every Kubernetes manifest in `k8s/` and the
+//! rendered kustomization validate against the Kubernetes schemas.
+//!
+//! Needs Docker, docker compose (v2 plugin or docker-compose v1.29; `SIO_TEST_COMPOSE`
+//! names another compose command) and the images named
+//! by the compose file (`redis:7.2`, `nginx:1.27`; overridable with `REDIS_IMAGE`,
+//! `NGINX_IMAGE`) plus `debian:bookworm-slim` for the runtime image, all local.
+//! The image is built with `--target from-host` from this package's debug binaries:
+//! `sio-test-node` (the server's entry point) and `sio-test-emit` (`sio-emit`'s source),
+//! staged in `docker-bin/` for the time of the build.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sio_cluster_tests::{TempDir, read_line, spawn_js, tests_dir};
+use tokio::io::BufReader;
+
+/// The image tag the test builds and the compose file runs (`SIO_IMAGE`).
+const IMAGE: &str = "sio-cluster:test";
+/// Longest any one docker / compose command may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn repo() -> PathBuf {
+    tests_dir().parent().expect("repository root").to_path_buf()
+}
+
+/// Debian's docker CLI when present (its classic builder matches the engine here), else
+/// whatever `docker` is on PATH.
+fn docker() -> &'static str {
+    if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    }
+}
+
+/// Runs a command to its end (bounded), failing with its output unless it exits 0.
+async fn run(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(STEP_TIMEOUT, cmd.output())
+        .await
+        .with_context(|| format!("{what}: no end within {STEP_TIMEOUT:?}"))?
+        .with_context(|| format!("{what}: cannot run"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): stdout={stdout} stderr={}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// Builds [`IMAGE`] as the README says: the two (stripped) binaries in `docker-bin/`,
+/// `docker build --target from-host .` with the repository as context (so `.dockerignore`
+/// must keep `target/` out), then `docker-bin/` emptied again.
+async fn build_image() -> anyhow::Result<()> {
+    struct Staged(Vec<PathBuf>);
+    impl Drop for Staged {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+    let dir = repo().join("docker-bin");
+    let mut staged = Staged(Vec::new());
+    for (bin, name) in [
+        (env!("CARGO_BIN_EXE_sio-test-node"), "sio-server"),
+        (env!("CARGO_BIN_EXE_sio-test-emit"), "sio-emit"),
+    ] {
+        let dest = dir.join(name);
+        staged.0.push(dest.clone());
+        let stripped = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&dest)
+            .arg(bin)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(bin, &dest)?;
+        }
+    }
+    let mut cmd = tokio::process::Command::new(docker());
+    cmd.env("DOCKER_BUILDKIT", "0").current_dir(repo()).args([
+        "build",
+        "-q",
+        "--target",
+        "from-host",
+        "-t",
+        IMAGE,
+        ".",
+    ]);
+    run(cmd, "docker build --target from-host .").await?;
+    Ok(())
+}
+
+/// One compose project of `docker-compose.yml`, taken down (`down -v`) on drop.
+struct Compose {
+    program: Vec<String>,
+    project: String,
+    port: u16,
+}
+
+impl Compose {
+    fn new() -> anyhow::Result<Self> {
+        // SIO_TEST_COMPOSE (a command, e.g. a standalone v2 binary), else `docker compose`
+        // (v2) when the plugin exists, else docker-compose v1
+        let program: Vec<String> = match std::env::var("SIO_TEST_COMPOSE") {
+            Ok(cmd) if !cmd.trim().is_empty() => {
+                cmd.split_whitespace().map(str::to_string).collect()
+            }
+            _ => {
+                let v2 = std::process::Command::new("docker")
+                    .args(["compose", "version"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if v2 {
+                    vec!["docker".into(), "compose".into()]
+                } else {
+                    vec!["docker-compose".into()]
+                }
+            }
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Ok(Self {
+            program,
+            project: format!("siodeploy{}", std::process::id()),
+            port,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("-p")
+            .arg(&self.project)
+            .arg("-f")
+            .arg(repo().join("docker-compose.yml"))
+            .args(args)
+            .env("SIO_IMAGE", IMAGE)
+            .env("SIO_BIND", "127.0.0.1")
+            .env("SIO_PORT", self.port.to_string())
+            .env("EMIT_EVERY", "1");
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        run(
+            self.command(args).into(),
+            &format!("compose {}", args.join(" ")),
+        )
+        .await
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// `sio-emit` in a one-off job container of the `emitter` service.
+    async fn emit(&self, room: &str, event: &str, data: &Value) -> anyhow::Result<()> {
+        let data = data.to_string();
+        self.run(&[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "emitter",
+            "sio-emit",
+            "--to",
+            room,
+            event,
+            &data,
+        ])
+        .await?;
+        Ok(())
+    }
+
+    /// What docker still holds of this project: containers, networks, volumes.
+    async fn leftovers(&self) -> anyhow::Result<String> {
+        let filter = format!("label=com.docker.compose.project={}", self.project);
+        let mut all = String::new();
+        for args in [
+            vec!["ps", "-aq", "--filter", &filter],
+            vec!["network", "ls", "-q", "--filter", &filter],
+            vec!["volume", "ls", "-q", "--filter", &filter],
+        ] {
+            let mut cmd = tokio::process::Command::new(docker());
+            cmd.args(&args);
+            all.push_str(&run(cmd, &format!("docker {}", args.join(" "))).await?);
+        }
+        Ok(all.trim().to_string())
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        // also on a failed assertion: never leave a cluster running
+        let _ = self
+            .command(&["down", "-v", "--remove-orphans", "-t", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Polls a GET through nginx until it answers 200 (bounded); returns the body.
+async fn get_ok(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match sio_cluster_tests::http_get(addr, path).await {
+            Ok((200, body)) => return Ok(body),
+            other if tokio::time::Instant::now() > deadline => {
+                bail!("GET {path} never answered 200: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The id of the node nginx sends this host's requests to (`/healthz` names it).
+async fn serving_node(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let body: Value = serde_json::from_str(&get_ok(addr, "/healthz").await?)?;
+    body["node"]
+        .as_str()
+        .map(str::to_string)
+        .context("node in /healthz")
+}
+
+/// `sio_sockets_connected` of the node serving this host.
+async fn sockets_connected(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
+    let text = get_ok(addr, "/metrics").await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("sio_sockets_connected"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// The whole compose life cycle, as a user runs it, with official clients through nginx.
+#[tokio::test]
+async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing() {
+    build_image().await.unwrap();
+    let compose = Compose::new().unwrap();
+    compose.run(&["up", "-d"]).await.unwrap();
+    let addr = compose.addr();
+    get_ok(addr, "/nginx-healthz").await.unwrap();
+    get_ok(addr, "/readyz").await.unwrap();
+
+    // official clients (polling, websocket, upgrade) through nginx
+    let mut child = spawn_js(&json!({
+        "scenario": "deploy", "url": compose.url(), "rooms": ["room-deploy", "demo"],
+        "event": "deploy-event", "demo": true, "waitMs": 30000, "recoverMs": 60000,
+    }))
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let ready = read_line(&mut out).await.unwrap();
+    assert_eq!(ready["phase"], "ready", "{ready}");
+    assert_eq!(
+        ready["transports"],
+        json!({"polling": "polling", "websocket": "websocket", "upgrade": "websocket"})
+    );
+
+    // ip_hash: every client here comes from the same address, so one node serves them all
+    let victim = serving_node(addr).await.unwrap();
+    assert_eq!(sockets_connected(addr).await.unwrap(), 3.0, "{victim}");
+
+    // an event from a job container, through Redis, reaches every client
+    compose
+        .emit("room-deploy", "deploy-event", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let got1 = read_line(&mut out).await.unwrap();
+    assert_eq!(got1["phase"], "got1", "{got1}");
+
+    // stop the node serving them: it drains, clients reconnect through nginx elsewhere
+    let stopping = std::time::Instant::now();
+    compose.run(&["stop", &victim]).await.unwrap();
+    let recovered = read_line(&mut out).await.unwrap();
+    eprintln!(
+        "stopped {victim}; clients back through nginx {:?} after `stop` began: {recovered}",
+        stopping.elapsed()
+    );
+    assert_eq!(recovered["phase"], "recovered", "{recovered}");
+    for mode in ["polling", "websocket", "upgrade"] {
+        assert_eq!(
+            recovered["reasons"][mode][0], "transport close",
+            "a drained node closes the transport: {recovered}"
+        );
+    }
+    let survivor = serving_node(addr).await.unwrap();
+    assert_ne!(survivor, victim, "nginx moved this client address");
+    assert_eq!(sockets_connected(addr).await.unwrap(), 3.0, "{survivor}");
+    let id = compose.run(&["ps", "-a", "-q", &victim]).await.unwrap();
+    let mut cmd = tokio::process::Command::new(docker());
+    cmd.args([
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        id.trim(),
+    ]);
+    let state = run(cmd, "docker inspect").await.unwrap();
+    assert_eq!(
+        state.trim(),
+        "exited 0",
+        "the stopped node drained and exited cleanly"
+    );
+
+    // after recovery: another event, and the optional demo job's notifications
+    compose
+        .emit("room-deploy", "deploy-event", &json!({"n": 2}))
+        .await
+        .unwrap();
+    compose
+        .run(&["up", "-d", "--no-deps", "emitter"])
+        .await
+        .unwrap();
+    let done = read_line(&mut out).await.unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{done}");
+    assert_eq!(done["phase"], "done", "{done}");
+    eprintln!("survivor {survivor}: {done}");
+    assert_eq!(
+        done["got"],
+        json!([[{"n": 1}, {"n": 2}], [{"n": 1}, {"n": 2}], [{"n": 1}, {"n": 2}]]),
+        "each event exactly once at each client: {done}"
+    );
+    assert_eq!(done["disconnects"], json!([1, 1, 1]), "{done}");
+
+    // down -v leaves no container, network or volume of the project
+    compose
+        .run(&[
+            "--profile",
+            "demo",
+            "down",
+            "-v",
+            "--remove-orphans",
+            "-t",
+            "5",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(compose.leftovers().await.unwrap(), "");
+}
+
+/// Every manifest under `k8s/`, and both kustomizations as `kubectl kustomize` renders
+/// them, validate against the Kubernetes 1.33 schemas (PyPI `kubernetes-validate`,
+/// strict: an unknown field fails too); the renders hold what a deployment needs, and the
+/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` itself. A broken manifest fails the
+/// same check.
+#[tokio::test]
+async fn k8s_manifests_and_kustomizations_validate() {
+    let k8s = repo().join("k8s");
+    let mut files = Vec::new();
+    let mut dirs = vec![k8s.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+
+    let out = TempDir(std::env::temp_dir().join(format!("sio-k8s-{}", std::process::id())));
+    std::fs::create_dir_all(&out.0).unwrap();
+    let mut renders = Vec::new();
+    for (entry, name) in [
+        (k8s.clone(), "ingress-nginx"),
+        (k8s.join("nginx"), "plain-nginx"),
+    ] {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("kustomize").arg(&entry);
+        let text = run(cmd, "kubectl kustomize (is kubectl installed?)")
+            .await
+            .unwrap();
+        let path = out.0.join(format!("{name}.yaml"));
+        std::fs::write(&path, &text).unwrap();
+        renders.push((name, text));
+        files.push(path);
+    }
+    validate(&files).await.unwrap();
+
+    let kinds = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("kind: "))
+            .map(str::to_string)
+            .collect()
+    };
+    for (name, text) in &renders {
+        let kinds = kinds(text);
+        for kind in [
+            "Namespace",
+            "ConfigMap",
+            "Secret",
+            "StatefulSet",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+        ] {
+            assert!(kinds.iter().any(|k| k == kind), "{name}: no {kind}");
+        }
+        assert!(text.contains("namespace: sio"), "{name}");
+        assert!(text.contains("path: /readyz") && text.contains("path: /healthz"));
+        assert!(text.contains("fieldPath: status.podIP"), "{name}: POD_IP");
+    }
+    let (_, ingress) = &renders[0];
+    assert!(kinds(ingress).iter().any(|k| k == "Ingress"));
+    assert!(ingress.contains("nginx.ingress.kubernetes.io/upstream-hash-by: $remote_addr"));
+    let (_, plain) = &renders[1];
+    assert!(!kinds(plain).iter().any(|k| k == "Ingress"));
+    // the ConfigMap carries sio.conf line for line (a YAML block, indented 4)
+    let conf = std::fs::read_to_string(k8s.join("nginx/sio.conf")).unwrap();
+    assert!(conf.contains("ip_hash;") && conf.contains("server sio-nodes:3000"));
+    for line in conf.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            plain.contains(&format!("\n    {line}\n")),
+            "not in the ConfigMap: {line:?}"
+        );
+    }
+
+    // the check fails on a broken manifest: a string where a number belongs
+    let good = std::fs::read_to_string(k8s.join("base/sio-server.yaml")).unwrap();
+    assert!(good.contains("  replicas: 3\n"));
+    let broken = out.0.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        good.replace("  replicas: 3\n", "  replicas: three\n"),
+    )
+    .unwrap();
+    let err = validate(&[broken]).await.unwrap_err().to_string();
+    assert!(err.contains("spec.replicas"), "{err}");
+}
+
+/// `kubernetes-validate --strict` against Kubernetes 1.33 (pip: tests/py/requirements.txt).
+async fn validate(files: &[PathBuf]) -> anyhow::Result<String> {
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args([
+        "-m",
+        "kubernetes_validate",
+        "--strict",
+        "--quiet",
+        "-k",
+        "1.33.0",
+    ])
+    .args(files);
+    run(
+        cmd,
+        "kubernetes-validate (pip install -r tests/py/requirements.txt)",
+    )
+    .await
+}
