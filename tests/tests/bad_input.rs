@@ -604,14 +604,17 @@ async fn websocket_soak_returns_to_baseline() {
 }
 
 /// `n` websocket clients: connect (at most 256 handshakes in flight), join room `soak`
-/// with an ack, one publishes into it, each reads the broadcast, then all close. Returns
-/// the time to connect everyone and how many got the broadcast.
+/// with an ack, keep answering pings (engineioxide pings at once on connect, then every
+/// pingInterval) until one more client publishes into the room, read the broadcast, then
+/// all close. Returns the time to connect everyone and how many got the broadcast.
 async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
     let started = Instant::now();
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::channel::<()>(n);
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let gate = gate.clone();
+            let joined = joined_tx.clone();
             tokio::spawn(async move {
                 let permit = gate.acquire_owned().await.unwrap();
                 let mut ws = ws_connect(addr).await;
@@ -623,48 +626,54 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
                     Some(r#"431[{"ok":true}]"#)
                 );
                 drop(permit);
-                ws
+                joined.send(()).await.unwrap();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                let outcome = loop {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                            let _ = ws.send(Message::text("3")).await;
+                        }
+                        Ok(Some(Ok(Message::Text(t)))) if t.as_str() == r#"42["soak","hello"]"# => {
+                            break "delivered".to_string();
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(e))) => break format!("error: {e}"),
+                        Ok(None) => break "closed".to_string(),
+                        Err(_) => break "nothing in 120 s".to_string(),
+                    }
+                };
+                let _ = ws.close(None).await;
+                outcome
             })
         })
         .collect();
-    let mut sockets = Vec::with_capacity(n);
-    for t in tasks {
-        sockets.push(t.await.unwrap());
+    drop(joined_tx);
+    for _ in 0..n {
+        joined_rx
+            .recv()
+            .await
+            .expect("a soak client failed to join");
     }
     let connected_in = started.elapsed();
-    let first = sockets.first_mut().unwrap();
-    first
+    let mut publisher = ws_connect(addr).await;
+    publisher
         .send(Message::text(
             r#"422["publish",{"room":"soak","event":"soak","data":"hello"}]"#,
         ))
         .await
         .unwrap();
-    let reads: Vec<_> = sockets
-        .into_iter()
-        .map(|mut ws| {
-            tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                let mut got = false;
-                while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
-                    match m {
-                        Message::Text(t) if t.as_str() == "2" => {
-                            let _ = ws.send(Message::text("3")).await;
-                        }
-                        Message::Text(t) if t.as_str() == r#"42["soak","hello"]"# => {
-                            got = true;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                let _ = ws.close(None).await;
-                got
-            })
-        })
-        .collect();
-    let mut delivered = 0;
-    for r in reads {
-        delivered += usize::from(r.await.unwrap());
+    assert_eq!(
+        next_text(&mut publisher).await.as_deref(),
+        Some(r#"432[{"ok":true}]"#)
+    );
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for t in tasks {
+        *outcomes.entry(t.await.unwrap()).or_default() += 1;
+    }
+    let _ = publisher.close(None).await;
+    let delivered = outcomes.get("delivered").copied().unwrap_or(0);
+    if delivered != n {
+        println!("soak round of {n}: {outcomes:?}");
     }
     (connected_in, delivered)
 }
