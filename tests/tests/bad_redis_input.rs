@@ -2,7 +2,8 @@
 //! classic and sharded: each bad message is counted in `sio_redis_malformed_total` on the
 //! nodes that receive it, messages of another application (another prefix) never reach a
 //! client, and real clients are served throughout (a `Witness` on the node taking the
-//! garbage) and afterwards across nodes (`fanout`).
+//! garbage) and afterwards across nodes (`fanout`). Hostile sids, which the forwarding
+//! layer turns into Redis lookups, get Node's 400 code 1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -12,7 +13,9 @@ use sio_adapter_redis::protocol::{
     BroadcastMessage, BroadcastOptions, EMITTER_UID, Layout, Packet,
 };
 use sio_adapter_redis::rmpv::Value;
-use sio_cluster_tests::{TestNode, TestRedis, Witness, js_scenario, metric_sum, start_cluster};
+use sio_cluster_tests::{
+    TestNode, TestRedis, Witness, http_get, js_scenario, metric_sum, start_cluster,
+};
 
 /// Payloads no peer would send: not MessagePack, not JSON, wrong shapes, truncated, empty.
 const GARBAGE: [&[u8]; 7] = [
@@ -129,6 +132,27 @@ async fn garbage_and_foreign_messages_on_every_classic_channel() {
             .publish(channel, valid_tick("witness-0"))
             .await
             .unwrap();
+    }
+    // The forwarding layer's sid lookups with hostile sids (Redis keys built from them):
+    // Node's 400 code 1, from the node that has to look them up.
+    let long = "x".repeat(4000);
+    for sid in [
+        long.as_str(),
+        "%00%ff",
+        "a*",
+        "..%2F..%2Fx",
+        "socket.io:node:node-0",
+    ] {
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let got = http_get(nodes[0].addr(), &path).await.unwrap();
+        assert_eq!(
+            got,
+            (
+                400,
+                r#"{"code":1,"message":"Session ID unknown"}"#.to_string()
+            ),
+            "{sid}"
+        );
     }
     let expected: Vec<f64> = vec![
         channels.iter().map(|c| c.1).sum::<f64>() + 2.0,
