@@ -20,7 +20,7 @@ use crate::config::RedisAdapterConfig;
 use crate::protocol::{Channel, parse_channel};
 use crate::publisher::Publisher;
 use crate::remote::{IdMap, ServerSideHandler, SocketInfoProvider};
-use crate::requests::Pending;
+use crate::requests::{Pending, ResponseOutcome};
 use crate::wire::{Incoming, Wire};
 
 /// What a namespace adapter does with the messages of its channels.
@@ -376,8 +376,12 @@ async fn dispatch_loop(inner: Arc<Inner>) {
         };
         if let Channel::Response { uid, .. } = target {
             // Answers to our requests, matched by request id whatever the namespace.
-            if uid.is_none_or(|u| u == inner.uid) && inner.pending.on_response(payload) {
-                Stats::add(&inner.stats.received, 1);
+            if uid.is_none_or(|u| u == inner.uid) {
+                match inner.pending.on_response(payload) {
+                    ResponseOutcome::Delivered => Stats::add(&inner.stats.received, 1),
+                    ResponseOutcome::Malformed => Stats::add(&inner.stats.malformed, 1),
+                    ResponseOutcome::NotOurs => {}
+                }
             }
             continue;
         }

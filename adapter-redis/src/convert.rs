@@ -96,6 +96,43 @@ pub(crate) fn to_wire(
     ))
 }
 
+/// What a node does with a payload received on a namespace's broadcast channel
+/// (`<prefix>#<nsp>#` or `<prefix>#<nsp>#<room>#`), messages from
+/// `@socket.io/redis-emitter` included: decode the `[uid, packet, opts]` message, then
+/// turn its event into the packet and options handed to the namespace's local sockets,
+/// through the server's `parser`. An error is what the node counts in
+/// `StatsSnapshot::malformed` and drops.
+///
+/// The adapter runs these same two steps (with its own-uid check between them); this
+/// function exists so the fuzz targets in `fuzz/` exercise exactly that code.
+///
+/// ```
+/// use sio_adapter_redis::decode_broadcast_for_delivery;
+/// use socketioxide_parser_common::CommonParser;
+///
+/// use sio_adapter_redis::protocol::{BroadcastMessage, BroadcastOptions, EMITTER_UID, Layout, Packet};
+/// use sio_adapter_redis::rmpv::Value;
+///
+/// // What `@socket.io/redis-emitter` publishes for `io.emit("hello", "world")`.
+/// let packet = Packet::event("/", "hello", [Value::from("world")]);
+/// let payload = BroadcastMessage::new(EMITTER_UID, packet, BroadcastOptions::default())
+///     .encode(Layout::Emitter)?;
+/// let (message, packet, _opts) = decode_broadcast_for_delivery(&CommonParser, "/", &payload)?;
+/// assert_eq!(message.uid, "emitter");
+/// assert_eq!(packet.ns, "/");
+/// assert!(decode_broadcast_for_delivery(&CommonParser, "/", b"\xc1garbage").is_err());
+/// # Ok::<(), sio_adapter_redis::AdapterError>(())
+/// ```
+pub fn decode_broadcast_for_delivery(
+    parser: &impl Parse,
+    nsp: &str,
+    payload: &[u8],
+) -> Result<(protocol::BroadcastMessage, Packet, BroadcastOptions), AdapterError> {
+    let message = protocol::BroadcastMessage::decode(payload)?;
+    let (packet, opts) = from_wire(parser, nsp, &message)?;
+    Ok((message, packet, opts))
+}
+
 /// A received wire message as a socketioxide packet and options for local delivery.
 pub(crate) fn from_wire(
     parser: &impl Parse,

@@ -100,6 +100,7 @@ pub use adapter::{InitRes, RedisAdapter};
 pub use adapter_error::AdapterError;
 pub use cluster::{RedisCluster, StatsSnapshot};
 pub use config::RedisAdapterConfig;
+pub use convert::decode_broadcast_for_delivery;
 pub use error::ProtocolError;
 pub use protocol::sharded::SubscriptionMode;
 pub use remote::{ServerSideEvent, SocketInfo};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::warn;
 
 use crate::AdapterError;
 use crate::cluster::RedisCluster;
@@ -30,31 +30,50 @@ pub(crate) struct Pending {
     map: Mutex<HashMap<String, Entry>>,
 }
 
+/// What became of a payload on the classic response channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseOutcome {
+    /// An answer to one of this node's pending requests, handed over.
+    Delivered,
+    /// A well-formed answer to someone else's request (or to one that already ended).
+    NotOurs,
+    /// Not a response, or the wrong shape for the request it names: counted and dropped.
+    Malformed,
+}
+
 impl Pending {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Routes a classic-mode response (typed by its pending request) to its request.
-    /// Returns false for responses to requests this node did not send (or that already
-    /// completed): those are for other nodes.
-    pub(crate) fn on_response(&self, payload: &[u8]) -> bool {
+    /// Every node receives every answer on the shared response channel, so a response to
+    /// a request this node did not send (or that already completed) is normal:
+    /// [`ResponseOutcome::NotOurs`]. A payload that is not a response at all, or an answer
+    /// of the wrong shape for our request, is [`ResponseOutcome::Malformed`].
+    pub(crate) fn on_response(&self, payload: &[u8]) -> ResponseOutcome {
         let incoming = match IncomingResponse::decode(payload) {
             Ok(r) => r,
             Err(e) => {
-                debug!(error = %e, "malformed response ignored");
-                return false;
+                warn!(error = %e, "malformed response dropped");
+                return ResponseOutcome::Malformed;
             }
         };
         let kind = match self.lock().get(incoming.request_id()) {
             Some(entry) => entry.kind,
-            None => return false,
+            None => return ResponseOutcome::NotOurs,
         };
         match incoming.into_response(kind) {
-            Ok(response) => self.on_typed_response(response),
+            Ok(response) => {
+                if self.on_typed_response(response) {
+                    ResponseOutcome::Delivered
+                } else {
+                    ResponseOutcome::NotOurs
+                }
+            }
             Err(e) => {
-                debug!(error = %e, "response of the wrong shape ignored");
-                true
+                warn!(error = %e, "response of the wrong shape dropped");
+                ResponseOutcome::Malformed
             }
         }
     }

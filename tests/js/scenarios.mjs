@@ -587,6 +587,60 @@ const scenarios = {
       companionReplies,
     };
   },
+
+  // --- bad input (tests/tests/bad_input.rs) ---
+  // witnesses: one client per entry of `kinds` (transport lists; default a websocket and a
+  // polling-only client), each in its own room `<room>-<i>`, publishing a numbered tick
+  // every `intervalMs` and counting the ticks that come back. Prints {"ready":true}, runs
+  // until stdin closes (the test is done abusing the node), then waits for the last ticks
+  // and reports, per witness: sent, acked, received, inOrder, disconnects, connectErrors.
+  async witness() {
+    const kinds = opts.kinds ?? [["websocket"], ["polling"]];
+    const sockets = kinds.map((transports, i) => {
+      const s = io(opts.url, { transports, reconnection: false, forceNew: true });
+      s.room = `${opts.room}-${i}`;
+      s.facts = { transports, sent: 0, acked: 0, received: 0, inOrder: true, disconnects: [], connectErrors: [] };
+      s.on("connect_error", (e) => s.facts.connectErrors.push(e.message));
+      s.on("disconnect", (reason) => s.facts.disconnects.push(reason));
+      s.on("tick", (n) => {
+        if (n !== s.facts.received) s.facts.inOrder = false;
+        s.facts.received++;
+      });
+      return s;
+    });
+    await Promise.all(sockets.map((s) => connected(s)));
+    await Promise.all(sockets.map((s) => ack(s, "join", s.room)));
+    console.log(JSON.stringify({ ready: true }));
+    const stdinClosed = new Promise((resolve) => {
+      process.stdin.on("end", resolve);
+      process.stdin.on("close", resolve);
+      process.stdin.resume();
+    });
+    let stop = false;
+    const loops = sockets.map(async (s) => {
+      while (!stop && s.connected) {
+        const n = s.facts.sent++;
+        ack(s, "publish", { room: s.room, event: "tick", data: n })
+          .then((a) => a?.ok && s.facts.acked++)
+          .catch(() => {});
+        await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+      }
+    });
+    await stdinClosed;
+    stop = true;
+    await Promise.all(loops);
+    await withTimeout(
+      new Promise((resolve) => {
+        const check = () => (sockets.every((s) => s.facts.received >= s.facts.sent || !s.connected) ? resolve() : setTimeout(check, 20));
+        check();
+      }),
+      "the last ticks",
+    ).catch(() => {});
+    const facts = sockets.map((s) => ({ ...s.facts, connected: s.connected }));
+    sockets.forEach((s) => s.removeAllListeners("disconnect"));
+    sockets.forEach((s) => s.disconnect());
+    return { witnesses: facts };
+  },
 };
 
 // ---- deploy test (tests/tests/deploy.rs) ----------------------------------------------

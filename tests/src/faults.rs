@@ -1,12 +1,11 @@
 //! Fault injection for the reliability tests: a TCP proxy the test controls (put it
-//! between a node and Redis to cut or black-hole the node's link), and process facts
-//! (resident memory, open descriptors) read from `/proc`.
+//! between a node and Redis to cut or black-hole the node's link) and a `/readyz`
+//! watcher. Process figures (memory, descriptors) are [`crate::ProcFigures`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -171,16 +170,6 @@ where
             LinkState::Down => return,
         }
     }
-}
-
-/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS line")
 }
 
 /// Milliseconds since the Unix epoch (to line test events up with a JS scenario's

@@ -923,3 +923,100 @@ pub async fn raw_http(
     };
     Ok((status, head.to_string(), body))
 }
+
+// --- Process figures for the bad-input and soak tests (issue #8) ---
+
+/// Memory and file descriptors of a process, from `/proc/<pid>` (Linux).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcFigures {
+    /// Resident set size, KiB (`VmRSS`).
+    pub rss_kib: u64,
+    /// Peak resident set size so far, KiB (`VmHWM`).
+    pub peak_rss_kib: u64,
+    /// Open file descriptors (entries of `/proc/<pid>/fd`).
+    pub fds: usize,
+    /// Threads.
+    pub threads: u64,
+}
+
+impl ProcFigures {
+    /// Reads the figures of process `pid` now.
+    pub fn read(pid: u32) -> anyhow::Result<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("read /proc/{pid}/status"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("no {name} in /proc/{pid}/status"))
+        };
+        Ok(Self {
+            rss_kib: field("VmRSS:")?,
+            peak_rss_kib: field("VmHWM:")?,
+            threads: field("Threads:")?,
+            fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count(),
+        })
+    }
+
+    /// RSS in MiB, for messages.
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+}
+
+/// Real `socket.io-client`s (`witness` in `tests/js/scenarios.mjs`: one websocket, one
+/// polling-only) publishing and receiving numbered events while a test misbehaves, to
+/// show the node keeps serving others. Needs `--client-publish 'witness-*'` on the node.
+pub struct Witness {
+    child: Child,
+    stdin: Option<tokio::process::ChildStdin>,
+}
+
+impl Witness {
+    /// Connects the witnesses to `url` and waits until they are in their rooms.
+    pub async fn start(url: &str) -> anyhow::Result<Self> {
+        ensure_installed()?;
+        let opts = serde_json::json!({"scenario": "witness", "url": url, "room": "witness", "waitMs": 20000});
+        let mut child = Command::new("node")
+            .arg(js_dir().join("scenarios.mjs"))
+            .arg(opts.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot run `node`: is Node.js installed?")?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().context("witness stdout")?);
+        let ready = read_line(&mut stdout).await?;
+        if ready["ready"] != true {
+            bail!("witnesses not ready: {ready}");
+        }
+        // `finish` reads the rest of stdout (nothing was buffered beyond the first line).
+        child.stdout = Some(stdout.into_inner());
+        Ok(Self { child, stdin })
+    }
+
+    /// Stops the witnesses and asserts each one sent at least `min_sent` events, got every
+    /// one back in order, and was never disconnected. Returns their facts.
+    pub async fn assert_unharmed(mut self, min_sent: u64) -> Value {
+        drop(self.stdin.take());
+        let f = match finish(self.child, "witness").await {
+            Ok(f) => f,
+            Err(e) => panic!("witness failed: {e:#}"),
+        };
+        for w in f["witnesses"].as_array().into_iter().flatten() {
+            let sent = w["sent"].as_u64().unwrap_or(0);
+            assert!(sent >= min_sent, "too few events during the test: {w}");
+            assert_eq!(w["acked"], sent, "{w}");
+            assert_eq!(w["received"], sent, "{w}");
+            assert_eq!(w["inOrder"], true, "{w}");
+            assert_eq!(w["disconnects"], serde_json::json!([]), "{w}");
+            assert_eq!(w["connectErrors"], serde_json::json!([]), "{w}");
+        }
+        assert_eq!(f["witnesses"].as_array().map(Vec::len), Some(2), "{f}");
+        f
+    }
+}

@@ -372,7 +372,6 @@ struct SlowRun {
 /// blindly, so it stays connected).
 async fn slow_consumer_run(slow: bool) -> SlowRun {
     use futures_util::{SinkExt as _, StreamExt as _};
-    use sio_cluster_tests::faults::rss_kib;
     use sio_cluster_tests::{metric_at, spawn_js};
     use tokio_tungstenite::tungstenite::Message;
 
@@ -430,7 +429,7 @@ async fn slow_consumer_run(slow: bool) -> SlowRun {
     assert_eq!(read_line(&mut sink_out).await.unwrap()["ready"], true);
 
     let pid = node.pid();
-    let baseline = rss_kib(pid).unwrap();
+    let baseline = sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib;
     let refused_before = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
         .await
         .unwrap();
@@ -445,19 +444,19 @@ async fn slow_consumer_run(slow: bool) -> SlowRun {
         let op = emitter.to("room-slow");
         op.emit("big", (i, &payload)).await.unwrap();
         if i % 500 == 0 {
-            peak = peak.max(rss_kib(pid).unwrap());
+            peak = peak.max(sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib);
         }
     }
     let facts = loop {
         tokio::select! {
             line = read_line(&mut sink_out) => break line.unwrap(),
             () = tokio::time::sleep(Duration::from_millis(200)) => {
-                peak = peak.max(rss_kib(pid).unwrap());
+                peak = peak.max(sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib);
             }
         }
     };
     let _ = finish(sink, "sink").await;
-    peak = peak.max(rss_kib(pid).unwrap());
+    peak = peak.max(sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib);
     let refused = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
         .await
         .unwrap()

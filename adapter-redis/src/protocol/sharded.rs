@@ -914,6 +914,31 @@ fn dates_to_iso(value: Value) -> Result<Value, ProtocolError> {
 mod tests {
     use super::*;
 
+    /// Found by the `sharded_message` fuzz target: serde_json's default float parsing can
+    /// be one ULP off, so a number a Node peer sent (JavaScript parses and prints floats
+    /// exactly) reached clients changed, and decode∘encode was not stable. The
+    /// `float_roundtrip` feature makes parsing exact.
+    #[test]
+    fn json_floats_pass_through_exactly() {
+        let json = br#"{"type":3,"data":{"packet":{"type":2,"data":["n",4294967290907199254740992,4.2949672909072e+24,-0.15]},"opts":{}},"uid":"u","nsp":"/"}"#;
+        let message = ShardedMessage::decode(json).expect("decodes");
+        let ShardedBody::Broadcast(broadcast) = &message.body else {
+            panic!("not a broadcast");
+        };
+        assert_eq!(
+            broadcast.packet.args(),
+            [
+                Value::F64(4_294_967_290_907_199_254_740_992.0),
+                Value::F64(4.2949672909072e24),
+                Value::F64(-0.15)
+            ]
+        );
+        let bytes = message.encode().expect("encodes");
+        let again = ShardedMessage::decode(&bytes).expect("decodes again");
+        assert_eq!(again, message);
+        assert_eq!(again.encode().expect("encodes again"), bytes);
+    }
+
     #[test]
     fn type_codes_match_socket_io_adapter() {
         for code in 1..=13 {

@@ -1,0 +1,679 @@
+//! Bad input against a real node (issue #8): oversized and malformed HTTP bodies,
+//! Engine.IO and Socket.IO packets, half-open long-polls, and a websocket soak with memory
+//! and file descriptors measured before and after. Throughout, real `socket.io-client`
+//! witnesses (one websocket, one polling-only) publish and receive numbered events: the
+//! node must keep serving them while others misbehave.
+//!
+//! Run one: `cargo test -p sio-cluster-tests --test bad_input <name> -- --nocapture`
+//! (the figures are printed). `SIO_SOAK_CONNECTIONS` and `SIO_SOAK_ROUNDS` set the
+//! soak's size (default 2,000 connections, 3 rounds).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sio_cluster_tests::{NodeProcess, ProcFigures, Witness, http_get, http_request, start_node};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A polling handshake: the new session's sid.
+async fn polling_sid(addr: SocketAddr) -> String {
+    let (status, open) = http_get(addr, "/socket.io/?EIO=4&transport=polling")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{open}");
+    let v: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+    v["sid"].as_str().unwrap().to_string()
+}
+
+/// An Engine.IO v4 websocket session connected to namespace `/`.
+async fn ws_connect(addr: SocketAddr) -> Ws {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .expect("websocket connect");
+    let open = next_text(&mut ws).await.expect("open packet");
+    assert!(open.starts_with("0{"), "{open}");
+    ws.send(Message::text("40")).await.unwrap();
+    let connect = next_text(&mut ws).await.expect("connect packet");
+    assert!(connect.starts_with("40{"), "{connect}");
+    ws
+}
+
+/// The next text message (pings answered), or `None` when the connection ended.
+async fn next_text(ws: &mut Ws) -> Option<String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                ws.send(Message::text("3")).await.ok()?;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// What became of a websocket client after it sent something bad: the packets and the
+/// close it got within `within`, then whether it still answers an acked event.
+async fn ws_outcome(mut ws: Ws, within: Duration) -> Value {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut ended = None;
+    while ended.is_none() {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(t)))) => got.push(t.to_string()),
+            Ok(Some(Ok(Message::Close(c)))) => {
+                ended = Some(json!({"close": c.map(|c| (u16::from(c.code), c.reason.to_string()))}))
+            }
+            Ok(Some(Ok(other))) => got.push(format!("{other:?}")),
+            Ok(Some(Err(e))) => ended = Some(json!({"error": e.to_string()})),
+            Ok(None) => ended = Some(json!("eof")),
+        }
+    }
+    let alive = if ended.is_none() {
+        ws.send(Message::text(r#"429["join","still-here"]"#))
+            .await
+            .is_ok()
+            && next_text(&mut ws).await.as_deref() == Some(r#"439[{"ok":true}]"#)
+    } else {
+        false
+    };
+    json!({"got": got, "ended": ended, "stillServed": alive})
+}
+
+/// Every kind of bad HTTP request and Engine.IO / Socket.IO packet, each answered the way
+/// Node's engine.io / socket.io answers it or by closing only that client, while the
+/// witnesses are served without a gap.
+#[tokio::test]
+async fn bad_requests_and_packets_hurt_only_their_sender() {
+    const MAX: usize = 10_000;
+    let max = MAX.to_string();
+    let node = start_node(&["--max-payload", &max, "--client-publish", "witness-*"])
+        .await
+        .unwrap();
+    let addr = node.addr();
+    let witness = Witness::start(&node.url()).await.unwrap();
+
+    // HTTP and query: Node's status codes and JSON bodies.
+    let e = "/socket.io/?EIO=4&transport=polling";
+    let sid = polling_sid(addr).await;
+    let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
+        (
+            "GET",
+            format!("{e}&sid=nope"),
+            vec![],
+            400,
+            r#"{"code":1,"message":"Session ID unknown"}"#,
+        ),
+        (
+            "GET",
+            format!("{e}&sid={}", "x".repeat(4000)),
+            vec![],
+            400,
+            r#"{"code":1,"message":"Session ID unknown"}"#,
+        ),
+        (
+            "POST",
+            format!("{e}&sid=nope"),
+            b"4hello".to_vec(),
+            400,
+            r#"{"code":1,"message":"Session ID unknown"}"#,
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=5&transport=polling".into(),
+            vec![],
+            400,
+            r#"{"code":5,"message":"Unsupported protocol version"}"#,
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=abc&transport=polling".into(),
+            vec![],
+            400,
+            r#"{"code":5,"message":"Unsupported protocol version"}"#,
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=4&transport=foo".into(),
+            vec![],
+            400,
+            r#"{"code":0,"message":"Transport unknown"}"#,
+        ),
+        (
+            "GET",
+            "/socket.io/?transport=polling".into(),
+            vec![],
+            400,
+            r#"{"code":5,"message":"Unsupported protocol version"}"#,
+        ),
+        (
+            "POST",
+            e.into(),
+            b"40".to_vec(),
+            400,
+            r#"{"code":2,"message":"Bad handshake method"}"#,
+        ),
+        // the session's transport is polling, not websocket
+        (
+            "GET",
+            format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+            vec![],
+            400,
+            r#"{"code":3,"message":"Bad request"}"#,
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (method, path, body, status, answer) in &cases {
+        let got = http_request(addr, method, path, body).await.unwrap();
+        seen.push(json!({"request": format!("{method} {}", &path[..path.len().min(80)]), "status": got.0, "body": got.1}));
+        assert_eq!(
+            (got.0, got.1.as_str()),
+            (*status, *answer),
+            "{method} {path}"
+        );
+    }
+
+    // Polling bodies: oversized (413), malformed Engine.IO packets (400). Afterwards the
+    // session is gone: its next poll gets code 1, as with Node.
+    let bodies: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("oversized", vec![b'4'; MAX * 10], 413),
+        ("unknown packet type", b"9hello".to_vec(), 400),
+        ("not a packet", b"garbage{{".to_vec(), 400),
+        ("binary garbage", vec![0xff, 0x00, 0xfe, 0x80, 0x1e], 400),
+        ("bad base64 packet", b"bAAA%%%".to_vec(), 400),
+    ];
+    for (what, body, status) in bodies {
+        let sid = polling_sid(addr).await;
+        let path = format!("{e}&sid={sid}");
+        let (got, answer) = http_request(addr, "POST", &path, &body).await.unwrap();
+        let (after, after_body) = http_get(addr, &path).await.unwrap();
+        seen.push(
+            json!({"post": what, "status": got, "body": answer, "thenPoll": [after, after_body]}),
+        );
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(
+            after, 400,
+            "{what}: session still open after a bad body: {after_body}"
+        );
+    }
+
+    // Websocket sessions, each sending one bad thing. `Closed`: the node ends that
+    // connection (Node's socket.io closes a client whose packet does not decode);
+    // `Served`: the bad packet is answered or ignored and the client goes on.
+    use Outcome::{Closed, Served};
+    let bad: Vec<(&str, Message, Outcome)> = vec![
+        (
+            "binary garbage",
+            Message::binary(vec![0xff, 0x00, 0x13, 0x37]),
+            Closed,
+        ),
+        ("unknown engine.io type", Message::text("9zzz"), Closed),
+        ("empty text", Message::text(""), Closed),
+        ("bad namespace", Message::text("40/nope,"), Served),
+        (
+            "event to an unjoined namespace",
+            Message::text(r#"42/nope,["x"]"#),
+            Served,
+        ),
+        ("bad json", Message::text(r#"42["unterminated"#), Closed),
+        ("event not an array", Message::text(r#"42{"a":1}"#), Closed),
+        (
+            "bad attachments count",
+            Message::text(r#"45x-["x",{"_placeholder":true,"num":0}]"#),
+            Closed,
+        ),
+        (
+            "huge attachments count",
+            Message::text(r#"4599999999999999999999-["x"]"#),
+            Closed,
+        ),
+        ("unknown socket.io type", Message::text("49"), Closed),
+        (
+            "oversized message",
+            Message::text(format!("42[\"x\",\"{}\"]", "a".repeat(MAX * 4))),
+            Closed,
+        ),
+    ];
+    for (what, message, expected) in bad {
+        let mut ws = ws_connect(addr).await;
+        ws.send(message).await.unwrap();
+        let outcome = ws_outcome(ws, Duration::from_secs(2)).await;
+        seen.push(json!({"websocket": what, "outcome": outcome}));
+        match expected {
+            Closed => assert!(!outcome["ended"].is_null(), "{what}: {outcome}"),
+            Served => assert_eq!(outcome["stillServed"], true, "{what}: {outcome}"),
+        }
+    }
+    // A binary attachment announced but a text packet sent instead: the half-built
+    // packet is dropped and the client is not served any more.
+    let mut ws = ws_connect(addr).await;
+    ws.send(Message::text(r#"451-["x",{"_placeholder":true,"num":0}]"#))
+        .await
+        .unwrap();
+    let outcome = ws_outcome(ws, Duration::from_secs(2)).await;
+    seen.push(json!({"websocket": "text where an attachment was announced", "outcome": outcome}));
+    assert_eq!(outcome["stillServed"], false, "{outcome}");
+    // The bad namespace got Node's CONNECT_ERROR.
+    assert!(
+        seen.iter().any(|c| c["websocket"] == "bad namespace"
+            && c["outcome"]["got"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == r#"44/nope,{"message":"Invalid namespace"}"#)),
+        "{seen:?}"
+    );
+
+    // A frame header announcing 2^63 bytes, on a raw connection.
+    let (ended, after) = huge_declared_frame(addr).await;
+    seen.push(json!({"websocket": "frame header of 2^63 bytes", "ended": ended, "afterMs": after.as_millis() as u64}));
+    assert!(ended.starts_with("closed"), "{ended}");
+
+    let f = witness.assert_unharmed(10).await;
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let errors: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("sio_errors_total"))
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"cases": seen, "witness": f, "errors": errors}))
+            .unwrap()
+    );
+    node.shutdown().await.unwrap();
+}
+
+/// Opens a websocket by hand and sends a frame header announcing 2^63 − 1 bytes: the node
+/// must end the connection without waiting for (or reserving) the body.
+async fn huge_declared_frame(addr: SocketAddr) -> (String, Duration) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // FIN + text, masked, 64-bit length 2^63 - 1, a mask, a few bytes of body.
+    let mut frame = vec![0x81, 0xff];
+    frame.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4, b'x', b'y']);
+    tcp.write_all(&frame).await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let ended =
+        match tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await {
+            Ok(Ok(_)) => format!("closed after {} bytes", rest.len()),
+            Ok(Err(e)) => format!("error {e}"),
+            Err(_) => "still open after 10 s".to_string(),
+        };
+    (ended, started.elapsed())
+}
+
+/// What a bad websocket packet should cost its sender.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// The node closes that connection.
+    Closed,
+    /// The node answers or ignores the packet and keeps serving the client.
+    Served,
+}
+
+/// Waits (bounded) until `check` holds for the node process's figures; returns them.
+async fn wait_figures(
+    pid: u32,
+    within: Duration,
+    check: impl Fn(&ProcFigures) -> bool,
+) -> ProcFigures {
+    let deadline = Instant::now() + within;
+    loop {
+        let f = ProcFigures::read(pid).unwrap();
+        if check(&f) || Instant::now() > deadline {
+            return f;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// 1,000 sessions whose client opens a long-poll and then never reads or closes it: the
+/// node keeps serving real clients, stays within a bounded memory, and reaps every
+/// session after pingInterval + pingTimeout.
+#[tokio::test]
+async fn thousand_half_open_long_polls_are_reaped() {
+    const N: usize = 1_000;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let node = NodeProcess::start(
+        env!("CARGO_BIN_EXE_sio-test-node"),
+        &[
+            ("SIO_CLIENT_PUBLISH", "witness-*"),
+            ("SIO_PING_INTERVAL_MS", "3000"),
+            ("SIO_PING_TIMEOUT_MS", "2000"),
+            ("SIO_CHAT", "false"),
+        ],
+    )
+    .await
+    .unwrap();
+    let pid = node.pid();
+    let addr = node.addr;
+    let witness = Witness::start(&node.url()).await.unwrap();
+    let base = ProcFigures::read(pid).unwrap();
+
+    // Handshake, join namespace `/`, then a long-poll nobody reads, on one connection each.
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(N);
+    for chunk in 0..N / 100 {
+        let batch: Vec<_> = (0..100)
+            .map(|_| tokio::spawn(half_open_poll(addr)))
+            .collect();
+        for t in batch {
+            held.push(t.await.unwrap());
+        }
+        let _ = chunk;
+    }
+    let opened_in = started.elapsed();
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let connected = metric_line(&metrics, "sio_sockets_connected");
+    let during = ProcFigures::read(pid).unwrap();
+
+    // Reaped: pingInterval (3 s) + pingTimeout (2 s), then the sockets are gone.
+    let reap_started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after_connected;
+    loop {
+        let (_, m) = http_get(addr, "/metrics").await.unwrap();
+        after_connected = metric_line(&m, "sio_sockets_connected");
+        if after_connected <= 2.0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let reaped_in = reap_started.elapsed();
+    let after_reap = ProcFigures::read(pid).unwrap();
+    // The clients never close: what does the node keep of their connections?
+    let later = wait_figures(pid, Duration::from_secs(5), |f| f.fds <= base.fds + 10).await;
+    drop(held);
+    let closed = wait_figures(pid, Duration::from_secs(10), |f| f.fds <= base.fds + 10).await;
+    let f = witness.assert_unharmed(20).await;
+    println!(
+        "{}",
+        json!({
+            "halfOpen": N, "openedMs": opened_in.as_millis() as u64,
+            "socketsConnectedWhileHeld": connected, "socketsConnectedAfterReap": after_connected,
+            "reapedMs": reaped_in.as_millis() as u64,
+            "baseline": format!("{base:?}"), "whileHeld": format!("{during:?}"),
+            "afterReap": format!("{after_reap:?}"), "fiveSecondsLater": format!("{later:?}"),
+            "afterClientsClosed": format!("{closed:?}"), "witness": f,
+        })
+    );
+    assert_eq!(
+        connected,
+        (N + 2) as f64,
+        "every half-open session joined `/`"
+    );
+    assert!(
+        after_connected <= 2.0,
+        "half-open sessions not reaped: {after_connected}"
+    );
+    assert!(
+        during.rss_kib < base.rss_kib + 100 * 1024,
+        "1,000 held polls cost more than 100 MiB: {base:?} -> {during:?}"
+    );
+    assert!(
+        closed.fds <= base.fds + 10,
+        "descriptors leaked: {base:?} -> {closed:?}"
+    );
+}
+
+/// The sum of metric `name` over its label sets in a `/metrics` text.
+fn metric_line(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(name).filter(|r| r.starts_with([' ', '{'])))
+        .filter_map(|r| r.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One half-open long-poll: handshake, namespace connect, CONNECT packet read, then a GET
+/// sent and never read. The returned stream is held open until dropped.
+async fn half_open_poll(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let open = keep_alive_request(
+        &mut tcp,
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        b"",
+    )
+    .await;
+    let sid = open.split('"').nth(3).unwrap().to_string();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(
+        keep_alive_request(&mut tcp, addr, "POST", &path, b"40").await,
+        "ok"
+    );
+    // The CONNECT packet; on a busy machine a ping may come first: answer it.
+    for _ in 0..3 {
+        let got = keep_alive_request(&mut tcp, addr, "GET", &path, b"").await;
+        if got.contains("40{") {
+            break;
+        }
+        assert_eq!(got, "2", "neither CONNECT nor ping");
+        keep_alive_request(&mut tcp, addr, "POST", &path, b"3").await;
+    }
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// An HTTP/1.1 request on a kept-alive connection; returns the body (Content-Length only).
+async fn keep_alive_request(
+    tcp: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    let mut body = vec![0u8; len];
+    tcp.read_exact(&mut body).await.unwrap();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Thousands of websocket clients (`SIO_SOAK_CONNECTIONS`, default 2,000; 10,000 was
+/// run by hand, see the report) connect, join a room, get a broadcast and answer acked
+/// events, then all disconnect; three times (`SIO_SOAK_ROUNDS`). After each round the
+/// node's file descriptors are back at the baseline. Memory: the first round lifts RSS to
+/// the allocator's high-water mark (glibc keeps freed memory in its arenas); later rounds
+/// must reuse it, not keep adding to it.
+#[tokio::test]
+async fn websocket_soak_returns_to_baseline() {
+    let n: usize = std::env::var("SIO_SOAK_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    assert!(
+        limit >= n as u64 + 1_000,
+        "RLIMIT_NOFILE {limit} is too low for {n} connections"
+    );
+    let node = NodeProcess::start(
+        env!("CARGO_BIN_EXE_sio-test-node"),
+        &[
+            ("SIO_CLIENT_PUBLISH", "soak,witness-*"),
+            ("SIO_CHAT", "false"),
+        ],
+    )
+    .await
+    .unwrap();
+    let pid = node.pid();
+    let addr = node.addr;
+    let witness = Witness::start(&node.url()).await.unwrap();
+    // Warm up: a small round, so lazily built state is in the baseline.
+    soak_round(addr, 100).await;
+    let base = wait_figures(pid, Duration::from_secs(5), |_| false).await;
+
+    let mut rounds = Vec::new();
+    let rounds_wanted: usize = std::env::var("SIO_SOAK_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(3);
+    for _ in 0..rounds_wanted {
+        let started = Instant::now();
+        let (connected_in, delivered) = soak_round(addr, n).await;
+        let total = started.elapsed();
+        let peak = ProcFigures::read(pid).unwrap();
+        wait_figures(pid, Duration::from_secs(10), |f| f.fds <= base.fds + 2).await;
+        // and a short settle for memory released late (tasks ending after their socket)
+        let settled = wait_figures(pid, Duration::from_secs(2), |_| false).await;
+        rounds.push(json!({
+            "connectedMs": connected_in.as_millis() as u64, "roundMs": total.as_millis() as u64,
+            "delivered": delivered, "peak": format!("{peak:?}"), "settled": format!("{settled:?}"),
+            "settledRssMib": settled.rss_mib(),
+        }));
+        assert_eq!(
+            delivered, n,
+            "every soak client got the broadcast: {rounds:?}"
+        );
+        assert!(
+            settled.fds <= base.fds + 2,
+            "descriptors: {base:?} -> {settled:?}"
+        );
+    }
+    let f = witness.assert_unharmed(10).await;
+    println!(
+        "{}",
+        json!({"connections": n, "baseline": format!("{base:?}"), "baselineRssMib": base.rss_mib(),
+               "rounds": rounds, "witness": f})
+    );
+    // glibc keeps what the first round freed in its arenas (calling malloc_trim(0) in the
+    // node by hand brought 3,000 connections' 86 MiB back to the baseline; see the report),
+    // so RSS does not fall back after round one. A leak shows as growth in later rounds:
+    // measured without trimming, 3,000 connections grew +20, +4, +1 MiB in rounds 2-4
+    // (fragmentation settling). A leak of a quarter of the retained size per round fails.
+    let settled: Vec<f64> = rounds
+        .iter()
+        .map(|r| r["settledRssMib"].as_f64().unwrap())
+        .collect();
+    let retained = settled[0] - base.rss_mib();
+    let last_growth = settled[settled.len() - 1] - settled[settled.len() - 2];
+    assert!(
+        last_growth <= retained / 4.0 + 2.0,
+        "memory still grows from round to round ({settled:?} MiB after rounds, baseline {:.1}): a leak",
+        base.rss_mib()
+    );
+}
+
+/// `n` websocket clients: connect (at most 256 handshakes in flight), join room `soak`
+/// with an ack, keep answering pings (engineioxide pings at once on connect, then every
+/// pingInterval) until one more client publishes into the room, read the broadcast, then
+/// all close. Returns the time to connect everyone and how many got the broadcast.
+async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
+    let started = Instant::now();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::channel::<()>(n);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let gate = gate.clone();
+            let joined = joined_tx.clone();
+            tokio::spawn(async move {
+                let permit = gate.acquire_owned().await.unwrap();
+                let mut ws = ws_connect(addr).await;
+                ws.send(Message::text(r#"421["join","soak"]"#))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    next_text(&mut ws).await.as_deref(),
+                    Some(r#"431[{"ok":true}]"#)
+                );
+                drop(permit);
+                joined.send(()).await.unwrap();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                let outcome = loop {
+                    match tokio::time::timeout_at(deadline, ws.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                            let _ = ws.send(Message::text("3")).await;
+                        }
+                        Ok(Some(Ok(Message::Text(t)))) if t.as_str() == r#"42["soak","hello"]"# => {
+                            break "delivered".to_string();
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(e))) => break format!("error: {e}"),
+                        Ok(None) => break "closed".to_string(),
+                        Err(_) => break "nothing in 120 s".to_string(),
+                    }
+                };
+                let _ = ws.close(None).await;
+                outcome
+            })
+        })
+        .collect();
+    drop(joined_tx);
+    for _ in 0..n {
+        joined_rx
+            .recv()
+            .await
+            .expect("a soak client failed to join");
+    }
+    let connected_in = started.elapsed();
+    let mut publisher = ws_connect(addr).await;
+    publisher
+        .send(Message::text(
+            r#"422["publish",{"room":"soak","event":"soak","data":"hello"}]"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut publisher).await.as_deref(),
+        Some(r#"432[{"ok":true}]"#)
+    );
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for t in tasks {
+        *outcomes.entry(t.await.unwrap()).or_default() += 1;
+    }
+    let _ = publisher.close(None).await;
+    let delivered = outcomes.get("delivered").copied().unwrap_or(0);
+    if delivered != n {
+        println!("soak round of {n}: {outcomes:?}");
+    }
+    (connected_in, delivered)
+}
