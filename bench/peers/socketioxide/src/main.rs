@@ -80,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
     let io = Arc::new(io);
     let app = axum::Router::new().layer(layer);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
-    println!("{}", serde_json::json!({ "port": listener.local_addr()?.port() }));
+    println!(
+        "{}",
+        serde_json::json!({ "port": listener.local_addr()?.port() })
+    );
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
         let _ = io.close().await;
