@@ -143,6 +143,7 @@ async fn http(
         .header("host", &target.authority)
         .header("content-type", "text/plain;charset=UTF-8")
         .body(Full::new(Bytes::from_static(body.as_bytes())))?;
+    sender.ready().await.context("polling connection")?;
     let resp = sender.send_request(req).await.context("polling request")?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -176,9 +177,20 @@ pub async fn polling_session(
     if ok != "ok" {
         bail!("POST 40 answered {ok:.80}");
     }
-    let connected = http(&mut sender, target, "GET", &q, "").await?;
-    if !connected.starts_with("40") {
-        bail!("expected a connect packet, got {connected:.80}");
+    // A polling payload holds packets separated by \x1e (a ping may come first).
+    let mut connected = false;
+    for _ in 0..3 {
+        let payload = http(&mut sender, target, "GET", &q, "").await?;
+        if payload.split('\x1e').any(|p| p.starts_with("40")) {
+            connected = true;
+            break;
+        }
+        if payload.split('\x1e').any(|p| p.starts_with("44")) {
+            bail!("connect refused: {payload:.120}");
+        }
+    }
+    if !connected {
+        bail!("no connect packet after three polls");
     }
     if !upgrade {
         drop(sender);

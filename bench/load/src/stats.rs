@@ -35,7 +35,7 @@ pub struct Totals {
     pub reordered: AtomicU64,
     /// Receivers whose connection ended before the run did.
     pub disconnects: AtomicU64,
-    /// When the last counted message arrived ([`now_us`]).
+    /// When a message last arrived ([`now_us`]).
     pub last_us: AtomicU64,
     latency: Mutex<Histogram<u64>>,
 }
@@ -108,6 +108,9 @@ impl Receiver {
             self.next[s] = stamp.q + 1;
         }
         self.received += 1;
+        // counted at once: the run watches this total to know when it is complete
+        totals.received.fetch_add(1, Ordering::Relaxed);
+        totals.last_us.store(now_us(), Ordering::Relaxed);
         self.latencies.push(now_us().saturating_sub(stamp.t).max(1));
         if self.latencies.len() >= BATCH || self.received == self.expected {
             self.flush(totals);
@@ -120,12 +123,8 @@ impl Receiver {
             return;
         }
         totals
-            .received
-            .fetch_add(self.latencies.len() as u64, Ordering::Relaxed);
-        totals
             .reordered
             .fetch_add(self.reordered, Ordering::Relaxed);
-        totals.last_us.fetch_max(now_us(), Ordering::Relaxed);
         self.reordered = 0;
         let mut h = totals.latency.lock().unwrap_or_else(|e| e.into_inner());
         for l in self.latencies.drain(..) {
