@@ -99,6 +99,7 @@ pub async fn publish(
     n: u64,
     rate: Option<f64>,
     in_flight: u64,
+    ack_timeout: Duration,
 ) -> anyhow::Result<Published> {
     let mut out = Published::default();
     let mut tick = rate.map(|r| {
@@ -107,9 +108,15 @@ pub async fn publish(
         i
     });
     let window = if in_flight == 0 { u64::MAX } else { in_flight };
-    let deadline = tokio::time::sleep(Duration::from_secs(600));
-    tokio::pin!(deadline);
+    // Acks that stop coming (a server may drop them) end the run: the rest count as failed.
+    let mut last_ack = Instant::now();
+    let mut stalled = tokio::time::interval(Duration::from_millis(250));
     while out.acked + out.failed < n {
+        if last_ack.elapsed() > ack_timeout {
+            // reported as sent < messages, or as failed publishes
+            out.failed = out.sent - out.acked;
+            break;
+        }
         let can_send = out.sent < n && out.sent - out.acked - out.failed < window;
         tokio::select! {
             biased;
@@ -118,6 +125,7 @@ pub async fn publish(
                     if t.as_str() == "2" {
                         ws.send(Message::text("3")).await?;
                     } else if t.starts_with("43") {
+                        last_ack = Instant::now();
                         if t.contains("\"ok\":true") { out.acked += 1 } else { out.failed += 1 }
                     }
                 }
@@ -141,7 +149,7 @@ pub async fn publish(
                 }
                 ws.flush().await?;
             },
-            _ = &mut deadline => bail!("publisher timed out after {} sends", out.sent),
+            _ = stalled.tick() => {}
         }
     }
     let _ = ws.close(None).await;
@@ -237,11 +245,12 @@ pub async fn run(opts: Fanout) -> anyhow::Result<serde_json::Value> {
             in_flight,
         } => {
             let mut handles = Vec::new();
+            let drain = opts.drain;
             for s in 0..publishers {
                 let ws = client::connect_ws(&opts.targets[0], None).await?;
                 let room = opts.room.clone();
                 handles.push(tokio::spawn(async move {
-                    publish(ws, s, &room, messages, rate, in_flight).await
+                    publish(ws, s, &room, messages, rate, in_flight, drain).await
                 }));
             }
             for h in handles {
