@@ -16,6 +16,9 @@ use crate::client::{self, Target, Ws};
 use crate::procstat;
 use crate::stats::{Receiver, Totals, now_us};
 
+/// How long one client may take to connect and join.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Connects `n` websocket clients spread round-robin over `targets` (`concurrency` at a
 /// time), each joined to `room` when given.
 pub async fn connect_many(
@@ -28,19 +31,44 @@ pub async fn connect_many(
         .map(|i| {
             let target = targets[i % targets.len()].clone();
             async move {
-                let mut ws = client::connect_ws(&target, None).await?;
-                if let Some(room) = room {
-                    client::join(&mut ws, room).await?;
-                }
-                Ok(ws)
+                let connect = async {
+                    let mut ws = client::connect_ws(&target, None).await?;
+                    if let Some(room) = room {
+                        client::join(&mut ws, room).await?;
+                    }
+                    Ok(ws)
+                };
+                tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "no connect/join answer in {CONNECT_TIMEOUT:?}"
+                        ))
+                    })
             }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     let mut out = Vec::with_capacity(n);
-    for (i, r) in results.into_iter().enumerate() {
-        out.push(r.with_context(|| format!("client {i}"))?);
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(ws) => out.push(ws),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(first_error.unwrap_or_else(|| anyhow::anyhow!("no clients")))
+            .context("no client connected");
+    }
+    if let Some(e) = first_error {
+        eprintln!(
+            "{} of {n} clients failed to connect, e.g.: {e:#}",
+            n - out.len()
+        );
     }
     Ok(out)
 }
@@ -212,13 +240,15 @@ pub async fn run(opts: Fanout) -> anyhow::Result<serde_json::Value> {
         opts.concurrency,
     )
     .await?;
+    let connect_failed = opts.subscribers - subs.len();
+    let subscribers = subs.len();
     let totals = Arc::new(Totals::new()?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = subs
         .into_iter()
         .map(|ws| tokio::spawn(subscribe(ws, messages, totals.clone(), stop_rx.clone())))
         .collect();
-    let expected = messages * opts.subscribers as u64;
+    let expected = messages * subscribers as u64;
 
     // peak RSS while the run lasts
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -290,7 +320,8 @@ pub async fn run(opts: Fanout) -> anyhow::Result<serde_json::Value> {
     let secs = (end_us - started_us) as f64 / 1e6;
     let cpu_ms = after.cpu_ms.saturating_sub(before.cpu_ms);
     Ok(json!({
-        "subscribers": opts.subscribers,
+        "subscribers": subscribers,
+        "connect_failed": connect_failed,
         "messages": messages,
         "published": published.sent,
         "acked": published.acked,

@@ -22,6 +22,8 @@ pub async fn run(
 ) -> anyhow::Result<serde_json::Value> {
     let base = procstat::sample(pids)?;
     let conns = connect_many(targets, n, None, concurrency).await?;
+    let connect_failed = n - conns.len();
+    let n = conns.len();
     let totals = Arc::new(Totals::new()?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = conns
@@ -37,6 +39,7 @@ pub async fn run(
     let per = loaded.rss_kib.saturating_sub(base.rss_kib) as f64 / n.max(1) as f64;
     Ok(json!({
         "connections": n,
+        "connect_failed": connect_failed,
         "server_rss_kib_base": base.rss_kib,
         "server_rss_kib": loaded.rss_kib,
         "kib_per_connection": (per * 100.0).round() / 100.0,
