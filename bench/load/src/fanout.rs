@@ -161,7 +161,7 @@ pub async fn publish(
                 Some(Err(e)) => bail!("publisher connection failed after {} sends: {e}", out.sent),
                 Some(Ok(_)) => {}
             },
-            _ = async { match tick.as_mut() { Some(t) => { t.tick().await; } None => {} } }, if can_send => {
+            _ = async { if let Some(t) = tick.as_mut() { t.tick().await; } }, if can_send => {
                 // One tick at a fixed rate; a batch (flushed once) at max rate.
                 let batch = if rate.is_some() { 1 } else { 64 };
                 let mut k = 0;
