@@ -157,14 +157,17 @@ impl RedisCluster {
         let mut builder = Builder::from_config(redis_config);
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .with_performance_config(|p| {
-                p.broadcast_channel_capacity = config.subscriber_buffer;
-            })
             .with_connection_config(|c| {
                 c.connection_timeout = Duration::from_secs(5);
                 c.internal_command_timeout = Duration::from_secs(5);
             });
+        // The command client receives no pub/sub messages: fred's default event buffers.
+        // fred allocates every event channel of a client (messages, errors, reconnects,
+        // ...) at full capacity up front, so the large buffer is for the subscriber only.
         let client = builder.build().map_err(AdapterError::config)?;
+        builder.with_performance_config(|p| {
+            p.broadcast_channel_capacity = config.subscriber_buffer;
+        });
         let subscriber = builder
             .build_subscriber_client()
             .map_err(AdapterError::config)?;
