@@ -83,7 +83,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
 wait_http() {
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do # 30 s: a busy CI machine may be slow to start a node
     curl -fsS -o /dev/null "http://127.0.0.1:$1/socket.io/?EIO=4&transport=polling" 2>/dev/null && return 0
     sleep 0.05
   done
