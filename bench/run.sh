@@ -64,6 +64,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that `timeout` or Ctrl-C still removes Redis and the nodes
 
 echo "==> redis"
 cid=$(docker run -d -p 127.0.0.1::6379 redis:7.2)
