@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh results (one JSON line per stack, scenario and round) into
+BENCHMARKS.md (medians, ratios, targets, machine, commands) and bench/chart.png.
+
+    python3 bench/report.py --results bench/results.jsonl --out . --command "bench/run.sh"
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+# (scenario, metric, label, higher_is_better)
+METRICS = [
+    ("fanout-max", "connect_failed", "fan-out: subscribers that could not connect/join", False),
+    ("fanout-max", "delivered_per_s", "fan-out, max rate: delivered msgs/s", True),
+    ("fanout-max", "lost", "fan-out, max rate: lost deliveries", False),
+    ("fanout-max", "reordered", "fan-out, max rate: reordered deliveries", False),
+    ("fanout-max", "p99_ms", "fan-out, max rate: latency p99 (ms)", False),
+    ("fanout-max", "server_cpu_us_per_delivery", "fan-out, max rate: server CPU µs per delivery", False),
+    ("fanout-50", "p50_ms", "fan-out, 50 msgs/s: latency p50 (ms)", False),
+    ("fanout-50", "p99_ms", "fan-out, 50 msgs/s: latency p99 (ms)", False),
+    ("fanout-50", "p999_ms", "fan-out, 50 msgs/s: latency p999 (ms)", False),
+    ("fanout-50", "lost", "fan-out, 50 msgs/s: lost deliveries", False),
+    ("overload", "delivered_per_s", "overload (unbounded publisher): delivered msgs/s", True),
+    ("overload", "lost", "overload: lost deliveries", False),
+    ("overload", "reordered", "overload: reordered deliveries", False),
+    ("overload", "disconnects", "overload: subscriber connections dropped", False),
+    ("overload", "server_rss_kib_peak", "overload: peak server RSS (KiB, 2 nodes)", False),
+    ("emitter", "emit_msgs_per_s", "emitter: publishes/s (own emitter)", True),
+    ("emitter", "delivered_per_s", "emitter → clients: delivered msgs/s", True),
+    ("emitter", "lost", "emitter → clients: lost deliveries", False),
+    ("idle-2k", "kib_per_connection", "idle, 2,000 websockets: KiB per connection", False),
+    ("idle-2k", "server_rss_kib", "idle, 2,000 websockets: total RSS (KiB, 2 nodes)", False),
+    ("idle-10k", "kib_per_connection", "idle, 10,000 websockets: KiB per connection", False),
+    ("idle-10k", "server_rss_kib", "idle, 10,000 websockets: total RSS (KiB, 2 nodes)", False),
+    ("idle-10k", "server_rss_kib_base", "idle: RSS before connecting (KiB, 2 nodes)", False),
+    ("storm-rr", "sessions_per_s", "connect storm, round robin: sessions/s", True),
+    ("storm-rr", "failed", "connect storm, round robin: failed sessions", False),
+    ("storm-rr", "server_cpu_us_per_session", "connect storm, round robin: server CPU µs/session", False),
+    ("storm-sticky", "sessions_per_s", "connect storm, sticky: sessions/s", True),
+    ("storm-sticky", "failed", "connect storm, sticky: failed sessions", False),
+    ("storm-sticky", "server_cpu_us_per_session", "connect storm, sticky: server CPU µs/session", False),
+]
+
+# counts of failures: any round with a failure matters, so the worst round is shown
+WORST = {"lost", "reordered", "disconnects", "failed", "connect_failed"}
+
+NAMES = {
+    "ours": "sio-cluster",
+    "node": "Node socket.io 4.8 + redis-adapter 8.3",
+    "socketioxide": "socketioxide 0.18 + socketioxide-redis 0.4",
+}
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001 - a description line is optional
+        return "?"
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        pass
+    mem = sh("free -g | awk '/Mem:/ {print $2}'")
+    return [
+        f"CPU: {cpu}, {os.cpu_count()} cores; memory {mem} GiB",
+        f"OS: {platform.platform()}",
+        f"Rust: {sh('rustc --version')}; Node.js: {sh('node --version')}; Redis: {sh('docker run --rm redis:7.2 redis-server --version')}",
+        "Load: sio-load (bench/load, 1 runtime thread) on the same machine; servers on 127.0.0.1",
+    ]
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:,.2f}"
+    return f"{int(v):,}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", default="bench/run.sh")
+    ap.add_argument("--stacks", default="ours node socketioxide")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""))
+    a = ap.parse_args()
+    stacks = a.stacks.split()
+    rows = [json.loads(l) for l in open(a.results) if l.strip()]
+    rounds = max((r["round"] for r in rows), default=0)
+
+    def values(stack, scenario, metric):
+        return [r[metric] for r in rows if r["stack"] == stack and r["scenario"] == scenario and metric in r]
+
+    def median(stack, scenario, metric):
+        """The median over rounds; for counts of failures, the worst round."""
+        v = values(stack, scenario, metric)
+        if not v:
+            return None
+        return max(v) if metric in WORST else statistics.median(v)
+
+    errors = [r for r in rows if "error" in r]
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    md = ["# Benchmarks", ""]
+    md.append(f"Run {today}, {rounds} round(s), stacks alternating {' '.join(stacks)} per scenario; "
+              "every figure is the median over the rounds, except counts of failures (lost, reordered, "
+              "dropped, failed), which show the worst round; every scenario starts fresh nodes.")
+    if a.note:
+        md += ["", f"**{a.note}**"]
+    if a.smoke:
+        md += ["", "**Smoke run: tiny loads, figures mean nothing.**"]
+    md += ["", "Stacks (2 nodes each, one Redis, the same client contract: `join` a room, "
+           "`publish {room, event, data}` → `to(room).emit(event, data)`):", ""]
+    md += [f"- **{s}**: {NAMES.get(s, s)}" for s in stacks]
+    md += ["", "## Results", ""]
+    others = [s for s in stacks if s != "ours"]
+    head = "| scenario / metric | " + " | ".join(stacks) + " | " + " | ".join(f"ours ÷ {o}" for o in others) + " |"
+    md += [head, "|" + "---|" * (1 + len(stacks) + len(others))]
+    for sc, metric, label, _higher in METRICS:
+        meds = {s: median(s, sc, metric) for s in stacks}
+        if all(v is None for v in meds.values()):
+            continue
+        ratios = []
+        for o in others:
+            if meds.get("ours") is not None and meds.get(o):
+                ratios.append(f"{meds['ours'] / meds[o]:.2f}")
+            else:
+                ratios.append("–")
+        md.append(f"| {label} | " + " | ".join(fmt(meds[s]) for s in stacks) + " | " + " | ".join(ratios) + " |")
+
+    # targets of issue #7
+    def m(s, sc, k):
+        return median(s, sc, k)
+
+    md += ["", "## Targets (issue #7)", ""]
+    checks = []
+
+    def check(name, ok, detail):
+        checks.append(f"| {name} | {'met' if ok else ('not met' if ok is False else 'not measured')} | {detail} |")
+
+    def ratio(x, y):
+        return x / y if x is not None and y else None
+
+    r = ratio(m("ours", "fanout-max", "delivered_per_s"), m("node", "fanout-max", "delivered_per_s"))
+    lost = m("ours", "fanout-max", "lost")
+    reo = m("ours", "fanout-max", "reordered")
+    check("fan-out msgs/s ≥ 6× Node, no loss, in order",
+          None if r is None else (r >= 6 and lost == 0 and reo == 0),
+          f"{fmt(r)}×, lost {fmt(lost)}, reordered {fmt(reo)}" if r else "–")
+    r = ratio(m("ours", "fanout-50", "p99_ms"), m("node", "fanout-50", "p99_ms"))
+    check("p99 at 50 msgs/s ≤ ¼ of Node", None if r is None else r <= 0.25, f"{fmt(r)}× Node's" if r else "–")
+    for sc in ("idle-2k", "idle-10k"):
+        r = ratio(m("ours", sc, "kib_per_connection"), m("node", sc, "kib_per_connection"))
+        check(f"{sc}: RSS per websocket ≤ Node's", None if r is None else r <= 1, f"{fmt(r)}× Node's" if r else "–")
+    r = ratio(m("ours", "idle-10k", "server_rss_kib"), m("node", "idle-10k", "server_rss_kib"))
+    check("total RSS at 10,000 idle ≤ ½ Node's", None if r is None else r <= 0.5, f"{fmt(r)}× Node's" if r else "–")
+    d = m("ours", "overload", "disconnects")
+    check("overload: no connection reset, drops counted", None if d is None else d == 0,
+          f"disconnects {fmt(d)}, lost {fmt(m('ours', 'overload', 'lost'))}, "
+          f"reordered {fmt(m('ours', 'overload', 'reordered'))} (order is not part of this target), peak RSS {fmt(m('ours', 'overload', 'server_rss_kib_peak'))} KiB")
+    r = ratio(m("ours", "emitter", "delivered_per_s"), m("node", "emitter", "delivered_per_s"))
+    check("emitter → clients ≥ 3× Node emitter into Node", None if r is None else r >= 3, f"{fmt(r)}×" if r else "–")
+    r = ratio(m("ours", "storm-rr", "server_cpu_us_per_session"), m("ours", "storm-sticky", "server_cpu_us_per_session"))
+    check("forwarded session ≤ 1.5× CPU of a local one (round robin vs sticky, upgrade sessions)",
+          None if r is None else r <= 1.5, f"{fmt(r)}×" if r else "–")
+    md += ["| target | status | measured |", "|---|---|---|"] + checks
+
+    if errors:
+        md += ["", "## Failed runs", ""]
+        md += [f"- {e['stack']} {e['scenario']} round {e['round']}: {e['error']}" for e in errors]
+
+    md += ["", "## Machine", ""] + [f"- {l}" for l in machine()]
+    md += ["", "## How to run", "", "```", a.command, "```", "",
+           "Scenarios (sio-load subcommands; see `bench/run.sh` for the exact arguments):", "",
+           "- `fanout-max`: 1,000 subscribers in one room over both nodes, one publisher on node 1 with ≤100 "
+           "unacked publishes, 2,000 messages; every delivery carries sender, sequence and send time.",
+           "- `fanout-50`: the same at 50 publishes/s for 10 s (latency).",
+           "- `overload`: the publisher does not wait for acks (3,000 messages).",
+           "- `emitter`: the stack's own emitter (sio-cluster: `sio-load emit` on sio-emitter; Node: "
+           "@socket.io/redis-emitter 5.1) publishes 2,000 messages, ≤100 outstanding, to 1,000 subscribers. "
+           "socketioxide-redis has no emitter.",
+           "- `idle-2k`, `idle-10k`: RSS of both nodes before and 3–5 s after that many websocket connections.",
+           "- `storm-rr`, `storm-sticky`: 2,000 sessions (32 at a time), each a polling handshake, connect, "
+           "websocket upgrade and a `join` over websocket, through nginx (round robin, or `hash $remote_addr` "
+           "with clients on 500 source addresses). Only sio-cluster forwards sessions between nodes; the "
+           "others fail round robin by design.",
+           "", "Raw results: `bench/results.jsonl`."]
+    if not a.smoke or os.path.isdir(os.path.join(a.out, "bench")):
+        chart = os.path.join(a.out, "bench", "chart.png")
+        if draw(chart, stacks, median):
+            md += ["", "![chart](bench/chart.png)"]
+    with open(os.path.join(a.out, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+def draw(path, stacks, median):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (pip install -r bench/requirements.txt): no chart")
+        return False
+    panels = [
+        ("fanout-max", "delivered_per_s", "fan-out msgs/s"),
+        ("fanout-50", "p99_ms", "p99 ms at 50/s"),
+        ("emitter", "delivered_per_s", "emitter→clients msgs/s"),
+        ("idle-10k", "kib_per_connection", "KiB / idle websocket"),
+        ("storm-sticky", "sessions_per_s", "sessions/s (sticky)"),
+        ("fanout-max", "server_cpu_us_per_delivery", "CPU µs / delivery"),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2))
+    colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f"}
+    for ax, (sc, metric, title) in zip(axes, panels):
+        vals = [median(s, sc, metric) or 0 for s in stacks]
+        ax.bar(range(len(stacks)), vals, color=[colors.get(s, "gray") for s in stacks])
+        ax.set_xticks(range(len(stacks)), stacks, rotation=30, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: this project's cluster ("ours"), Node.js socket.io 4.8 +
+# @socket.io/redis-adapter 8.3 ("node"), socketioxide 0.18 + socketioxide-redis 0.4
+# ("socketioxide"); each 2 nodes on 127.0.0.1, the same throwaway Redis (redis:7.2
+# container), the same load from sio-load (bench/load). Stacks alternate A B C A B C ...
+# and every scenario starts fresh nodes. Writes BENCHMARKS.md and bench/chart.png.
+#
+#   bench/run.sh                 # full run, 3 rounds (takes a while)
+#   bench/run.sh --smoke         # tiny loads, 1 round, report to a temp dir (CI)
+#   bench/run.sh --rounds 5 --stacks "ours node" --scenarios "fanout-max idle-2k"
+#
+# Scenarios: fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky
+# Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+smoke=0
+rounds=3
+stacks="ours node socketioxide"
+scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --rounds) rounds=$2; shift ;;
+    --stacks) stacks=$2; shift ;;
+    --scenarios) scenarios=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# Load sizes (full / smoke).
+if [ $smoke = 1 ]; then
+  rounds=1
+  subs=20; msgs=200; slow_msgs=20; over_msgs=300; emit_msgs=200
+  idle_small=50; idle_large=100; storm_sessions=40
+  out_dir=$(mktemp -d)
+else
+  subs=1000; msgs=2000; slow_msgs=500; over_msgs=3000; emit_msgs=2000
+  idle_small=2000; idle_large=10000; storm_sessions=2000
+  out_dir=$root
+fi
+results=$out_dir/bench/results.jsonl
+mkdir -p "$out_dir/bench"
+: > "$results"
+
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then # BENCH_NO_BUILD=1: re-run with what is built
+  echo "==> build (release)"
+  cargo build --release --locked -q -p sio-server -p sio-load
+  CARGO_TARGET_DIR=$root/target cargo build --release --locked -q \
+    --manifest-path bench/peers/socketioxide/Cargo.toml
+  npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
+  python3 -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+fi
+load=$root/target/release/sio-load
+
+started_pids=()
+tmp=$(mktemp -d)
+cid=""
+cleanup() {
+  for p in "${started_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "$cid" ] && docker rm -f "$cid" >/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM # so that `timeout` or Ctrl-C still removes Redis and the nodes
+
+echo "==> redis"
+cid=$(docker run -d -p 127.0.0.1::6379 redis:7.2)
+rport=$(docker port "$cid" 6379/tcp | head -n1 | sed 's/.*://')
+redis="redis://127.0.0.1:${rport}"
+for _ in $(seq 1 50); do
+  docker exec "$cid" redis-cli ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# N distinct free ports (all bound at once, so two calls cannot return the same one).
+free_ports() {
+  python3 -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+wait_http() {
+  for _ in $(seq 1 600); do # 30 s: a busy CI machine may be slow to start a node
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/socket.io/?EIO=4&transport=polling" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "node on port $1 did not come up; its log:" >&2
+  tail -n 20 "$2" >&2 || true
+  return 1
+}
+
+# start_stack STACK: two nodes; sets PORTS, PIDS.
+start_stack() {
+  docker exec "$cid" redis-cli flushall >/dev/null
+  PORTS=(); PIDS=()
+  local ports; read -r -a ports <<<"$(free_ports 3)"
+  NGINX_PORT=${ports[2]}
+  for i in 1 2; do
+    local port=${ports[$((i - 1))]}
+    case "$1" in
+      ours)
+        SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
+          SIO_CHAT=false RUST_LOG=warn "$root/target/release/sio-server" >"$tmp/$1-$i.log" 2>&1 &
+        ;;
+      node)
+        node bench/peers/node/server.mjs "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+        ;;
+      socketioxide)
+        "$root/target/release/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+        ;;
+    esac
+    local pid=$!
+    started_pids+=("$pid"); PORTS+=("$port"); PIDS+=("$pid")
+  done
+  wait_http "${PORTS[0]}" "$tmp/$1-1.log"
+  wait_http "${PORTS[1]}" "$tmp/$1-2.log"
+  sleep 0.5
+}
+
+stop_stack() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
+# nginx in front of the two nodes: round robin, or sticky by client address.
+start_nginx() {
+  local port=$NGINX_PORT
+  local d=$tmp/nginx-$port; mkdir -p "$d/tmp"
+  local hash=""; [ "$1" = sticky ] && hash="hash \$remote_addr consistent;"
+  cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+error_log $d/error.log warn;
+pid $d/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log ${BENCH_DEBUG:+$tmp/access.log}${BENCH_DEBUG:-off};
+  client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
+  upstream sio { $hash server 127.0.0.1:${PORTS[0]}; server 127.0.0.1:${PORTS[1]}; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://sio; proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_read_timeout 60s; proxy_buffering off; proxy_next_upstream off;
+    }
+  }
+}
+EOF
+  [ -n "${BENCH_DEBUG:-}" ] && grep upstream "$d/nginx.conf" >&2
+  /usr/sbin/nginx -p "$d" -c "$d/nginx.conf" -g "daemon off;" &
+  NGINX_PID=$!
+  started_pids+=("$NGINX_PID")
+  # a TCP probe: an HTTP probe would hang on a Node node and make nginx mark it failed
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+}
+
+record() { # record STACK SCENARIO ROUND JSON
+  python3 -c 'import json,sys; r=json.loads(sys.argv[4]); r.update(stack=sys.argv[1], scenario=sys.argv[2], round=int(sys.argv[3])); print(json.dumps(r))' \
+    "$1" "$2" "$3" "$4" >>"$results"
+  echo "   $1 $2: $4"
+}
+
+# Runs a load command; in a full run a failure is recorded, not fatal (smoke: fatal).
+fail_soft() {
+  if [ $smoke = 1 ]; then "$@"; else "$@" || echo '{"error":"load command failed"}'; fi
+}
+
+run_scenario() { # STACK SCENARIO ROUND
+  local stack=$1 sc=$2 round=$3
+  if [ "$sc" = emitter ] && [ "$stack" = socketioxide ]; then
+    return 0 # socketioxide-redis has no emitter (its wire format is its own)
+  fi
+  start_stack "$stack"
+  local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
+  local pids=(--pid "${PIDS[0]}" --pid "${PIDS[1]}")
+  local out=""
+  case "$sc" in
+    fanout-max) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $msgs --in-flight 100) ;;
+    fanout-50) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $slow_msgs --rate 50) ;;
+    overload) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $over_msgs --in-flight 0 --drain 10s) ;;
+    emitter)
+      local sink=$tmp/sink.out; : >"$sink"
+      "$load" sink "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $emit_msgs --drain 10s >"$sink" &
+      local sink_pid=$!
+      for _ in $(seq 1 600); do grep -q ready "$sink" && break; sleep 0.1; done
+      local em
+      if [ "$stack" = ours ]; then
+        em=$("$load" emit --redis "$redis" --messages $emit_msgs --in-flight 100)
+      else
+        em=$(node bench/peers/node/emit.mjs "{\"redis\":\"$redis\",\"messages\":$emit_msgs,\"inFlight\":100}")
+      fi
+      wait "$sink_pid"
+      out=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); e=json.loads(sys.argv[2]); r["emit_msgs_per_s"]=e["msgs_per_s"]; print(json.dumps(r))' \
+        "$(tail -n1 "$sink")" "$em")
+      ;;
+    idle-2k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_small --settle 3s) ;;
+    idle-10k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_large --settle 5s --concurrency 128) ;;
+    storm-rr|storm-sticky)
+      start_nginx "${sc#storm-}"
+      out=$(fail_soft "$load" storm --url "http://127.0.0.1:$NGINX_PORT" "${pids[@]}" --sessions $storm_sessions --concurrency 32)
+      kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true
+      ;;
+    *) echo "unknown scenario $sc" >&2; exit 2 ;;
+  esac
+  stop_stack
+  if [ -z "$out" ] || [ "${out:0:1}" != "{" ]; then
+    [ $smoke = 1 ] && { echo "$stack $sc failed" >&2; exit 1; }
+    out='{"error":"the scenario failed"}'
+  fi
+  record "$stack" "$sc" "$round" "$out"
+}
+
+echo "==> machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; stacks: $stacks; rounds: $rounds"
+for round in $(seq 1 "$rounds"); do
+  for sc in $scenarios; do
+    for stack in $stacks; do
+      echo "==> round $round: $sc on $stack"
+      run_scenario "$stack" "$sc" "$round"
+    done
+  done
+done
+
+command_line="bench/run.sh"
+[ $smoke = 1 ] && command_line="$command_line --smoke"
+python3 bench/report.py --results "$results" --out "$out_dir" --command "$command_line --rounds $rounds" \
+  --stacks "$stacks" $([ $smoke = 1 ] && echo --smoke)
+echo "==> wrote $out_dir/BENCHMARKS.md"
