@@ -209,17 +209,8 @@ async fn redis_restart_mid_traffic_nodes_recover() {
 /// node stays ready and keeps delivering to its clients throughout.
 #[tokio::test]
 async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
-    let redis = TestRedis::start().await.unwrap();
-    let port = redis
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse::<u16>()
-        .unwrap();
-    let proxy = TcpProxy::start(([127, 0, 0, 1], port).into())
-        .await
-        .unwrap();
+    // only node b goes through the proxy
+    let (redis, proxy) = redis_behind_proxy().await;
     let mut a = node("link-a", &redis.url).await;
     let mut b = node("link-b", &proxy.redis_url()).await;
     let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));
