@@ -198,39 +198,15 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<
     http_request(addr, "GET", path, b"").await
 }
 
-/// A minimal HTTP/1.1 request with a body on loopback: `(status, body)`.
+/// A minimal HTTP/1.1 request with a body on loopback: `(status, body)` ([`raw_http`]
+/// without extra headers).
 pub async fn http_request(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .context("HTTP response timed out")??;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line in {head:?}"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
+    let (status, _, body) = raw_http(addr, method, path, &[], body).await?;
     Ok((status, body))
 }
 
