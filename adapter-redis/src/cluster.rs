@@ -350,7 +350,8 @@ async fn dispatch_loop(inner: Arc<Inner>) {
         tx,
         inner.stats.clone(),
     ));
-    let _pump = AbortOnDrop(pump);
+    // the pump ends with its dispatcher
+    let _pump = tokio_util::task::AbortOnDropHandle::new(pump);
     while let Some(message) = queue.recv().await {
         let channel: &str = &message.channel;
         if channel == inner.liveness_channel {
@@ -509,15 +510,6 @@ const CONTROL_CHANNEL_CAPACITY: usize = 32;
 /// channels on the subscriber; a pump moves messages on at once into the dispatcher's
 /// queue of `subscriber_buffer` messages, which allocates only as it fills.
 const SUBSCRIBER_CHANNEL_CAPACITY: usize = 8192;
-
-/// Aborts a task when dropped (the pump ends with its dispatcher).
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 fn new_uid() -> String {
     // socketioxide's server ids are random 16-character ids; any unique string works on
