@@ -33,6 +33,10 @@ pub enum AdapterError {
     /// The adapter was closed.
     #[error("the adapter is closed")]
     Closed,
+    /// The publish queue is full (Redis is slower than the broadcasts, or away): the
+    /// message was not sent to the other nodes, and was counted.
+    #[error("overloaded: the publish queue to Redis is full")]
+    Overloaded,
     /// socketioxide could not encode or decode event data.
     #[error("event data: {0}")]
     Parser(String),

@@ -56,6 +56,8 @@ pub(crate) struct Stats {
     pub local_delivery_failed: AtomicU64,
     /// Volatile broadcasts dropped because the publish queue was full.
     pub volatile_dropped: AtomicU64,
+    /// Other messages refused because the publish queue was full.
+    pub publish_dropped: AtomicU64,
 }
 
 /// A point-in-time copy of the adapter's counters. Every way a message can be lost
@@ -76,6 +78,8 @@ pub struct StatsSnapshot {
     pub local_delivery_failed: u64,
     /// Volatile broadcasts dropped because the publish queue was full.
     pub volatile_dropped: u64,
+    /// Other messages (broadcasts, requests) refused because the publish queue was full.
+    pub publish_dropped: u64,
 }
 
 impl Stats {
@@ -93,6 +97,7 @@ impl Stats {
             malformed: get(&self.malformed),
             local_delivery_failed: get(&self.local_delivery_failed),
             volatile_dropped: get(&self.volatile_dropped),
+            publish_dropped: get(&self.publish_dropped),
         }
     }
 }

@@ -24,8 +24,9 @@ pub struct RedisAdapterConfig {
     /// How long a cluster request (fetch sockets, server-side emit with ack, ...) waits
     /// for the other nodes. Default 5 s, as Node's `requestsTimeout`.
     pub request_timeout: Duration,
-    /// Broadcasts waiting to be published before senders are made to wait (back-pressure).
-    /// Default 65,536.
+    /// Messages waiting to be published at most; beyond, a message is refused with
+    /// [`AdapterError::Overloaded`](crate::AdapterError::Overloaded) and counted (never
+    /// reordered, never held in memory without bound). Default 65,536.
     pub publish_queue: usize,
     /// Pub/sub messages buffered between the Redis connection and the dispatcher; beyond
     /// this the oldest are lost and counted. Default 65,536. The buffer takes memory only

@@ -5,6 +5,12 @@
 //! were handled. Publishing each from its own task would let them overtake each other;
 //! a single FIFO queue keeps per-sender order across nodes, and batching keeps the cost
 //! of a publish to a fraction of a round trip under load.
+//!
+//! A message takes its place in the queue when [`Publisher::enqueue`] is *called*, not
+//! when some future is later polled: callers whose continuation runs in a spawned task
+//! (the gateway's publishes under load) could otherwise be polled out of order after a
+//! wait and overtake each other. Memory is bounded by a hard cap instead of a wait: over
+//! `capacity` queued messages a message is refused and counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +35,11 @@ struct Outgoing {
 
 /// The sending side of the queue.
 pub(crate) struct Publisher {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     /// Enqueued but not yet answered by Redis.
     pending: Arc<AtomicU64>,
+    /// Most messages queued at once.
+    capacity: u64,
     stats: Arc<Stats>,
 }
 
@@ -39,39 +47,49 @@ impl Publisher {
     /// Starts the publishing task.
     /// `sharded`: publish with `SPUBLISH` instead of `PUBLISH`.
     pub(crate) fn spawn(client: Client, capacity: usize, stats: Arc<Stats>, sharded: bool) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(client, rx, pending.clone(), stats.clone(), sharded));
-        Self { tx, pending, stats }
+        Self {
+            tx,
+            pending,
+            capacity: capacity.max(1) as u64,
+            stats,
+        }
     }
 
-    /// Queues a message. The returned future takes its place in the queue when first
-    /// polled and completes once queued; when the queue is full it waits (back-pressure),
-    /// keeping its place.
+    /// Queues a message now, in call order. The returned future is ready at once: `Ok`
+    /// once queued, [`AdapterError::Overloaded`] (counted as `publish_dropped`) when
+    /// `capacity` messages are already waiting for Redis.
     pub(crate) fn enqueue(
         &self,
         channel: String,
         payload: Vec<u8>,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send + 'static {
-        let tx = self.tx.clone();
-        let pending = self.pending.clone();
-        async move {
-            pending.fetch_add(1, Ordering::AcqRel);
-            tx.send(Outgoing { channel, payload }).await.map_err(|_| {
-                pending.fetch_sub(1, Ordering::AcqRel);
-                AdapterError::Closed
-            })
+        let res = self.push(Outgoing { channel, payload });
+        if matches!(res, Err(AdapterError::Overloaded)) {
+            Stats::add(&self.stats.publish_dropped, 1);
         }
+        std::future::ready(res)
     }
 
     /// Queues a message that may be dropped: when the queue is full it is dropped and
-    /// counted instead of waiting.
+    /// counted as `volatile_dropped`.
     pub(crate) fn enqueue_volatile(&self, channel: String, payload: Vec<u8>) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.tx.try_send(Outgoing { channel, payload }).is_err() {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+        if self.push(Outgoing { channel, payload }).is_err() {
             Stats::add(&self.stats.volatile_dropped, 1);
         }
+    }
+
+    fn push(&self, message: Outgoing) -> Result<(), AdapterError> {
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(AdapterError::Overloaded);
+        }
+        self.tx.send(message).map_err(|_| {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            AdapterError::Closed
+        })
     }
 
     /// Waits until every queued message was handed to Redis, at most `timeout`.
@@ -85,7 +103,7 @@ impl Publisher {
 
 async fn run(
     client: Client,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     pending: Arc<AtomicU64>,
     stats: Arc<Stats>,
     sharded: bool,

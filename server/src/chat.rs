@@ -233,7 +233,11 @@ impl Chat {
                         chat.history.push(msg.clone());
                         chat.metrics.event_emitted("chat");
                         if let Some(ns) = io.of(NAMESPACE) {
-                            drive_inline(async move { ns.emit("chat", &msg).await }, "chat");
+                            if let Err(e) =
+                                drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
+                            {
+                                debug!(error = %e, "chat message not sent to every node");
+                            }
                         }
                         Reply::ok()
                     }

@@ -414,8 +414,19 @@ impl Gateway {
                             gw.metrics.event_emitted("publish");
                             let op = s.within(req.room);
                             let (event, data) = (req.event, req.data);
-                            drive_inline(async move { op.emit(event, &data).await }, "publish");
-                            Reply::ok()
+                            match drive_inline(
+                                async move { op.emit(event, &data).await },
+                                "publish",
+                            ) {
+                                Ok(()) => Reply::ok(),
+                                // not sent to the other nodes (e.g. the publish queue
+                                // to Redis is full): counted, and the sender is told
+                                Err(e) => {
+                                    gw.metrics.error("publish_failed");
+                                    debug!(error = %e, "publish not sent to every node");
+                                    Reply::err(short(&e.to_string()))
+                                }
+                            }
                         }
                     },
                 };
@@ -498,7 +509,10 @@ fn answer<A: Adapter>(ack: AckSender<A>, reply: &Reply) {
 /// inline, inside the handler body that socketioxide runs in the sender's receive loop,
 /// hands the packet to the adapter in the order the client sent its events; spawning it
 /// straight away would let tasks overtake each other.
-pub fn drive_inline<F, E>(fut: F, what: &'static str)
+///
+/// An error known at once (e.g. the cluster's publish queue is full) is returned for
+/// the caller to answer with; one that comes later is logged.
+pub fn drive_inline<F, E>(fut: F, what: &'static str) -> Result<(), E>
 where
     F: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
@@ -506,14 +520,14 @@ where
     let mut fut = Box::pin(fut);
     let mut cx = Context::from_waker(std::task::Waker::noop());
     match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => warn!(error = %e, what, "broadcast failed"),
+        Poll::Ready(res) => res,
         Poll::Pending => {
             tokio::spawn(async move {
                 if let Err(e) = fut.await {
                     warn!(error = %e, what, "broadcast failed");
                 }
             });
+            Ok(())
         }
     }
 }

@@ -20,7 +20,7 @@
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
-//! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total` | counter | cluster mode: every loss, counted |
+//! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total` | counter | cluster mode: every loss, counted |
 //!
 //! ```
 //! let m = sio_server::metrics::Metrics::new();
@@ -187,6 +187,7 @@ impl Metrics {
                 stats.local_delivery_failed,
             ),
             ("sio_redis_volatile_dropped_total", stats.volatile_dropped),
+            ("sio_redis_publish_dropped_total", stats.publish_dropped),
         ];
         for (name, value) in counters {
             let key = Key::from_name(name);
