@@ -232,12 +232,11 @@ impl Chat {
                     Ok(msg) => {
                         chat.history.push(msg.clone());
                         chat.metrics.event_emitted("chat");
-                        if let Some(ns) = io.of(NAMESPACE) {
-                            if let Err(e) =
+                        if let Some(ns) = io.of(NAMESPACE)
+                            && let Err(e) =
                                 drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
-                            {
-                                debug!(error = %e, "chat message not sent to every node");
-                            }
+                        {
+                            debug!(error = %e, "chat message not sent to every node");
                         }
                         Reply::ok()
                     }

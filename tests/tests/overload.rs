@@ -14,8 +14,10 @@ use sio_cluster_tests::TestRedis;
 #[tokio::test]
 async fn a_full_publish_queue_refuses_and_counts_and_keeps_order() {
     let redis = TestRedis::start().await.unwrap();
-    let mut config = RedisAdapterConfig::default();
-    config.publish_queue = 8;
+    let config = RedisAdapterConfig {
+        publish_queue: 8,
+        ..Default::default()
+    };
     let cluster = RedisCluster::connect(&redis.url, config).await.unwrap();
     assert!(cluster.wait_ready(Duration::from_secs(10)).await);
 

