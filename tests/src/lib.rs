@@ -414,7 +414,8 @@ impl Nginx {
         };
         let d = dir.display();
         let conf = format!(
-            r#"worker_processes 1;
+            r#"# one process: killing it (Drop) leaves no orphaned worker holding the port
+master_process off;
 error_log {d}/error.log warn;
 pid {d}/nginx.pid;
 events {{ worker_connections 4096; }}
