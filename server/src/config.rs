@@ -77,6 +77,9 @@ pub mod env {
     pub const EVENT_BURST: &str = "SIO_EVENT_BURST";
     /// Proxies whose `X-Forwarded-For` is believed for the client IP.
     pub const TRUSTED_PROXIES: &str = "SIO_TRUSTED_PROXIES";
+    /// Time an HTTP connection has to deliver a complete request head (also the
+    /// keep-alive idle timeout).
+    pub const HEADER_TIMEOUT_MS: &str = "SIO_HEADER_TIMEOUT_MS";
 }
 
 /// How log lines are written to stderr.
@@ -193,6 +196,13 @@ pub struct Cli {
     /// for the handshake limit. Default: none (the TCP peer is the client).
     #[arg(long, env = env::TRUSTED_PROXIES, value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+
+    /// An HTTP connection must deliver a complete request head within this many
+    /// milliseconds of opening, or of the end of its previous response, or it is closed
+    /// (slow or silent clients; also the keep-alive idle timeout). A long-poll in progress
+    /// and a websocket are not affected.
+    #[arg(long, env = env::HEADER_TIMEOUT_MS, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -251,6 +261,9 @@ pub struct Config {
     pub event_limit: Option<RateLimit>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Time an HTTP connection has to deliver a complete request head, from opening or
+    /// from the end of its previous response (so also the keep-alive idle timeout).
+    pub header_timeout: Duration,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -415,6 +428,12 @@ impl Config {
             (1024..=100 * 1024 * 1024).contains(&cli.max_payload),
         )?;
         range(
+            env::HEADER_TIMEOUT_MS,
+            "between 100 and 600000",
+            cli.header_timeout_ms,
+            (100..=600_000).contains(&cli.header_timeout_ms),
+        )?;
+        range(
             env::SHUTDOWN_GRACE_MS,
             "at most 3600000",
             cli.shutdown_grace_ms,
@@ -492,6 +511,7 @@ impl Config {
             handshake_limit,
             event_limit,
             trusted_proxies,
+            header_timeout: Duration::from_millis(cli.header_timeout_ms),
         })
     }
 
@@ -606,7 +626,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}]",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={}",
             self.listen,
             self.node_id,
             redis,
@@ -636,6 +656,7 @@ impl fmt::Display for Config {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
+            self.header_timeout.as_millis(),
         )
     }
 }
@@ -674,6 +695,7 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_secs(25));
         assert_eq!(c.ping_timeout, Duration::from_secs(20));
         assert_eq!(c.max_payload, 1_000_000);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert!(!c.client_publish.matches("anything"));
         // A random UUID node id.
         assert_eq!(c.node_id.len(), 36);
@@ -735,6 +757,8 @@ mod tests {
             (&["--namespaces", "/chat"], "/chat"),
             (&["--ping-interval-ms", "10"], "SIO_PING_INTERVAL_MS"),
             (&["--max-payload", "1"], "SIO_MAX_PAYLOAD"),
+            (&["--header-timeout-ms", "0"], "SIO_HEADER_TIMEOUT_MS"),
+            (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),
