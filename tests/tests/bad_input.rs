@@ -677,3 +677,218 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
     }
     (connected_in, delivered)
 }
+
+// ---- Slow and idle HTTP connections: the header timeout (slowloris) --------------------
+
+/// The header timeout the tests below run the node with, in ms: short, so a test takes
+/// seconds; the ping interval (2 s) is longer, so every long-poll waits across it.
+const HEADER_TIMEOUT_MS: u64 = 500;
+
+/// A node with a short header timeout and a ping interval well above it.
+async fn slow_guarded_node() -> sio_cluster_tests::TestNode {
+    start_node(&[
+        "--header-timeout-ms",
+        &HEADER_TIMEOUT_MS.to_string(),
+        "--ping-interval-ms",
+        "2000",
+        "--client-publish",
+        "room-*",
+    ])
+    .await
+    .unwrap()
+}
+
+/// How a slowloris client holds its connection.
+#[derive(Debug, Clone, Copy)]
+enum Slow {
+    /// Connects and sends nothing.
+    Silent,
+    /// Sends half a request head, then nothing.
+    Stalled,
+    /// Sends half a request head, then one more header byte every 100 ms, forever.
+    Dribbling,
+}
+
+/// Opens a connection that never completes a request head, and holds it (bounded by
+/// `within`) until the server closes it: `true` when the server closed it (EOF or reset),
+/// `false` when it was still open at `within`.
+async fn slow_client(addr: SocketAddr, kind: Slow, within: Duration) -> bool {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    if !matches!(kind, Slow::Silent) {
+        let half = format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\n");
+        tcp.write_all(half.as_bytes()).await.unwrap();
+    }
+    let mut dribble = b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle();
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {} // an error answer before the close: keep reading
+            Err(_) => {
+                if let (Slow::Dribbling, Some(b)) = (kind, dribble.next())
+                    && tcp.write_all(&[*b]).await.is_err()
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Slowloris: waves of connections that send nothing, stall mid-head or dribble a header
+/// byte at a time are all closed by the node, while official clients (polling-only,
+/// websocket-only, upgrading) connect, sit quiet with long-polls waiting past the header
+/// timeout (to the next ping), and then exchange events, with no error and no disconnect.
+/// Without the header timeout, no slow connection is ever closed.
+#[tokio::test]
+async fn slowloris_connections_are_closed_while_clients_long_poll_through() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let clients = sio_cluster_tests::spawn_js(&json!({
+        "scenario": "quiet", "url": node.url(), "quietMs": 3000, "messages": 5,
+    }))
+    .unwrap();
+    let within = Duration::from_secs(15);
+    let mut slow = Vec::new();
+    // Six waves of 60, one every 500 ms, so slow connections are open all through the
+    // clients' quiet time.
+    for _ in 0..6 {
+        for i in 0..60 {
+            let kind = [Slow::Silent, Slow::Stalled, Slow::Dribbling][i % 3];
+            slow.push((kind, tokio::spawn(slow_client(addr, kind, within))));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut still_open = Vec::new();
+    for (kind, task) in slow {
+        if !task.await.unwrap() {
+            still_open.push(kind);
+        }
+    }
+    let facts = sio_cluster_tests::finish(clients, "quiet clients")
+        .await
+        .unwrap();
+    println!("clients: {facts}");
+    let count = |name: &str| {
+        still_open
+            .iter()
+            .filter(|k| format!("{k:?}") == name)
+            .count()
+    };
+    assert!(
+        still_open.is_empty(),
+        "{} of 360 slow connections still open after {within:?} (silent {}, stalled {}, dribbling {})",
+        still_open.len(),
+        count("Silent"),
+        count("Stalled"),
+        count("Dribbling"),
+    );
+    let wanted = [
+        ("polling", "polling"),
+        ("websocket", "websocket"),
+        ("upgrade", "websocket"),
+    ];
+    for (mode, transport) in wanted {
+        let c = &facts[mode];
+        assert_eq!(c["transport"], transport, "{mode}: {c}");
+        assert_eq!(c["connected"], true, "{mode}: {c}");
+        assert_eq!(c["disconnects"], json!([]), "{mode}: {c}");
+        assert_eq!(c["connectErrors"], json!([]), "{mode}: {c}");
+        assert_eq!(c["received"], json!([0, 1, 2, 3, 4]), "{mode}: {c}");
+    }
+    // The quiet time really held a long-poll open across the header timeout.
+    let longest = facts["polling"]["longestPollMs"].as_u64().unwrap();
+    assert!(
+        longest > HEADER_TIMEOUT_MS,
+        "no long-poll outlasted the header timeout: {longest} ms"
+    );
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let closed = metric_line(&metrics, "sio_http_timeouts_total");
+    assert!(closed >= 360.0, "timeouts counted: {closed}");
+}
+
+/// An idle keep-alive connection is closed after the timeout; on a connection that
+/// carries a session, a long-poll that waits past the timeout (until the ping) is
+/// answered on that same connection, and only the idle time after it closes it.
+/// Without the timeout, both connections stay open.
+#[tokio::test]
+async fn idle_keep_alive_is_closed_but_a_long_poll_is_not_cut() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let within = Duration::from_secs(10);
+
+    // A plain request, then nothing.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let health = keep_alive_request(&mut idle, addr, "GET", "/healthz", b"").await;
+    assert!(health.contains("ok"), "{health}");
+
+    // A polling session on one kept-alive connection.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let open = keep_alive_request(
+        &mut tcp,
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        b"",
+    )
+    .await;
+    let sid = open.split('"').nth(3).unwrap().to_string();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(
+        keep_alive_request(&mut tcp, addr, "POST", &path, b"40").await,
+        "ok"
+    );
+    // Poll (answering pings) until a GET has waited with nothing to send: the next ping
+    // comes 2 s after the last, so that GET waits past the header timeout.
+    let mut connected = false;
+    let mut long_poll = None;
+    for _ in 0..6 {
+        let started = Instant::now();
+        let got = keep_alive_request(&mut tcp, addr, "GET", &path, b"").await;
+        let waited = started.elapsed();
+        connected |= got.contains("40{");
+        let pinged = got.split('\u{1e}').any(|p| p == "2");
+        if pinged {
+            assert_eq!(
+                keep_alive_request(&mut tcp, addr, "POST", &path, b"3").await,
+                "ok"
+            );
+        }
+        if connected && got == "2" && waited > Duration::from_millis(HEADER_TIMEOUT_MS) {
+            long_poll = Some(waited);
+            break;
+        }
+    }
+    assert!(connected, "no CONNECT answer");
+    let waited = long_poll.expect("no long-poll outlasted the header timeout");
+    println!("a long-poll waited {waited:?} and was answered on its connection");
+
+    // Now both connections are idle: the node closes them.
+    let (idle_closed, session_closed) = tokio::join!(
+        slow_client_wait(idle, within),
+        slow_client_wait(tcp, within)
+    );
+    assert!(idle_closed, "an idle keep-alive connection stayed open");
+    assert!(session_closed, "the idle session connection stayed open");
+}
+
+/// Reads `tcp` until the server closes it: `true` on EOF or reset, `false` when it is
+/// still open at `within`.
+async fn slow_client_wait(mut tcp: TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    {
+        Ok(()) => true,
+        Err(_) => false,
+    }
+}
