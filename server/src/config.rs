@@ -80,6 +80,8 @@ pub mod env {
     /// Time an HTTP connection has to deliver a complete request head (also the
     /// keep-alive idle timeout).
     pub const HEADER_TIMEOUT_MS: &str = "SIO_HEADER_TIMEOUT_MS";
+    /// Time a request with a body has to be received and answered.
+    pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
 }
 
 /// How log lines are written to stderr.
@@ -203,6 +205,12 @@ pub struct Cli {
     /// and a websocket are not affected.
     #[arg(long, env = env::HEADER_TIMEOUT_MS, default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+
+    /// A request with a body (a polling POST) must be received and answered within this
+    /// many milliseconds, or it gets 408 and the connection is closed (slowly dribbled
+    /// bodies). Requests without a body (long-polls, upgrades) are not timed.
+    #[arg(long, env = env::BODY_TIMEOUT_MS, default_value_t = 60_000)]
+    pub body_timeout_ms: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -264,6 +272,8 @@ pub struct Config {
     /// Time an HTTP connection has to deliver a complete request head, from opening or
     /// from the end of its previous response (so also the keep-alive idle timeout).
     pub header_timeout: Duration,
+    /// Time a request with a body has to be received and answered.
+    pub body_timeout: Duration,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -434,6 +444,12 @@ impl Config {
             (100..=600_000).contains(&cli.header_timeout_ms),
         )?;
         range(
+            env::BODY_TIMEOUT_MS,
+            "between 100 and 3600000",
+            cli.body_timeout_ms,
+            (100..=3_600_000).contains(&cli.body_timeout_ms),
+        )?;
+        range(
             env::SHUTDOWN_GRACE_MS,
             "at most 3600000",
             cli.shutdown_grace_ms,
@@ -512,6 +528,7 @@ impl Config {
             event_limit,
             trusted_proxies,
             header_timeout: Duration::from_millis(cli.header_timeout_ms),
+            body_timeout: Duration::from_millis(cli.body_timeout_ms),
         })
     }
 
@@ -626,7 +643,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={}",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={}",
             self.listen,
             self.node_id,
             redis,
@@ -657,6 +674,7 @@ impl fmt::Display for Config {
                 .collect::<Vec<_>>()
                 .join(","),
             self.header_timeout.as_millis(),
+            self.body_timeout.as_millis(),
         )
     }
 }
@@ -696,6 +714,7 @@ mod tests {
         assert_eq!(c.ping_timeout, Duration::from_secs(20));
         assert_eq!(c.max_payload, 1_000_000);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_timeout, Duration::from_secs(60));
         assert!(!c.client_publish.matches("anything"));
         // A random UUID node id.
         assert_eq!(c.node_id.len(), 36);
@@ -759,6 +778,7 @@ mod tests {
             (&["--max-payload", "1"], "SIO_MAX_PAYLOAD"),
             (&["--header-timeout-ms", "0"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
+            (&["--body-timeout-ms", "99"], "SIO_BODY_TIMEOUT_MS"),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),

@@ -16,6 +16,12 @@
 //! - A websocket upgrade leaves HTTP: after the `101` the connection belongs to the
 //!   websocket, whose liveness is the Engine.IO ping/pong.
 //!
+//! Once the head is in, hyper times nothing, so a client could also send a polling `POST`
+//! for a live session announcing a large body and then dribble it. A request that has a
+//! body must therefore be received and answered within [`HttpSettings::body_timeout`]
+//! (Node's `requestTimeout` idea); past it the client gets `408` and the connection is
+//! closed. Requests without a body (long-polls, upgrades, probes) are not timed.
+//!
 //! Stopping works as `axum::serve`'s graceful shutdown did: accept no more connections,
 //! ask every open connection to finish its request in flight and close, and return once
 //! all have closed.
@@ -40,6 +46,8 @@ pub struct HttpSettings {
     /// A connection must deliver a complete request head within this long of opening, or
     /// of the end of its previous response (so it is also the keep-alive idle timeout).
     pub header_timeout: Duration,
+    /// A request with a body must be received and answered within this long.
+    pub body_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then closes every connection
@@ -63,9 +71,25 @@ pub async fn serve(
             () = stop.cancelled() => break,
         };
         let router = router.clone();
+        let body_metrics = metrics.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            tower::ServiceExt::oneshot(router.clone(), req)
+            let has_body = !hyper::body::Body::is_end_stream(req.body());
+            let response = tower::ServiceExt::oneshot(router.clone(), req);
+            let metrics = body_metrics.clone();
+            async move {
+                if !has_body {
+                    return response.await;
+                }
+                match tokio::time::timeout(settings.body_timeout, response).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        metrics.http_timeout("body");
+                        debug!(%peer, "closed: request body not received in time");
+                        Ok(request_timeout())
+                    }
+                }
+            }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -83,7 +107,7 @@ pub async fn serve(
             };
             if let Err(e) = res {
                 if e.is_timeout() {
-                    metrics.http_timeout();
+                    metrics.http_timeout("header");
                     debug!(%peer, "closed: no complete request head within the header timeout");
                 } else {
                     debug!(%peer, error = %e, "connection ended with an error");
@@ -94,4 +118,11 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// `408 Request Timeout`, closing the connection (the rest of the body is never read).
+fn request_timeout() -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse as _;
+    (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")]).into_response()
 }

@@ -528,12 +528,14 @@ async fn serve(
         %addr,
         node = %config.node_id,
         header_timeout_ms = config.header_timeout.as_millis() as u64,
+        body_timeout_ms = config.body_timeout.as_millis() as u64,
         "listening"
     );
     let switch = Switch::new(&config.node_id);
     let stop_http = CancellationToken::new();
     let settings = crate::http::HttpSettings {
         header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
     };
     let mut server = tokio::spawn(crate::http::serve(
         listener,

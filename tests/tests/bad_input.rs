@@ -684,11 +684,16 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
 /// seconds; the ping interval (2 s) is longer, so every long-poll waits across it.
 const HEADER_TIMEOUT_MS: u64 = 500;
 
-/// A node with a short header timeout and a ping interval well above it.
+/// The body timeout the tests below run the node with, in ms.
+const BODY_TIMEOUT_MS: u64 = 1000;
+
+/// A node with short header and body timeouts and a ping interval well above them.
 async fn slow_guarded_node() -> sio_cluster_tests::TestNode {
     start_node(&[
         "--header-timeout-ms",
         &HEADER_TIMEOUT_MS.to_string(),
+        "--body-timeout-ms",
+        &BODY_TIMEOUT_MS.to_string(),
         "--ping-interval-ms",
         "2000",
         "--client-publish",
@@ -883,4 +888,52 @@ async fn slow_client_wait(mut tcp: TcpStream, within: Duration) -> bool {
         Ok(()) => true,
         Err(_) => false,
     }
+}
+
+/// A polling `POST` for a live session that announces a large body and dribbles it a
+/// byte every 100 ms is answered `408` and its connection closed by the body timeout.
+/// Without it the connection stays open as long as the client keeps dribbling.
+#[tokio::test]
+async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let sid = polling_sid(addr).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 100000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                if tcp.write_all(b"4").await.is_err() {
+                    break true;
+                }
+            }
+        }
+    };
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    println!(
+        "dribbled body: closed={closed} after {:?}, answer {answer:?}",
+        started.elapsed()
+    );
+    assert!(closed, "the dribbling POST's connection stayed open");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "no 408 before the close: {answer:?}"
+    );
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(
+        metric_line(&metrics, r#"sio_http_timeouts_total{kind="body"}"#),
+        1.0,
+        "{metrics}"
+    );
 }
