@@ -82,6 +82,8 @@ pub mod env {
     pub const HEADER_TIMEOUT_MS: &str = "SIO_HEADER_TIMEOUT_MS";
     /// Time a request with a body has to be received and answered.
     pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
+    /// Most connections open at once (0 = no cap).
+    pub const MAX_CONNECTIONS: &str = "SIO_MAX_CONNECTIONS";
 }
 
 /// How log lines are written to stderr.
@@ -211,6 +213,11 @@ pub struct Cli {
     /// bodies). Requests without a body (long-polls, upgrades) are not timed.
     #[arg(long, env = env::BODY_TIMEOUT_MS, default_value_t = 60_000)]
     pub body_timeout_ms: u64,
+
+    /// Most TCP connections open at once, websockets included; at the cap the node stops
+    /// accepting (logged) until one closes. 0 = no cap.
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 0)]
+    pub max_connections: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -274,6 +281,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Time a request with a body has to be received and answered.
     pub body_timeout: Duration,
+    /// Most connections open at once; `None`: no cap.
+    pub max_connections: Option<usize>,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -450,6 +459,12 @@ impl Config {
             (100..=3_600_000).contains(&cli.body_timeout_ms),
         )?;
         range(
+            env::MAX_CONNECTIONS,
+            "0 (no cap) or at most 10000000",
+            cli.max_connections,
+            cli.max_connections <= 10_000_000,
+        )?;
+        range(
             env::SHUTDOWN_GRACE_MS,
             "at most 3600000",
             cli.shutdown_grace_ms,
@@ -529,6 +544,7 @@ impl Config {
             trusted_proxies,
             header_timeout: Duration::from_millis(cli.header_timeout_ms),
             body_timeout: Duration::from_millis(cli.body_timeout_ms),
+            max_connections: (cli.max_connections > 0).then_some(cli.max_connections as usize),
         })
     }
 
@@ -643,7 +659,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={}",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
             self.node_id,
             redis,
@@ -675,6 +691,9 @@ impl fmt::Display for Config {
                 .join(","),
             self.header_timeout.as_millis(),
             self.body_timeout.as_millis(),
+            self.max_connections
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "off".into()),
         )
     }
 }
@@ -715,6 +734,13 @@ mod tests {
         assert_eq!(c.max_payload, 1_000_000);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(
+            parse(&["--max-connections", "500"])
+                .unwrap()
+                .max_connections,
+            Some(500)
+        );
         assert!(!c.client_publish.matches("anything"));
         // A random UUID node id.
         assert_eq!(c.node_id.len(), 36);
@@ -779,6 +805,7 @@ mod tests {
             (&["--header-timeout-ms", "0"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--body-timeout-ms", "99"], "SIO_BODY_TIMEOUT_MS"),
+            (&["--max-connections", "10000001"], "SIO_MAX_CONNECTIONS"),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),

@@ -22,21 +22,31 @@
 //! (Node's `requestTimeout` idea); past it the client gets `408` and the connection is
 //! closed. Requests without a body (long-polls, upgrades, probes) are not timed.
 //!
+//! With [`HttpSettings::max_connections`] set, each connection holds a slot from accept
+//! until its socket closes (a websocket keeps the slot of the connection it upgraded).
+//! With every slot taken the node stops accepting, logs it once, and new connections
+//! wait in the listen backlog until one closes.
+//!
 //! Stopping works as `axum::serve`'s graceful shutdown did: accept no more connections,
 //! ask every open connection to finish its request in flight and close, and return once
 //! all have closed.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 
@@ -48,6 +58,8 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// A request with a body must be received and answered within this long.
     pub body_timeout: Duration,
+    /// Most connections open at once (websockets included); `None`: no cap.
+    pub max_connections: Option<usize>,
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then closes every connection
@@ -64,11 +76,28 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout);
     let connections = TaskTracker::new();
+    let slots = settings
+        .max_connections
+        .map(|max| (Arc::new(Semaphore::new(max)), max));
     loop {
+        let slot = match &slots {
+            None => None,
+            Some((slots, max)) => tokio::select! {
+                slot = take_slot(slots, *max, &metrics) => match slot {
+                    Some(slot) => Some(slot),
+                    None => break,
+                },
+                () = stop.cancelled() => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             // axum's accept: logs and backs off on errors such as EMFILE.
             conn = axum::serve::Listener::accept(&mut listener) => conn,
             () = stop.cancelled() => break,
+        };
+        let stream = Slotted {
+            stream,
+            _slot: slot,
         };
         let router = router.clone();
         let body_metrics = metrics.clone();
@@ -118,6 +147,76 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// A free connection slot, waiting (logged once per episode) while there is none.
+/// `None` only if the semaphore was closed, which never happens.
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    max: usize,
+    metrics: &Metrics,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    metrics.http_connection_limit();
+    warn!(
+        max_connections = max,
+        "connection limit reached: not accepting; new connections wait in the listen backlog until one closes"
+    );
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    info!(
+        max_connections = max,
+        "below the connection limit: accepting again"
+    );
+    Some(slot)
+}
+
+/// A TCP connection holding its connection slot (if any) until it is dropped: when the
+/// HTTP connection ends, or, after an upgrade, when the websocket does.
+struct Slotted {
+    stream: TcpStream,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl AsyncRead for Slotted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Slotted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// `408 Request Timeout`, closing the connection (the rest of the body is never read).

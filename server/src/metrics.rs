@@ -19,6 +19,7 @@
 //! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
+//! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total` | counter | cluster mode: every loss, counted |
@@ -185,6 +186,13 @@ impl Metrics {
     pub fn http_timeout(&self, kind: &'static str) {
         self.counter("sio_http_timeouts_total", "kind", kind.into())
             .increment(1);
+    }
+
+    /// Every connection slot (`SIO_MAX_CONNECTIONS`) was taken: the node stopped
+    /// accepting until one was freed. Counted once per episode.
+    pub fn http_connection_limit(&self) {
+        let key = Key::from_name("sio_http_connection_limit_total");
+        self.recorder.register_counter(&key, &META).increment(1);
     }
 
     /// Copies the Redis adapter's counters (cluster mode).

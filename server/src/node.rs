@@ -529,6 +529,7 @@ async fn serve(
         node = %config.node_id,
         header_timeout_ms = config.header_timeout.as_millis() as u64,
         body_timeout_ms = config.body_timeout.as_millis() as u64,
+        max_connections = config.max_connections.unwrap_or(0),
         "listening"
     );
     let switch = Switch::new(&config.node_id);
@@ -536,6 +537,7 @@ async fn serve(
     let settings = crate::http::HttpSettings {
         header_timeout: config.header_timeout,
         body_timeout: config.body_timeout,
+        max_connections: config.max_connections,
     };
     let mut server = tokio::spawn(crate::http::serve(
         listener,

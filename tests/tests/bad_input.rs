@@ -937,3 +937,55 @@ async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
         "{metrics}"
     );
 }
+
+/// `SIO_MAX_CONNECTIONS=20`: with 10 websockets and 10 silent connections open, a 21st
+/// connection is not served (the node stops accepting and logs it) until some close;
+/// closing the websockets frees their slots (a websocket keeps the slot of the
+/// connection it upgraded) and the waiting request is answered. Without the cap the 21st
+/// is served at once.
+#[tokio::test]
+async fn connection_cap_holds_new_connections_until_slots_free() {
+    let env = [
+        ("SIO_MAX_CONNECTIONS", "20"),
+        ("SIO_HEADER_TIMEOUT_MS", "60000"),
+    ];
+    let (node, log, _) =
+        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
+            .await
+            .unwrap();
+    let node = node.expect("node started");
+    let addr = node.addr;
+    let mut websockets = Vec::new();
+    for _ in 0..10 {
+        websockets.push(ws_connect(addr).await);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let waiting = tokio::spawn(async move { http_get(addr, "/healthz").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a 21st connection was served while 20 were open: {:?}",
+        waiting.await
+    );
+    drop(websockets);
+    let (status, _) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting request was answered once websockets closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(silent);
+    let text = log.text();
+    assert!(
+        text.contains("connection limit reached"),
+        "the limit is logged: {text}"
+    );
+    assert!(text.contains("accepting again"), "{text}");
+    let hits = sio_cluster_tests::metric_at(addr, "sio_http_connection_limit_total")
+        .await
+        .unwrap();
+    assert!(hits >= 1.0, "counted: {hits}");
+}
