@@ -989,3 +989,31 @@ async fn connection_cap_holds_new_connections_until_slots_free() {
         .unwrap();
     assert!(hits >= 1.0, "counted: {hits}");
 }
+
+/// A SIGTERM drain is not held up by a client stalled mid-head: the header timeout closes
+/// it, and the node reports a complete drain (exit 0) instead of waiting out its grace
+/// period. Without the timeout the stalled connection keeps the drain open for the whole
+/// grace (20 s here) and the node stops with "grace period ran out".
+#[tokio::test]
+async fn a_stalled_client_does_not_hold_up_the_drain() {
+    let env = [
+        ("SIO_HEADER_TIMEOUT_MS", "1000"),
+        ("SIO_SHUTDOWN_GRACE_MS", "20000"),
+    ];
+    let (node, log, _) =
+        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
+            .await
+            .unwrap();
+    let mut node = node.expect("node started");
+    let mut stalled = TcpStream::connect(node.addr).await.unwrap();
+    stalled
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", node.addr).as_bytes())
+        .await
+        .unwrap();
+    let code = node.terminate(Duration::from_secs(15)).await.unwrap();
+    assert_eq!(code, Some(0));
+    let text = log.text();
+    assert!(text.contains("drained, stopped"), "{text}");
+    assert!(!text.contains("grace period ran out"), "{text}");
+    drop(stalled);
+}
