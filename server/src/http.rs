@@ -29,7 +29,8 @@
 //!
 //! Stopping works as `axum::serve`'s graceful shutdown did: accept no more connections,
 //! ask every open connection to finish its request in flight and close, and return once
-//! all have closed.
+//! all have closed. A connection stalled mid-head is closed by the header timeout, so it
+//! holds the drain up for that long at most, not for the whole grace period.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
