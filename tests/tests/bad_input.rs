@@ -978,6 +978,11 @@ async fn connection_cap_holds_new_connections_until_slots_free() {
         .unwrap();
     assert_eq!(status, 200);
     drop(silent);
+    // The log is read from the node's stderr by another thread: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains("accepting again") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let text = log.text();
     assert!(
         text.contains("connection limit reached"),
@@ -1012,6 +1017,11 @@ async fn a_stalled_client_does_not_hold_up_the_drain() {
         .unwrap();
     let code = node.terminate(Duration::from_secs(15)).await.unwrap();
     assert_eq!(code, Some(0));
+    // The log is read from the node's stderr by another thread: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains("drained, stopped") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let text = log.text();
     assert!(text.contains("drained, stopped"), "{text}");
     assert!(!text.contains("grace period ran out"), "{text}");
