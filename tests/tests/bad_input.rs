@@ -458,20 +458,7 @@ fn metric_line(metrics: &str, name: &str) -> f64 {
 /// sent and never read. The returned stream is held open until dropped.
 async fn half_open_poll(addr: SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let open = keep_alive_request(
-        &mut tcp,
-        addr,
-        "GET",
-        "/socket.io/?EIO=4&transport=polling",
-        b"",
-    )
-    .await;
-    let sid = open.split('"').nth(3).unwrap().to_string();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(
-        keep_alive_request(&mut tcp, addr, "POST", &path, b"40").await,
-        "ok"
-    );
+    let path = keep_alive_session(&mut tcp, addr).await;
     // The CONNECT packet; on a busy machine a ping may come first: answer it.
     for _ in 0..3 {
         let got = keep_alive_request(&mut tcp, addr, "GET", &path, b"").await;
@@ -484,6 +471,20 @@ async fn half_open_poll(addr: SocketAddr) -> TcpStream {
     let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp
+}
+
+/// A polling handshake, then the namespace CONNECT posted, on kept-alive `tcp`: the
+/// session's polling path (`...&sid=`).
+async fn keep_alive_session(tcp: &mut TcpStream, addr: SocketAddr) -> String {
+    let open =
+        keep_alive_request(tcp, addr, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
+    let sid = open.split('"').nth(3).unwrap().to_string();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(
+        keep_alive_request(tcp, addr, "POST", &path, b"40").await,
+        "ok"
+    );
+    path
 }
 
 /// An HTTP/1.1 request on a kept-alive connection; returns the body (Content-Length only).
@@ -823,20 +824,7 @@ async fn idle_keep_alive_is_closed_but_a_long_poll_is_not_cut() {
 
     // A polling session on one kept-alive connection.
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let open = keep_alive_request(
-        &mut tcp,
-        addr,
-        "GET",
-        "/socket.io/?EIO=4&transport=polling",
-        b"",
-    )
-    .await;
-    let sid = open.split('"').nth(3).unwrap().to_string();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(
-        keep_alive_request(&mut tcp, addr, "POST", &path, b"40").await,
-        "ok"
-    );
+    let path = keep_alive_session(&mut tcp, addr).await;
     // Poll (answering pings) until a GET has waited with nothing to send: the next ping
     // comes 2 s after the last, so that GET waits past the header timeout.
     let mut connected = false;
