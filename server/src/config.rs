@@ -77,6 +77,13 @@ pub mod env {
     pub const EVENT_BURST: &str = "SIO_EVENT_BURST";
     /// Proxies whose `X-Forwarded-For` is believed for the client IP.
     pub const TRUSTED_PROXIES: &str = "SIO_TRUSTED_PROXIES";
+    /// Time an HTTP connection has to deliver a complete request head (also the
+    /// keep-alive idle timeout).
+    pub const HEADER_TIMEOUT_MS: &str = "SIO_HEADER_TIMEOUT_MS";
+    /// Time a request with a body has to be received and answered.
+    pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
+    /// Most connections open at once (0 = no cap).
+    pub const MAX_CONNECTIONS: &str = "SIO_MAX_CONNECTIONS";
 }
 
 /// How log lines are written to stderr.
@@ -193,6 +200,24 @@ pub struct Cli {
     /// for the handshake limit. Default: none (the TCP peer is the client).
     #[arg(long, env = env::TRUSTED_PROXIES, value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+
+    /// An HTTP connection must deliver a complete request head within this many
+    /// milliseconds of opening, or of the end of its previous response, or it is closed
+    /// (slow or silent clients; also the keep-alive idle timeout). A long-poll in progress
+    /// and a websocket are not affected.
+    #[arg(long, env = env::HEADER_TIMEOUT_MS, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// A request with a body (a polling POST) must be received and answered within this
+    /// many milliseconds, or it gets 408 and the connection is closed (slowly dribbled
+    /// bodies). Requests without a body (long-polls, upgrades) are not timed.
+    #[arg(long, env = env::BODY_TIMEOUT_MS, default_value_t = 60_000)]
+    pub body_timeout_ms: u64,
+
+    /// Most TCP connections open at once, websockets included; at the cap the node stops
+    /// accepting (logged) until one closes. 0 = no cap.
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 0)]
+    pub max_connections: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -251,6 +276,13 @@ pub struct Config {
     pub event_limit: Option<RateLimit>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Time an HTTP connection has to deliver a complete request head, from opening or
+    /// from the end of its previous response (so also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// Time a request with a body has to be received and answered.
+    pub body_timeout: Duration,
+    /// Most connections open at once; `None`: no cap.
+    pub max_connections: Option<usize>,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -415,6 +447,24 @@ impl Config {
             (1024..=100 * 1024 * 1024).contains(&cli.max_payload),
         )?;
         range(
+            env::HEADER_TIMEOUT_MS,
+            "between 100 and 600000",
+            cli.header_timeout_ms,
+            (100..=600_000).contains(&cli.header_timeout_ms),
+        )?;
+        range(
+            env::BODY_TIMEOUT_MS,
+            "between 100 and 3600000",
+            cli.body_timeout_ms,
+            (100..=3_600_000).contains(&cli.body_timeout_ms),
+        )?;
+        range(
+            env::MAX_CONNECTIONS,
+            "0 (no cap) or at most 10000000",
+            cli.max_connections,
+            cli.max_connections <= 10_000_000,
+        )?;
+        range(
             env::SHUTDOWN_GRACE_MS,
             "at most 3600000",
             cli.shutdown_grace_ms,
@@ -492,6 +542,9 @@ impl Config {
             handshake_limit,
             event_limit,
             trusted_proxies,
+            header_timeout: Duration::from_millis(cli.header_timeout_ms),
+            body_timeout: Duration::from_millis(cli.body_timeout_ms),
+            max_connections: (cli.max_connections > 0).then_some(cli.max_connections as usize),
         })
     }
 
@@ -606,7 +659,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}]",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
             self.node_id,
             redis,
@@ -636,6 +689,11 @@ impl fmt::Display for Config {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
+            self.header_timeout.as_millis(),
+            self.body_timeout.as_millis(),
+            self.max_connections
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "off".into()),
         )
     }
 }
@@ -674,6 +732,15 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_secs(25));
         assert_eq!(c.ping_timeout, Duration::from_secs(20));
         assert_eq!(c.max_payload, 1_000_000);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(
+            parse(&["--max-connections", "500"])
+                .unwrap()
+                .max_connections,
+            Some(500)
+        );
         assert!(!c.client_publish.matches("anything"));
         // A random UUID node id.
         assert_eq!(c.node_id.len(), 36);
@@ -735,6 +802,10 @@ mod tests {
             (&["--namespaces", "/chat"], "/chat"),
             (&["--ping-interval-ms", "10"], "SIO_PING_INTERVAL_MS"),
             (&["--max-payload", "1"], "SIO_MAX_PAYLOAD"),
+            (&["--header-timeout-ms", "0"], "SIO_HEADER_TIMEOUT_MS"),
+            (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
+            (&["--body-timeout-ms", "99"], "SIO_BODY_TIMEOUT_MS"),
+            (&["--max-connections", "10000001"], "SIO_MAX_CONNECTIONS"),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),

@@ -90,13 +90,20 @@ pub fn sid_from_open_packet(body: &[u8]) -> Option<String> {
 }
 
 impl Forwarder {
-    /// A forwarder for node `node_id`.
-    pub fn new(node_id: String, cluster: RedisCluster, metrics: Metrics) -> Arc<Self> {
+    /// A forwarder for node `node_id`. Pooled connections to other nodes are dropped
+    /// after half of `peer_idle_timeout` unused, well before the other node (configured
+    /// alike) closes them as idle, so a request is not sent on a connection being closed.
+    pub fn new(
+        node_id: String,
+        cluster: RedisCluster,
+        metrics: Metrics,
+        peer_idle_timeout: Duration,
+    ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout((peer_idle_timeout / 2).min(Duration::from_secs(60)))
             .build(connector);
         Arc::new(Self {
             node_id,

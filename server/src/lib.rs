@@ -8,6 +8,7 @@
 //! Module map:
 //! - [`config`]: flags and `SIO_*` variables, validated.
 //! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
+//! - [`http`]: the HTTP/1 accept loop, header and keep-alive idle timeouts.
 //! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
 //! - [`entry`]: the process entry point (the `sio-server` binary).
 //! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod entry;
 pub mod forward;
 pub mod gateway;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod node;

@@ -18,6 +18,8 @@
 //! | `sio_forward_errors_total` | counter | owner unreachable |
 //! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
+//! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
+//! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total` | counter | cluster mode: every loss, counted |
@@ -68,6 +70,10 @@ impl Metrics {
         describe("sio_events_received_total", "Events received from clients");
         describe("sio_events_emitted_total", "Broadcasts emitted by the node");
         describe("sio_errors_total", "Requests answered with an error");
+        describe(
+            "sio_http_timeouts_total",
+            "HTTP connections closed by the header (and keep-alive idle) or body timeout",
+        );
         describe(
             "sio_rate_limited_total",
             "Requests refused and sockets disconnected by rate limits",
@@ -172,6 +178,21 @@ impl Metrics {
     pub fn rate_limited(&self, limit: &'static str) {
         self.counter("sio_rate_limited_total", "limit", limit.into())
             .increment(1);
+    }
+
+    /// An HTTP connection was closed by a timeout: `header` (no complete request head in
+    /// time: a slow or silent client, or an idle keep-alive connection) or `body` (a
+    /// request body not received in time).
+    pub fn http_timeout(&self, kind: &'static str) {
+        self.counter("sio_http_timeouts_total", "kind", kind.into())
+            .increment(1);
+    }
+
+    /// Every connection slot (`SIO_MAX_CONNECTIONS`) was taken: the node stopped
+    /// accepting until one was freed. Counted once per episode.
+    pub fn http_connection_limit(&self) {
+        let key = Key::from_name("sio_http_connection_limit_total");
+        self.recorder.register_counter(&key, &META).increment(1);
     }
 
     /// Copies the Redis adapter's counters (cluster mode).

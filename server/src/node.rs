@@ -99,11 +99,13 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
         source,
     })?;
     let stop = CancellationToken::new();
-    let app = build(&config, addr).await?;
+    let metrics = Metrics::new();
+    let app = build(&config, addr, metrics.clone()).await?;
     let task = tokio::spawn(serve(
         listener,
         std::future::ready(Ok(app)),
         config,
+        metrics,
         stop.clone().cancelled_owned(),
     ));
     Ok(RunningNode { addr, stop, task })
@@ -122,8 +124,10 @@ pub async fn run(
     let listener = bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let build_config = config.clone();
-    let app = async move { build(&build_config, addr).await };
-    serve(listener, app, config, shutdown).await
+    let metrics = Metrics::new();
+    let build_metrics = metrics.clone();
+    let app = async move { build(&build_config, addr, build_metrics).await };
+    serve(listener, app, config, metrics, shutdown).await
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -192,8 +196,7 @@ fn advertise_addr(config: &Config, bound: SocketAddr) -> String {
     SocketAddr::new(ip, bound.port()).to_string()
 }
 
-async fn build(config: &Config, bound: SocketAddr) -> Result<App, StartError> {
-    let metrics = Metrics::new();
+async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<App, StartError> {
     match &config.redis_url {
         None => {
             let (layer, io) = sio_builder(config).build_layer();
@@ -380,9 +383,14 @@ where
         routes::session_gate,
     ));
     // Cluster mode: outermost, requests for other nodes' sessions leave here.
-    let forwarder = cluster
-        .as_ref()
-        .map(|c| Forwarder::new(config.node_id.clone(), c.clone(), state.metrics.clone()));
+    let forwarder = cluster.as_ref().map(|c| {
+        Forwarder::new(
+            config.node_id.clone(),
+            c.clone(),
+            state.metrics.clone(),
+            config.header_timeout,
+        )
+    });
     let router = match &forwarder {
         Some(fw) => {
             let sweep_fw = fw.clone();
@@ -512,31 +520,43 @@ async fn serve(
     listener: TcpListener,
     app: impl Future<Output = Result<App, StartError>> + Send,
     config: Config,
+    metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    info!(%addr, node = %config.node_id, "listening");
+    info!(
+        %addr,
+        node = %config.node_id,
+        header_timeout_ms = config.header_timeout.as_millis() as u64,
+        body_timeout_ms = config.body_timeout.as_millis() as u64,
+        max_connections = config.max_connections.unwrap_or(0),
+        "listening"
+    );
     let switch = Switch::new(&config.node_id);
     let stop_http = CancellationToken::new();
-    let server = axum::serve(
+    let settings = crate::http::HttpSettings {
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        max_connections: config.max_connections,
+    };
+    let mut server = tokio::spawn(crate::http::serve(
         listener,
-        switch
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_http.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
+        switch.router(),
+        settings,
+        metrics,
+        stop_http.clone(),
+    ));
     let mut shutdown = std::pin::pin!(shutdown);
 
     let app = tokio::select! {
         res = &mut server => {
-            res??;
+            res?;
             return Ok(());
         }
         () = &mut shutdown => {
             info!("stopped while starting");
             stop_http.cancel();
-            server.await??;
+            server.await?;
             return Ok(());
         }
         app = app => app?,
@@ -556,8 +576,8 @@ async fn serve(
 
     tokio::select! {
         res = &mut server => {
-            // The server stopped on its own: an accept loop failure.
-            res??;
+            // The server stopped on its own: its task panicked.
+            res?;
             return Ok(());
         }
         () = &mut shutdown => {}
@@ -585,7 +605,7 @@ async fn serve(
     };
     match tokio::time::timeout(grace, drain).await {
         Ok(res) => {
-            res??;
+            res?;
             info!("drained, stopped");
         }
         Err(_) => warn!(

@@ -734,6 +734,67 @@ scenarios.deploy = async function deploy() {
   return facts;
 };
 
+// ---- slow and idle HTTP connections (tests/tests/security.rs, header timeout) --------
+// Official clients, one polling-only, one websocket-only and one upgrading, each joins its
+// room, then all stay quiet for `opts.quietMs` (long-polls wait for the next ping, longer
+// than the node's header timeout), then each publishes `opts.messages` numbered events to
+// its room and waits for them. Facts per client: final transport, events received in
+// order, disconnects and connect errors, and the longest long-poll it saw (ms).
+scenarios.quiet = async function quiet() {
+  const modes = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] };
+  const messages = opts.messages ?? 5;
+  const clients = Object.entries(modes).map(([mode, transports]) => {
+    const s = io(opts.url, { transports, reconnection: false, forceNew: true });
+    const c = { mode, s, received: [], disconnects: [], connectErrors: [], longestPollMs: 0 };
+    s.on("connect_error", (e) => c.connectErrors.push(e.message));
+    s.on("disconnect", (reason) => c.disconnects.push(reason));
+    s.on("tick", (n) => c.received.push(n));
+    s.io.on("open", () => {
+      const transport = s.io.engine.transport;
+      let started = 0;
+      transport.on("poll", () => (started = Date.now()));
+      transport.on("pollComplete", () => {
+        if (started) c.longestPollMs = Math.max(c.longestPollMs, Date.now() - started);
+      });
+    });
+    return c;
+  });
+  await Promise.all(clients.map((c) => connected(c.s, `${c.mode} connect`)));
+  await Promise.all(clients.filter((c) => c.mode === "upgrade").map((c) => settledTransport(c.s)));
+  await Promise.all(clients.map((c) => ack(c.s, "join", `${opts.room ?? "room-quiet"}-${c.mode}`)));
+  await new Promise((r) => setTimeout(r, opts.quietMs ?? 3000));
+  for (let n = 0; n < messages; n++) {
+    await Promise.all(
+      clients.map((c) => ack(c.s, "publish", { room: `${opts.room ?? "room-quiet"}-${c.mode}`, event: "tick", data: n })),
+    );
+  }
+  await withTimeout(
+    new Promise((resolve) => {
+      const check = () => (clients.every((c) => c.received.length >= messages) ? resolve() : setTimeout(check, 20));
+      check();
+    }),
+    "every event back",
+  ).catch(() => {});
+  const facts = Object.fromEntries(
+    clients.map((c) => [
+      c.mode,
+      {
+        transport: c.s.io.engine?.transport?.name,
+        connected: c.s.connected,
+        received: c.received,
+        disconnects: c.disconnects,
+        connectErrors: c.connectErrors,
+        longestPollMs: c.longestPollMs,
+      },
+    ]),
+  );
+  clients.forEach((c) => {
+    c.s.removeAllListeners("disconnect");
+    c.s.disconnect();
+  });
+  return facts;
+};
+
 const run = scenarios[opts.scenario];
 if (!run) {
   console.log(JSON.stringify({ error: `unknown scenario ${opts.scenario}` }));

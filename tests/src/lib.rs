@@ -997,3 +997,35 @@ impl Witness {
         f
     }
 }
+
+// --- Slow and idle HTTP connections: the header timeout (issue #8) ---
+
+/// Asserts the facts of the `quiet` scenario (tests/js/scenarios.mjs): the polling-only,
+/// websocket-only and upgrading clients ended on their transports, were never
+/// disconnected, got events 0..5 back in order, and the polling client saw a long-poll
+/// held longer than `header_timeout_ms` (so the quiet time really waited across the
+/// node's header timeout).
+pub fn assert_quiet_clients_unharmed(facts: &Value, header_timeout_ms: u64) {
+    let wanted = [
+        ("polling", "polling"),
+        ("websocket", "websocket"),
+        ("upgrade", "websocket"),
+    ];
+    for (mode, transport) in wanted {
+        let c = &facts[mode];
+        assert_eq!(c["transport"], transport, "{mode}: {c}");
+        assert_eq!(c["connected"], true, "{mode}: {c}");
+        assert_eq!(c["disconnects"], serde_json::json!([]), "{mode}: {c}");
+        assert_eq!(c["connectErrors"], serde_json::json!([]), "{mode}: {c}");
+        assert_eq!(
+            c["received"],
+            serde_json::json!([0, 1, 2, 3, 4]),
+            "{mode}: {c}"
+        );
+    }
+    let longest = facts["polling"]["longestPollMs"].as_u64().unwrap_or(0);
+    assert!(
+        longest > header_timeout_ms,
+        "no long-poll outlasted the header timeout ({header_timeout_ms} ms): {longest} ms"
+    );
+}

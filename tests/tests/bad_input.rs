@@ -458,20 +458,7 @@ fn metric_line(metrics: &str, name: &str) -> f64 {
 /// sent and never read. The returned stream is held open until dropped.
 async fn half_open_poll(addr: SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let open = keep_alive_request(
-        &mut tcp,
-        addr,
-        "GET",
-        "/socket.io/?EIO=4&transport=polling",
-        b"",
-    )
-    .await;
-    let sid = open.split('"').nth(3).unwrap().to_string();
-    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(
-        keep_alive_request(&mut tcp, addr, "POST", &path, b"40").await,
-        "ok"
-    );
+    let path = keep_alive_session(&mut tcp, addr).await;
     // The CONNECT packet; on a busy machine a ping may come first: answer it.
     for _ in 0..3 {
         let got = keep_alive_request(&mut tcp, addr, "GET", &path, b"").await;
@@ -484,6 +471,20 @@ async fn half_open_poll(addr: SocketAddr) -> TcpStream {
     let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp
+}
+
+/// A polling handshake, then the namespace CONNECT posted, on kept-alive `tcp`: the
+/// session's polling path (`...&sid=`).
+async fn keep_alive_session(tcp: &mut TcpStream, addr: SocketAddr) -> String {
+    let open =
+        keep_alive_request(tcp, addr, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
+    let sid = open.split('"').nth(3).unwrap().to_string();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(
+        keep_alive_request(tcp, addr, "POST", &path, b"40").await,
+        "ok"
+    );
+    path
 }
 
 /// An HTTP/1.1 request on a kept-alive connection; returns the body (Content-Length only).
@@ -676,4 +677,341 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
         println!("soak round of {n}: {outcomes:?}");
     }
     (connected_in, delivered)
+}
+
+// ---- Slow and idle HTTP connections: the header timeout (slowloris) --------------------
+
+/// The header timeout the tests below run the node with, in ms: short, so a test takes
+/// seconds; the ping interval (2 s) is longer, so every long-poll waits across it.
+const HEADER_TIMEOUT_MS: u64 = 500;
+
+/// The body timeout the tests below run the node with, in ms.
+const BODY_TIMEOUT_MS: u64 = 1000;
+
+/// A node with short header and body timeouts and a ping interval well above them.
+async fn slow_guarded_node() -> sio_cluster_tests::TestNode {
+    start_node(&[
+        "--header-timeout-ms",
+        &HEADER_TIMEOUT_MS.to_string(),
+        "--body-timeout-ms",
+        &BODY_TIMEOUT_MS.to_string(),
+        "--ping-interval-ms",
+        "2000",
+        "--client-publish",
+        "room-*",
+    ])
+    .await
+    .unwrap()
+}
+
+/// How a slowloris client holds its connection.
+#[derive(Debug, Clone, Copy)]
+enum Slow {
+    /// Connects and sends nothing.
+    Silent,
+    /// Sends half a request head, then nothing.
+    Stalled,
+    /// Sends half a request head, then one more header byte every 100 ms, forever.
+    Dribbling,
+}
+
+/// Opens a connection that never completes a request head, and holds it (bounded by
+/// `within`) until the server closes it: how long after opening the server closed it (EOF
+/// or reset), `None` when it was still open at `within`.
+async fn slow_client(addr: SocketAddr, kind: Slow, within: Duration) -> Option<Duration> {
+    let opened = Instant::now();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    if !matches!(kind, Slow::Silent) {
+        let half = format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\n");
+        tcp.write_all(half.as_bytes()).await.unwrap();
+    }
+    let mut dribble = b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle();
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Some(opened.elapsed()),
+            Ok(Ok(_)) => {} // an error answer before the close: keep reading
+            Err(_) => {
+                if let (Slow::Dribbling, Some(b)) = (kind, dribble.next())
+                    && tcp.write_all(&[*b]).await.is_err()
+                {
+                    return Some(opened.elapsed());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Slowloris: waves of connections that send nothing, stall mid-head or dribble a header
+/// byte at a time are all closed by the node, while official clients (polling-only,
+/// websocket-only, upgrading) connect, sit quiet with long-polls waiting past the header
+/// timeout (to the next ping), and then exchange events, with no error and no disconnect.
+/// Without the header timeout, no slow connection is ever closed.
+#[tokio::test]
+async fn slowloris_connections_are_closed_while_clients_long_poll_through() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let clients = sio_cluster_tests::spawn_js(&json!({
+        "scenario": "quiet", "url": node.url(), "quietMs": 3000, "messages": 5,
+    }))
+    .unwrap();
+    let within = Duration::from_secs(15);
+    let mut slow = Vec::new();
+    // Six waves of 60, one every 500 ms, so slow connections are open all through the
+    // clients' quiet time.
+    for _ in 0..6 {
+        for i in 0..60 {
+            let kind = [Slow::Silent, Slow::Stalled, Slow::Dribbling][i % 3];
+            slow.push((kind, tokio::spawn(slow_client(addr, kind, within))));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut still_open = Vec::new();
+    let mut closed_after = Vec::new();
+    for (kind, task) in slow {
+        match task.await.unwrap() {
+            Some(after) => closed_after.push(after),
+            None => still_open.push(kind),
+        }
+    }
+    closed_after.sort();
+    if let (Some(first), Some(last)) = (closed_after.first(), closed_after.last()) {
+        println!(
+            "{} slow connections closed {first:?}..{last:?} after opening (timeout {HEADER_TIMEOUT_MS} ms)",
+            closed_after.len()
+        );
+    }
+    let facts = sio_cluster_tests::finish(clients, "quiet clients")
+        .await
+        .unwrap();
+    println!("clients: {facts}");
+    let count = |name: &str| {
+        still_open
+            .iter()
+            .filter(|k| format!("{k:?}") == name)
+            .count()
+    };
+    assert!(
+        still_open.is_empty(),
+        "{} of 360 slow connections still open after {within:?} (silent {}, stalled {}, dribbling {})",
+        still_open.len(),
+        count("Silent"),
+        count("Stalled"),
+        count("Dribbling"),
+    );
+    sio_cluster_tests::assert_quiet_clients_unharmed(&facts, HEADER_TIMEOUT_MS);
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let closed = metric_line(&metrics, "sio_http_timeouts_total");
+    assert!(closed >= 360.0, "timeouts counted: {closed}");
+}
+
+/// An idle keep-alive connection is closed after the timeout; on a connection that
+/// carries a session, a long-poll that waits past the timeout (until the ping) is
+/// answered on that same connection, and only the idle time after it closes it.
+/// Without the timeout, both connections stay open.
+#[tokio::test]
+async fn idle_keep_alive_is_closed_but_a_long_poll_is_not_cut() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let within = Duration::from_secs(10);
+
+    // A plain request, then nothing.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let health = keep_alive_request(&mut idle, addr, "GET", "/healthz", b"").await;
+    assert!(health.contains("ok"), "{health}");
+
+    // A polling session on one kept-alive connection.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let path = keep_alive_session(&mut tcp, addr).await;
+    // Poll (answering pings) until a GET has waited with nothing to send: the next ping
+    // comes 2 s after the last, so that GET waits past the header timeout.
+    let mut connected = false;
+    let mut long_poll = None;
+    for _ in 0..6 {
+        let started = Instant::now();
+        let got = keep_alive_request(&mut tcp, addr, "GET", &path, b"").await;
+        let waited = started.elapsed();
+        connected |= got.contains("40{");
+        let pinged = got.split('\u{1e}').any(|p| p == "2");
+        if pinged {
+            assert_eq!(
+                keep_alive_request(&mut tcp, addr, "POST", &path, b"3").await,
+                "ok"
+            );
+        }
+        if connected && got == "2" && waited > Duration::from_millis(HEADER_TIMEOUT_MS) {
+            long_poll = Some(waited);
+            break;
+        }
+    }
+    assert!(connected, "no CONNECT answer");
+    let waited = long_poll.expect("no long-poll outlasted the header timeout");
+    println!("a long-poll waited {waited:?} and was answered on its connection");
+
+    // Now both connections are idle: the node closes them.
+    let (idle_closed, session_closed) = tokio::join!(
+        slow_client_wait(idle, within),
+        slow_client_wait(tcp, within)
+    );
+    assert!(idle_closed, "an idle keep-alive connection stayed open");
+    assert!(session_closed, "the idle session connection stayed open");
+}
+
+/// Reads `tcp` until the server closes it: `true` on EOF or reset, `false` when it is
+/// still open at `within`.
+async fn slow_client_wait(mut tcp: TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    {
+        Ok(()) => true,
+        Err(_) => false,
+    }
+}
+
+/// A polling `POST` for a live session that announces a large body and dribbles it a
+/// byte every 100 ms is answered `408` and its connection closed by the body timeout.
+/// Without it the connection stays open as long as the client keeps dribbling.
+#[tokio::test]
+async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
+    let node = slow_guarded_node().await;
+    let addr = node.addr();
+    let sid = polling_sid(addr).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 100000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                if tcp.write_all(b"4").await.is_err() {
+                    break true;
+                }
+            }
+        }
+    };
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    println!(
+        "dribbled body: closed={closed} after {:?}, answer {answer:?}",
+        started.elapsed()
+    );
+    assert!(closed, "the dribbling POST's connection stayed open");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "no 408 before the close: {answer:?}"
+    );
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(
+        metric_line(&metrics, r#"sio_http_timeouts_total{kind="body"}"#),
+        1.0,
+        "{metrics}"
+    );
+}
+
+/// `SIO_MAX_CONNECTIONS=20`: with 10 websockets and 10 silent connections open, a 21st
+/// connection is not served (the node stops accepting and logs it) until some close;
+/// closing the websockets frees their slots (a websocket keeps the slot of the
+/// connection it upgraded) and the waiting request is answered. Without the cap the 21st
+/// is served at once.
+#[tokio::test]
+async fn connection_cap_holds_new_connections_until_slots_free() {
+    let env = [
+        ("SIO_MAX_CONNECTIONS", "20"),
+        ("SIO_HEADER_TIMEOUT_MS", "60000"),
+    ];
+    let (node, log, _) =
+        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
+            .await
+            .unwrap();
+    let node = node.expect("node started");
+    let addr = node.addr;
+    let mut websockets = Vec::new();
+    for _ in 0..10 {
+        websockets.push(ws_connect(addr).await);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let waiting = tokio::spawn(async move { http_get(addr, "/healthz").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a 21st connection was served while 20 were open: {:?}",
+        waiting.await
+    );
+    drop(websockets);
+    let (status, _) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting request was answered once websockets closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(silent);
+    // The log is read from the node's stderr by another thread: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains("accepting again") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = log.text();
+    assert!(
+        text.contains("connection limit reached"),
+        "the limit is logged: {text}"
+    );
+    assert!(text.contains("accepting again"), "{text}");
+    let hits = sio_cluster_tests::metric_at(addr, "sio_http_connection_limit_total")
+        .await
+        .unwrap();
+    assert!(hits >= 1.0, "counted: {hits}");
+}
+
+/// A SIGTERM drain is not held up by a client stalled mid-head: the header timeout closes
+/// it, and the node reports a complete drain (exit 0) instead of waiting out its grace
+/// period. Without the timeout the stalled connection keeps the drain open for the whole
+/// grace (20 s here) and the node stops with "grace period ran out".
+#[tokio::test]
+async fn a_stalled_client_does_not_hold_up_the_drain() {
+    let env = [
+        ("SIO_HEADER_TIMEOUT_MS", "1000"),
+        ("SIO_SHUTDOWN_GRACE_MS", "20000"),
+    ];
+    let (node, log, _) =
+        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
+            .await
+            .unwrap();
+    let mut node = node.expect("node started");
+    let mut stalled = TcpStream::connect(node.addr).await.unwrap();
+    stalled
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", node.addr).as_bytes())
+        .await
+        .unwrap();
+    let code = node.terminate(Duration::from_secs(15)).await.unwrap();
+    assert_eq!(code, Some(0));
+    // The log is read from the node's stderr by another thread: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains("drained, stopped") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = log.text();
+    assert!(text.contains("drained, stopped"), "{text}");
+    assert!(!text.contains("grace period ran out"), "{text}");
+    drop(stalled);
 }

@@ -234,3 +234,43 @@ async fn session_entries_expire_unless_refreshed() {
     assert_eq!(ttl("socket.io:sid:sid-gone").await, -2, "nothing created");
     cluster.close(std::time::Duration::from_secs(1)).await;
 }
+
+// ---- Slow and idle HTTP connections: the header timeout through nginx and forwarding ----
+
+/// With a short header timeout (500 ms, so the keep-alive idle timeout too) and pings 2 s
+/// apart, official clients behind round-robin nginx (polling requests land on both nodes
+/// and are forwarded to the session's owner) sit quiet with long-polls waiting past the
+/// timeout on the client's, nginx's and the forwarding node's connections, then exchange
+/// events: nothing is cut, no error, no disconnect, while idle connections between nginx,
+/// the nodes and each other are closed and reopened underneath.
+#[tokio::test]
+async fn short_header_timeout_cuts_no_forwarded_long_poll() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(
+        &redis,
+        2,
+        &[
+            "--client-publish",
+            "room-*",
+            "--header-timeout-ms",
+            "500",
+            "--ping-interval-ms",
+            "2000",
+        ],
+    )
+    .await
+    .unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+    let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
+    let facts = js_scenario(json!({
+        "scenario": "quiet", "url": nginx.url, "quietMs": 4500, "messages": 5,
+    }))
+    .await
+    .unwrap();
+    println!("clients: {facts}");
+    sio_cluster_tests::assert_quiet_clients_unharmed(&facts, 500);
+    let forwarded = metric_sum(&nodes, "sio_forwarded_total").await.unwrap();
+    assert!(forwarded > 0.0, "nothing was forwarded: {forwarded}");
+    let timeouts = metric_sum(&nodes, "sio_http_timeouts_total").await.unwrap();
+    println!("forwarded {forwarded}, idle connections closed {timeouts}");
+}
