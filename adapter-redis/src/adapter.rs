@@ -171,7 +171,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         let sub = &self.cluster.inner.subscriber;
         if !add.is_empty() {
-            match sub.ssubscribe(add.clone()).await {
+            match crate::cluster::ssubscribe_by_slot(sub, add.clone()).await {
                 Ok(()) => self
                     .room_subs
                     .lock()
@@ -181,7 +181,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             }
         }
         if !remove.is_empty() {
-            if let Err(e) = sub.sunsubscribe(remove.clone()).await {
+            if let Err(e) = crate::cluster::sunsubscribe_by_slot(sub, remove.clone()).await {
                 warn!(error = %e, "cannot unsubscribe from room channels");
             }
             let mut subs = self.room_subs.lock().unwrap_or_else(|e| e.into_inner());
@@ -406,7 +406,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             self.cluster.register(&nsp, self.clone());
             let sub = &self.cluster.inner.subscriber;
             if self.cluster.inner.wire.is_sharded() {
-                sub.ssubscribe(self.sharded_channels()).await?;
+                crate::cluster::ssubscribe_by_slot(sub, self.sharded_channels()).await?;
             } else {
                 sub.psubscribe(self.channels.broadcast_pattern()).await?;
                 sub.subscribe(self.classic_channels()).await?;
@@ -438,7 +438,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         }
         async move {
             if sharded {
-                sub.sunsubscribe(channels).await?;
+                crate::cluster::sunsubscribe_by_slot(&sub, channels).await?;
             } else {
                 sub.punsubscribe(pattern).await?;
                 sub.unsubscribe(channels).await?;

@@ -163,7 +163,7 @@ impl RedisCluster {
             crate::tls::trust_ca_file(&mut redis_config, ca)
                 .map_err(|e| AdapterError::Config(e.to_string()))?;
         }
-        let mut builder = Builder::from_config(redis_config);
+        let mut builder = Builder::from_config(redis_config.clone());
         builder
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .with_connection_config(|c| {
@@ -184,7 +184,20 @@ impl RedisCluster {
             .map_err(AdapterError::config)?;
         client.init().await?;
         subscriber.init().await?;
-        Ok(Self::start(client, subscriber, config))
+        let cluster = Self::start(client.clone(), subscriber.clone(), config);
+        let watchers = crate::sentinel::watch_failovers(&redis_config, move || {
+            let (client, subscriber) = (client.clone(), subscriber.clone());
+            async move {
+                if let Err(e) = client.force_reconnection().await {
+                    warn!(error = %e, "cannot reconnect to the new master");
+                }
+                if let Err(e) = subscriber.force_reconnection().await {
+                    warn!(error = %e, "cannot reconnect the subscriber to the new master");
+                }
+            }
+        });
+        lock(&cluster.inner.tasks).extend(watchers);
+        Ok(cluster)
     }
 
     fn start(client: Client, subscriber: SubscriberClient, config: RedisAdapterConfig) -> Self {
@@ -228,6 +241,12 @@ impl RedisCluster {
         }
         *lock(&inner.tasks) = tasks;
         Self { inner }
+    }
+
+    /// Signals each reconnect of the command client: state this node keeps in Redis
+    /// may have to be written again.
+    pub fn reconnects(&self) -> Reconnects {
+        Reconnects(self.inner.client.reconnect_rx())
     }
 
     /// This node's id on the wire (the first element of every broadcast it publishes).
@@ -497,6 +516,55 @@ async fn liveness_loop(inner: Arc<Inner>) {
 }
 
 /// `text` as a Redis glob pattern matching only itself.
+/// `SSUBSCRIBE`s `channels`. On Redis Cluster one sharded (un)subscribe may only name
+/// channels of a single hash slot (else `CROSSSLOT`), so the channels go in one command per
+/// slot, sent together; on a single Redis the grouping changes nothing but the batching.
+pub(crate) async fn ssubscribe_by_slot(
+    subscriber: &SubscriberClient,
+    channels: Vec<String>,
+) -> Result<(), AdapterError> {
+    let commands = by_slot(channels)
+        .into_iter()
+        .map(|group| subscriber.ssubscribe(group));
+    futures_util::future::try_join_all(commands).await?;
+    Ok(())
+}
+
+/// `SUNSUBSCRIBE`s `channels`, one command per hash slot (see [`ssubscribe_by_slot`]).
+pub(crate) async fn sunsubscribe_by_slot(
+    subscriber: &SubscriberClient,
+    channels: Vec<String>,
+) -> Result<(), AdapterError> {
+    let commands = by_slot(channels)
+        .into_iter()
+        .map(|group| subscriber.sunsubscribe(group));
+    futures_util::future::try_join_all(commands).await?;
+    Ok(())
+}
+
+/// `channels` grouped by Redis Cluster hash slot.
+fn by_slot(channels: Vec<String>) -> Vec<Vec<String>> {
+    let mut groups: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+    for channel in channels {
+        groups
+            .entry(fred::util::redis_keyslot(channel.as_bytes()))
+            .or_default()
+            .push(channel);
+    }
+    groups.into_values().collect()
+}
+
+/// Each re-established connection of a [`RedisCluster`]'s command client to Redis
+/// (after a restart, a failover, a cut): from [`RedisCluster::reconnects`].
+pub struct Reconnects(tokio::sync::broadcast::Receiver<fred::types::config::Server>);
+
+impl Reconnects {
+    /// Waits for the next reconnect; `false` once the cluster's client is gone.
+    pub async fn next(&mut self) -> bool {
+        !matches!(self.0.recv().await, Err(RecvError::Closed))
+    }
+}
+
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -532,4 +600,16 @@ pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channels_are_grouped_by_hash_slot() {
+        // the `{a}` hash tag puts the first and third in one slot; `b` hashes elsewhere
+        let groups = super::by_slot(vec!["{a}x".into(), "b".into(), "{a}y".into()]);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert!(groups.contains(&vec!["{a}x".to_string(), "{a}y".to_string()]));
+        assert!(groups.contains(&vec!["b".to_string()]));
+    }
 }

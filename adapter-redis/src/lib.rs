@@ -92,13 +92,14 @@ mod publisher;
 pub mod registry;
 mod remote;
 mod requests;
+mod sentinel;
 pub mod tls;
 pub mod wire;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, RedisAdapter};
 pub use adapter_error::AdapterError;
-pub use cluster::{RedisCluster, StatsSnapshot};
+pub use cluster::{Reconnects, RedisCluster, StatsSnapshot};
 pub use config::RedisAdapterConfig;
 pub use convert::decode_broadcast_for_delivery;
 pub use error::ProtocolError;

@@ -56,8 +56,15 @@ impl RedisCluster {
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(NODE_HEARTBEAT);
             tick.tick().await;
+            // After a reconnect the registration is written at once: the Redis reached now
+            // may have lost it (a restart without persistence, a failover to a replica
+            // that missed the last heartbeats).
+            let mut reconnects = this.reconnects();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    open = reconnects.next() => if !open { return },
+                }
                 if let Err(e) = this.set_node(&key, &address).await {
                     tracing::warn!(error = %e, "node registry heartbeat failed");
                 }
@@ -124,6 +131,33 @@ impl RedisCluster {
         }
         let results: Vec<bool> = pipeline.all().await?;
         Ok(results.into_iter().filter(|set| *set).count())
+    }
+
+    /// Records `node_id` as the owner of every session in `sids` (fresh entries with a
+    /// full [`SESSION_TTL`]), in one pipeline: after a reconnect, so that entries the
+    /// Redis now reached has lost (restart, failover) are back. Returns how many.
+    pub async fn record_sessions(
+        &self,
+        sids: &[String],
+        node_id: &str,
+    ) -> Result<usize, AdapterError> {
+        if sids.is_empty() {
+            return Ok(0);
+        }
+        let pipeline = self.inner.client.pipeline();
+        for sid in sids {
+            let _: () = pipeline
+                .set(
+                    self.sid_key(sid),
+                    node_id,
+                    Some(Expiration::EX(SESSION_TTL.as_secs() as i64)),
+                    None,
+                    false,
+                )
+                .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+        Ok(sids.len())
     }
 
     /// Forgets session `sid`.

@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sio_adapter_redis::RedisCluster;
 use sio_adapter_redis::registry::SessionOwner;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::engine::{ENGINE_PATH, EngineError, EngineQuery};
 use crate::metrics::Metrics;
@@ -219,6 +219,19 @@ impl Forwarder {
                 Ok(n) => debug!(sessions = n, "session entries refreshed"),
                 Err(e) => warn!(error = %e, "cannot refresh session entries"),
             }
+        }
+    }
+
+    /// Writes the entries of every session this node owns again (after a reconnect to
+    /// Redis: the Redis reached now may have lost them in a restart or a failover).
+    pub async fn record_all(&self) {
+        let live: Vec<String> = lock(&self.owned).keys().cloned().collect();
+        match self.cluster.record_sessions(&live, &self.node_id).await {
+            Ok(n) => info!(
+                sessions = n,
+                "session entries written again after a Redis reconnect"
+            ),
+            Err(e) => warn!(error = %e, "cannot write session entries after a Redis reconnect"),
         }
     }
 

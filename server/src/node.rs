@@ -393,6 +393,15 @@ where
     });
     let router = match &forwarder {
         Some(fw) => {
+            if let Some(cluster) = &cluster {
+                let fw = fw.clone();
+                let mut reconnects = cluster.reconnects();
+                tokio::spawn(async move {
+                    while reconnects.next().await {
+                        fw.record_all().await;
+                    }
+                });
+            }
             let sweep_fw = fw.clone();
             let sweep_io = io.clone();
             tokio::spawn(async move {

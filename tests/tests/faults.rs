@@ -15,8 +15,9 @@ use tokio::process::Child;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sio-test-node");
 
-async fn redis_behind_proxy() -> (TestRedis, TcpProxy) {
-    let redis = TestRedis::start().await.unwrap();
+/// A Redis (`redis-server` with extra `args`) reached through a [`TcpProxy`].
+async fn redis_behind_proxy(args: &[&str]) -> (TestRedis, TcpProxy) {
+    let redis = TestRedis::start_with(args).await.unwrap();
     let port = redis
         .url
         .rsplit(':')
@@ -76,7 +77,7 @@ fn last_lost_sent_at(facts: &Value) -> u64 {
 /// itself once Redis answers.
 #[tokio::test]
 async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
-    let (_redis, proxy) = redis_behind_proxy().await;
+    let (_redis, proxy) = redis_behind_proxy(&[]).await;
     proxy.set(LinkState::Down);
     let mut node = NodeProcess::spawn(
         BIN,
@@ -149,7 +150,8 @@ async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
 /// publisher's own node miss nothing. The messages lost in the gap are counted.
 #[tokio::test]
 async fn redis_restart_mid_traffic_nodes_recover() {
-    let (redis, proxy) = redis_behind_proxy().await;
+    // without persistence, as Redis often runs as a cache: a restart loses every key
+    let (redis, proxy) = redis_behind_proxy(&["--save", "", "--appendonly", "no"]).await;
     let url = proxy.redis_url();
     let mut a = node("restart-a", &url).await;
     let mut b = node("restart-b", &url).await;
@@ -161,6 +163,13 @@ async fn redis_restart_mid_traffic_nodes_recover() {
     }))
     .await;
 
+    // a session of node a's, to be continued through node b after the restart
+    let (status, open) = http_get(a.addr, "/socket.io/?EIO=4&transport=polling")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{open}");
+    let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = epoch_ms();
     redis.container().stop().await.unwrap();
@@ -173,6 +182,31 @@ async fn redis_restart_mid_traffic_nodes_recover() {
     let up = epoch_ms();
     let ready_a = wa.wait_for(200, Duration::from_secs(20)).await.unwrap();
     let ready_b = wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+
+    // The restarted Redis has lost every key: the nodes wrote their registrations and
+    // a's session entries again on reconnecting, so b still forwards a's session.
+    assert_eq!(
+        redis
+            .cli(&["get", &format!("socket.io:sid:{sid}")])
+            .await
+            .unwrap()
+            .trim(),
+        "restart-a",
+        "a's session entry is back"
+    );
+    let (status, body) = sio_cluster_tests::http_request(
+        b.addr,
+        "POST",
+        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        b"40",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "b forwards a's session"
+    );
 
     let f = stream_facts(child, out).await;
     assert!(a.is_running() && b.is_running(), "no node crashed");
@@ -193,14 +227,18 @@ async fn redis_restart_mid_traffic_nodes_recover() {
         "deliveries resume once ready: last lost message sent at {last_lost}, ready at {ready}: {f}"
     );
     println!(
-        "FAULT redis-restart: Redis down {} ms; nodes ready again {} / {} ms after Redis came back; {} of {} messages lost for the other node's subscribers (gaps {}), 0 for the publisher's node; last lost message published {} ms after Redis came back",
+        "FAULT redis-restart: Redis down {} ms; nodes ready again {} / {} ms after Redis came back; {} of {} messages lost for the other node's subscribers (gaps {}), 0 for the publisher's node; last lost message published {} after Redis came back",
         up - down,
         ready_a.saturating_sub(up),
         ready_b.saturating_sub(up),
         f["lostSeqs"],
         f["sent"],
         f["gaps"],
-        last_lost as i64 - up as i64,
+        if last_lost == 0 {
+            "(none lost)".to_string()
+        } else {
+            format!("{} ms", last_lost as i64 - up as i64)
+        },
     );
 }
 
@@ -210,7 +248,7 @@ async fn redis_restart_mid_traffic_nodes_recover() {
 #[tokio::test]
 async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
     // only node b goes through the proxy
-    let (redis, proxy) = redis_behind_proxy().await;
+    let (redis, proxy) = redis_behind_proxy(&[]).await;
     let mut a = node("link-a", &redis.url).await;
     let mut b = node("link-b", &proxy.redis_url()).await;
     let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));

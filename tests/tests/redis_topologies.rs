@@ -1,0 +1,309 @@
+//! Cluster mode on the Redis topologies production runs: Sentinel (with a failover while
+//! the nodes serve) and Redis Cluster (classic and sharded adapter modes).
+//!
+//! The Redis processes run in `redis:7.2` containers on the host network, so that the
+//! addresses Sentinel and the cluster hand out (`127.0.0.1:PORT`) are the ones the nodes
+//! can reach, exactly as in a deployment where every address is routable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sio_cluster_tests::{TestNode, http_get, js_scenario, start_cluster_at, wait_ready};
+use testcontainers::core::{ExecCommand, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// `n` ports free right now on 127.0.0.1 (bound together, so all distinct).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A `redis:7.2` container on the host network running `sh -c script`, started once
+/// `ready` appears on its standard output.
+async fn redis_container(script: String, ready: &str) -> ContainerAsync<GenericImage> {
+    GenericImage::new("redis", "7.2")
+        .with_wait_for(WaitFor::message_on_stdout(ready))
+        .with_network("host")
+        .with_cmd(["sh".to_string(), "-c".to_string(), script])
+        .start()
+        .await
+        .expect("start a redis:7.2 container on the host network")
+}
+
+/// `redis-cli ARGS...` inside `container`.
+async fn cli(container: &ContainerAsync<GenericImage>, args: &[&str]) -> String {
+    let mut cmd = vec!["redis-cli"];
+    cmd.extend_from_slice(args);
+    let mut res = container.exec(ExecCommand::new(cmd)).await.unwrap();
+    String::from_utf8_lossy(&res.stdout_to_vec().await.unwrap()).into_owned()
+}
+
+/// `ROLE` of the Redis at `port` in `container` (its first line: `master` or `slave`).
+async fn role(container: &ContainerAsync<GenericImage>, port: u16) -> String {
+    cli(container, &["-p", &port.to_string(), "role"]).await
+}
+
+/// Whether `key` exists on the Redis at `port` in `container`.
+async fn exists(container: &ContainerAsync<GenericImage>, port: u16, key: &str) -> bool {
+    cli(container, &["-p", &port.to_string(), "exists", key])
+        .await
+        .trim()
+        == "1"
+}
+
+/// A burst of `messages` publishes from a client of the first node to a room with a
+/// member on every node: every member gets every message, in order.
+async fn assert_fanout(nodes: &[TestNode], room: &str, messages: u64) {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let f = js_scenario(json!({
+        "scenario": "fanout", "urls": urls, "room": room, "messages": messages, "waitMs": 20000,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(f["acked"], messages, "{f}");
+    for member in f["perMember"].as_array().unwrap() {
+        assert_eq!(member["count"], messages, "{f}");
+        assert_eq!(member["unique"], messages, "{f}");
+        assert_eq!(member["inOrder"], true, "{f}");
+    }
+    assert_eq!(f["outsiderGot"], 0, "{f}");
+}
+
+/// A new polling session on `node`: its sid.
+async fn open_session(node: &TestNode) -> String {
+    let (status, open) = http_get(node.addr(), "/socket.io/?EIO=4&transport=polling")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{open}");
+    let v: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+    v["sid"].as_str().unwrap().to_string()
+}
+
+/// Session `sid` continued through `node`, which does not own it: `node` finds the
+/// owner in the session registry (a key on whichever Redis instance or slot holds it)
+/// and forwards the request; `40` (connect to `/`) is answered `ok`.
+async fn assert_forwarded(node: &TestNode, sid: &str) {
+    let (status, body) = sio_cluster_tests::http_request(
+        node.addr(),
+        "POST",
+        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+        b"40",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "forwarded POST of {sid}"
+    );
+}
+
+/// Polls `check` every 100 ms until it returns true, at most `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `redis-sentinel://` URLs: two nodes find the master through Sentinel and serve; the
+/// master is then failed over to its replica (`SENTINEL FAILOVER`, which demotes the old
+/// master and disconnects its clients) and the nodes follow the new master: ready again,
+/// broadcasts cross them, and registry writes (which the demoted, read-only master would
+/// refuse) succeed.
+#[tokio::test]
+async fn sentinel_failover_is_followed() {
+    let [master, replica, sentinel] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let master_c = redis_container(
+        format!("exec redis-server --port {master} --protected-mode no --save ''"),
+        "Ready to accept connections",
+    )
+    .await;
+    let replica_c = redis_container(
+        format!(
+            "exec redis-server --port {replica} --protected-mode no --save '' \
+             --replicaof 127.0.0.1 {master}"
+        ),
+        "MASTER <-> REPLICA sync: Finished with success",
+    )
+    .await;
+    let sentinel_c = redis_container(
+        format!(
+            "printf 'port {sentinel}\\nprotected-mode no\\n\
+             sentinel monitor mymaster 127.0.0.1 {master} 1\\n\
+             sentinel down-after-milliseconds mymaster 2000\\n\
+             sentinel failover-timeout mymaster 10000\\n' > /data/sentinel.conf \
+             && exec redis-server /data/sentinel.conf --sentinel"
+        ),
+        "+monitor master mymaster",
+    )
+    .await;
+    // Sentinel learns the replica from the master's INFO (polled every 10 s at most).
+    eventually(
+        Duration::from_secs(30),
+        "Sentinel to see the replica",
+        || async {
+            cli(
+                &sentinel_c,
+                &[
+                    "-p",
+                    &sentinel.to_string(),
+                    "sentinel",
+                    "replicas",
+                    "mymaster",
+                ],
+            )
+            .await
+            .contains(&replica.to_string())
+        },
+    )
+    .await;
+
+    let url = format!("redis-sentinel://127.0.0.1:{sentinel}/0?sentinelServiceName=mymaster");
+    let nodes = start_cluster_at(&url, 2, &["--client-publish", "room-*"])
+        .await
+        .unwrap();
+    assert_fanout(&nodes, "room-sentinel-1", 20).await;
+    let before = open_session(&nodes[0]).await;
+    assert_forwarded(&nodes[1], &before).await;
+
+    let failover = cli(
+        &sentinel_c,
+        &[
+            "-p",
+            &sentinel.to_string(),
+            "sentinel",
+            "failover",
+            "mymaster",
+        ],
+    )
+    .await;
+    assert!(failover.contains("OK"), "{failover}");
+    eventually(
+        Duration::from_secs(30),
+        "the replica to be promoted",
+        || async { role(&replica_c, replica).await.starts_with("master") },
+    )
+    .await;
+    let promoted = Instant::now();
+    // The nodes leave the old master on Sentinel's `+switch-master`, before Sentinel
+    // gets round to demoting it: sessions opened now are recorded on the new master.
+    eventually(
+        Duration::from_secs(20),
+        "a session recorded on the new master",
+        || async {
+            exists(
+                &replica_c,
+                replica,
+                &format!("socket.io:sid:{}", open_session(&nodes[0]).await),
+            )
+            .await
+        },
+    )
+    .await;
+    let old_role = role(&master_c, master).await;
+    eprintln!(
+        "new master written to {:?} after the promotion; the old master's role then: {}",
+        promoted.elapsed(),
+        old_role.lines().next().unwrap_or("")
+    );
+    assert!(
+        old_role.starts_with("master"),
+        "the nodes kept writing to the old master until Sentinel demoted it: {old_role}"
+    );
+    // The registrations are written again at once, not at the next heartbeat or
+    // refresh: the node keys and the session opened before the failover.
+    for key in [
+        "socket.io:node:node-0".to_string(),
+        "socket.io:node:node-1".to_string(),
+        format!("socket.io:sid:{before}"),
+    ] {
+        eventually(Duration::from_secs(10), &key, || {
+            exists(&replica_c, replica, &key)
+        })
+        .await;
+    }
+    for node in &nodes {
+        wait_ready(node.addr()).await.unwrap();
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the old master to be demoted",
+        || async { role(&master_c, master).await.starts_with("slave") },
+    )
+    .await;
+    assert_forwarded(&nodes[1], &before).await;
+    let after = open_session(&nodes[0]).await;
+    assert_forwarded(&nodes[1], &after).await;
+    assert_fanout(&nodes, "room-sentinel-2", 20).await;
+}
+
+/// A three-master Redis Cluster in one container (`redis-cli --cluster create`).
+async fn redis_cluster() -> (ContainerAsync<GenericImage>, Vec<u16>) {
+    let ports = free_ports(3);
+    let start: String = ports
+        .iter()
+        .map(|p| {
+            format!(
+                "redis-server --port {p} --cluster-enabled yes --cluster-config-file nodes-{p}.conf \
+                 --protected-mode no --save '' --daemonize yes && "
+            )
+        })
+        .collect();
+    let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let wait: String = ports
+        .iter()
+        .map(|p| format!("until redis-cli -p {p} ping >/dev/null 2>&1; do :; done && "))
+        .collect();
+    let script = format!(
+        "{start}{wait}redis-cli --cluster create {} --cluster-yes && \
+         until redis-cli -p {} cluster info | grep -q cluster_state:ok; do :; done && \
+         echo CLUSTER-UP && exec redis-cli -p {} psubscribe keep-the-container-running",
+        members.join(" "),
+        ports[0],
+        ports[0],
+    );
+    (redis_container(script, "CLUSTER-UP").await, ports)
+}
+
+/// `redis-cluster://` URLs with the classic adapter (`PUBLISH` reaches every shard's
+/// subscribers) and with the sharded one (`SPUBLISH` to each channel's slot): broadcasts
+/// cross the nodes in order, and the session registry (keys spread over the slots of
+/// three masters) serves forwarding.
+#[tokio::test]
+async fn redis_cluster_in_classic_and_sharded_modes() {
+    let (_cluster, ports) = redis_cluster().await;
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    for (mode, room) in [("classic", "room-cluster-c"), ("sharded", "room-cluster-s")] {
+        let nodes = start_cluster_at(
+            &url,
+            2,
+            &["--client-publish", "room-*", "--redis-mode", mode],
+        )
+        .await
+        .unwrap();
+        assert_fanout(&nodes, room, 30).await;
+        for _ in 0..5 {
+            let sid = open_session(&nodes[0]).await;
+            assert_forwarded(&nodes[1], &sid).await;
+        }
+    }
+}
