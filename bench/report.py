@@ -75,7 +75,17 @@ def machine():
         f"OS: {platform.platform()}",
         f"Rust: {sh('rustc --version')}; Node.js: {sh('node --version')}; Redis: {sh('docker run --rm redis:7.2 redis-server --version')}",
         "Load: sio-load (bench/load, 1 runtime thread) on the same machine; servers on 127.0.0.1",
+        f"Other load: load average (1/5/15 min) {os.environ.get('BENCH_LOAD_START', '?')} when the run "
+        f"started, {loadavg()} when it ended (2 cores: near 0 at the start means a quiet machine)",
     ]
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def fmt(v):

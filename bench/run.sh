@@ -45,6 +45,10 @@ results=$out_dir/bench/results.jsonl
 mkdir -p "$out_dir/bench"
 : > "$results"
 
+# the machine's own load before anything starts (the report quotes it)
+BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_LOAD_START
+
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then # BENCH_NO_BUILD=1: re-run with what is built
   echo "==> build (release)"
   cargo build --release --locked -q -p sio-server -p sio-load
