@@ -522,9 +522,12 @@ async fn keep_alive_request(
 /// Thousands of websocket clients (`SIO_SOAK_CONNECTIONS`, default 2,000; 10,000 was
 /// run by hand, see the report) connect, join a room, get a broadcast and answer acked
 /// events, then all disconnect; three times (`SIO_SOAK_ROUNDS`). After each round the
-/// node's file descriptors are back at the baseline. Memory: the first round lifts RSS to
-/// the allocator's high-water mark (glibc keeps freed memory in its arenas); later rounds
-/// must reuse it, not keep adding to it.
+/// node's file descriptors and its RSS are back at the baseline (within 4 MiB + 5 % of
+/// the round's growth): the
+/// binaries use jemalloc with background threads, which hands freed memory back to the OS
+/// within seconds. (With glibc's malloc RSS stayed at the first round's peak: measured
+/// 2,000 connections, 39 MiB → 107 MiB → 98–103 MiB after each round; this assertion
+/// fails there.)
 #[tokio::test]
 async fn websocket_soak_returns_to_baseline() {
     let n: usize = std::env::var("SIO_SOAK_CONNECTIONS")
@@ -564,8 +567,12 @@ async fn websocket_soak_returns_to_baseline() {
         let total = started.elapsed();
         let peak = ProcFigures::read(pid).unwrap();
         wait_figures(pid, Duration::from_secs(10), |f| f.fds <= base.fds + 2).await;
-        // and a short settle for memory released late (tasks ending after their socket)
-        let settled = wait_figures(pid, Duration::from_secs(2), |_| false).await;
+        // Memory back at the baseline: the node's allocator (jemalloc) returns freed
+        // pages from a background thread over its 10 s decay time, so this waits
+        // (bounded) for RSS to come back within 4 MiB plus 5 % of what the round added
+        // (at 10,000 connections a few MiB stay: fragmentation, allocator metadata).
+        let limit_kib = base.rss_kib + 4 * 1024 + peak.rss_kib.saturating_sub(base.rss_kib) / 20;
+        let settled = wait_figures(pid, Duration::from_secs(40), |f| f.rss_kib <= limit_kib).await;
         rounds.push(json!({
             "connectedMs": connected_in.as_millis() as u64, "roundMs": total.as_millis() as u64,
             "delivered": delivered, "peak": format!("{peak:?}"), "settled": format!("{settled:?}"),
@@ -579,28 +586,16 @@ async fn websocket_soak_returns_to_baseline() {
             settled.fds <= base.fds + 2,
             "descriptors: {base:?} -> {settled:?}"
         );
+        assert!(
+            settled.rss_kib <= limit_kib,
+            "memory back at the baseline after the wave: {base:?} -> peak {peak:?} -> {settled:?}"
+        );
     }
     let f = witness.assert_unharmed(10).await;
     println!(
         "{}",
         json!({"connections": n, "baseline": format!("{base:?}"), "baselineRssMib": base.rss_mib(),
                "rounds": rounds, "witness": f})
-    );
-    // glibc keeps what the first round freed in its arenas (calling malloc_trim(0) in the
-    // node by hand brought 3,000 connections' 86 MiB back to the baseline; see the report),
-    // so RSS does not fall back after round one. A leak shows as growth in later rounds:
-    // measured without trimming, 3,000 connections grew +20, +4, +1 MiB in rounds 2-4
-    // (fragmentation settling). A leak of a quarter of the retained size per round fails.
-    let settled: Vec<f64> = rounds
-        .iter()
-        .map(|r| r["settledRssMib"].as_f64().unwrap())
-        .collect();
-    let retained = settled[0] - base.rss_mib();
-    let last_growth = settled[settled.len() - 1] - settled[settled.len() - 2];
-    assert!(
-        last_growth <= retained / 4.0 + 2.0,
-        "memory still grows from round to round ({settled:?} MiB after rounds, baseline {:.1}): a leak",
-        base.rss_mib()
     );
 }
 
