@@ -96,6 +96,12 @@ pub async fn serve(
             conn = axum::serve::Listener::accept(&mut listener) => conn,
             () = stop.cancelled() => break,
         };
+        // Small frames leave at once (as Node's HTTP server does by default): with Nagle's
+        // algorithm a frame written while an earlier one is unacknowledged waits for the
+        // peer's delayed ACK, up to 40 ms on Linux.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let stream = Slotted {
             stream,
             _slot: slot,
