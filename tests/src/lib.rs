@@ -266,13 +266,21 @@ impl TestRedis {
 
     /// Runs `redis-cli ARGS...` inside the container and returns its output.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        use testcontainers::core::ExecCommand;
-        let mut cmd = vec!["redis-cli"];
-        cmd.extend_from_slice(args);
-        let mut res = self.container.exec(ExecCommand::new(cmd)).await?;
-        let out = res.stdout_to_vec().await?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        redis_cli(&self.container, args).await
     }
+}
+
+/// Runs `redis-cli ARGS...` inside a Redis `container` and returns its output.
+pub async fn redis_cli(
+    container: &testcontainers::ContainerAsync<testcontainers::GenericImage>,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    use testcontainers::core::ExecCommand;
+    let mut cmd = vec!["redis-cli"];
+    cmd.extend_from_slice(args);
+    let mut res = container.exec(ExecCommand::new(cmd)).await?;
+    let out = res.stdout_to_vec().await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Starts `n` nodes sharing `redis`, each with `args` as extra flags, and waits until
@@ -899,6 +907,27 @@ pub async fn raw_http(
         body.to_string()
     };
     Ok((status, head.to_string(), body))
+}
+
+/// Opens an Engine.IO v4 polling session on `addr` (request `headers` added) and returns
+/// its sid, read from the open packet as the forwarding layer reads it.
+pub async fn polling_sid(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let (status, _, body) = raw_http(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        headers,
+        b"",
+    )
+    .await?;
+    if status != 200 {
+        bail!("polling handshake answered {status}: {body}");
+    }
+    sio_server::forward::sid_from_open_packet(body.as_bytes())
+        .with_context(|| format!("no sid in the open packet {body}"))
 }
 
 // --- Process figures for the bad-input and soak tests (issue #8) ---

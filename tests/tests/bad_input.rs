@@ -15,23 +15,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sio_cluster_tests::{NodeProcess, ProcFigures, Witness, http_get, http_request, start_node};
+use sio_cluster_tests::{
+    NodeProcess, ProcFigures, Witness, http_get, http_request, polling_sid, start_node,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-/// A polling handshake: the new session's sid.
-async fn polling_sid(addr: SocketAddr) -> String {
-    let (status, open) = http_get(addr, "/socket.io/?EIO=4&transport=polling")
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{open}");
-    let v: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
-    v["sid"].as_str().unwrap().to_string()
-}
 
 /// An Engine.IO v4 websocket session connected to namespace `/`.
 async fn ws_connect(addr: SocketAddr) -> Ws {
@@ -108,7 +100,7 @@ async fn bad_requests_and_packets_hurt_only_their_sender() {
 
     // HTTP and query: Node's status codes and JSON bodies.
     let e = "/socket.io/?EIO=4&transport=polling";
-    let sid = polling_sid(addr).await;
+    let sid = polling_sid(addr, &[]).await.unwrap();
     let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
         (
             "GET",
@@ -196,7 +188,7 @@ async fn bad_requests_and_packets_hurt_only_their_sender() {
         ("bad base64 packet", b"bAAA%%%".to_vec(), 400),
     ];
     for (what, body, status) in bodies {
-        let sid = polling_sid(addr).await;
+        let sid = polling_sid(addr, &[]).await.unwrap();
         let path = format!("{e}&sid={sid}");
         let (got, answer) = http_request(addr, "POST", &path, &body).await.unwrap();
         let (after, after_body) = http_get(addr, &path).await.unwrap();
@@ -878,7 +870,7 @@ async fn slow_client_wait(mut tcp: TcpStream, within: Duration) -> bool {
 async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
     let node = slow_guarded_node().await;
     let addr = node.addr();
-    let sid = polling_sid(addr).await;
+    let sid = polling_sid(addr, &[]).await.unwrap();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 100000\r\n\r\n"

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sio_cluster_tests::faults::{LinkState, ReadyWatch, TcpProxy, epoch_ms};
-use sio_cluster_tests::{NodeProcess, TestRedis, finish, http_get, read_line, spawn_js_script};
+use sio_cluster_tests::{
+    NodeProcess, TestRedis, finish, http_get, polling_sid, read_line, spawn_js_script,
+};
 use tokio::io::BufReader;
 use tokio::process::Child;
 
@@ -164,12 +166,7 @@ async fn redis_restart_mid_traffic_nodes_recover() {
     .await;
 
     // a session of node a's, to be continued through node b after the restart
-    let (status, open) = http_get(a.addr, "/socket.io/?EIO=4&transport=polling")
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{open}");
-    let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
-    let sid = open["sid"].as_str().unwrap().to_string();
+    let sid = polling_sid(a.addr, &[]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = epoch_ms();
     redis.container().stop().await.unwrap();

@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use sio_cluster_tests::{TestNode, http_get, js_scenario, start_cluster_at, wait_ready};
-use testcontainers::core::{ExecCommand, WaitFor};
+use serde_json::json;
+use sio_cluster_tests::{
+    TestNode, js_scenario, polling_sid, redis_cli, start_cluster_at, wait_ready,
+};
+use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
@@ -38,23 +40,18 @@ async fn redis_container(script: String, ready: &str) -> ContainerAsync<GenericI
         .expect("start a redis:7.2 container on the host network")
 }
 
-/// `redis-cli ARGS...` inside `container`.
-async fn cli(container: &ContainerAsync<GenericImage>, args: &[&str]) -> String {
-    let mut cmd = vec!["redis-cli"];
-    cmd.extend_from_slice(args);
-    let mut res = container.exec(ExecCommand::new(cmd)).await.unwrap();
-    String::from_utf8_lossy(&res.stdout_to_vec().await.unwrap()).into_owned()
-}
-
 /// `ROLE` of the Redis at `port` in `container` (its first line: `master` or `slave`).
 async fn role(container: &ContainerAsync<GenericImage>, port: u16) -> String {
-    cli(container, &["-p", &port.to_string(), "role"]).await
+    redis_cli(container, &["-p", &port.to_string(), "role"])
+        .await
+        .unwrap()
 }
 
 /// Whether `key` exists on the Redis at `port` in `container`.
 async fn exists(container: &ContainerAsync<GenericImage>, port: u16, key: &str) -> bool {
-    cli(container, &["-p", &port.to_string(), "exists", key])
+    redis_cli(container, &["-p", &port.to_string(), "exists", key])
         .await
+        .unwrap()
         .trim()
         == "1"
 }
@@ -75,16 +72,6 @@ async fn assert_fanout(nodes: &[TestNode], room: &str, messages: u64) {
         assert_eq!(member["inOrder"], true, "{f}");
     }
     assert_eq!(f["outsiderGot"], 0, "{f}");
-}
-
-/// A new polling session on `node`: its sid.
-async fn open_session(node: &TestNode) -> String {
-    let (status, open) = http_get(node.addr(), "/socket.io/?EIO=4&transport=polling")
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{open}");
-    let v: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
-    v["sid"].as_str().unwrap().to_string()
 }
 
 /// Session `sid` continued through `node`, which does not own it: `node` finds the
@@ -158,7 +145,7 @@ async fn sentinel_failover_is_followed() {
         Duration::from_secs(30),
         "Sentinel to see the replica",
         || async {
-            cli(
+            redis_cli(
                 &sentinel_c,
                 &[
                     "-p",
@@ -169,6 +156,7 @@ async fn sentinel_failover_is_followed() {
                 ],
             )
             .await
+            .unwrap()
             .contains(&replica.to_string())
         },
     )
@@ -179,10 +167,10 @@ async fn sentinel_failover_is_followed() {
         .await
         .unwrap();
     assert_fanout(&nodes, "room-sentinel-1", 20).await;
-    let before = open_session(&nodes[0]).await;
+    let before = polling_sid(nodes[0].addr(), &[]).await.unwrap();
     assert_forwarded(&nodes[1], &before).await;
 
-    let failover = cli(
+    let failover = redis_cli(
         &sentinel_c,
         &[
             "-p",
@@ -192,7 +180,8 @@ async fn sentinel_failover_is_followed() {
             "mymaster",
         ],
     )
-    .await;
+    .await
+    .unwrap();
     assert!(failover.contains("OK"), "{failover}");
     eventually(
         Duration::from_secs(30),
@@ -210,7 +199,10 @@ async fn sentinel_failover_is_followed() {
             exists(
                 &replica_c,
                 replica,
-                &format!("socket.io:sid:{}", open_session(&nodes[0]).await),
+                &format!(
+                    "socket.io:sid:{}",
+                    polling_sid(nodes[0].addr(), &[]).await.unwrap()
+                ),
             )
             .await
         },
@@ -248,7 +240,7 @@ async fn sentinel_failover_is_followed() {
     )
     .await;
     assert_forwarded(&nodes[1], &before).await;
-    let after = open_session(&nodes[0]).await;
+    let after = polling_sid(nodes[0].addr(), &[]).await.unwrap();
     assert_forwarded(&nodes[1], &after).await;
     assert_fanout(&nodes, "room-sentinel-2", 20).await;
 }
@@ -302,7 +294,7 @@ async fn redis_cluster_in_classic_and_sharded_modes() {
         .unwrap();
         assert_fanout(&nodes, room, 30).await;
         for _ in 0..5 {
-            let sid = open_session(&nodes[0]).await;
+            let sid = polling_sid(nodes[0].addr(), &[]).await.unwrap();
             assert_forwarded(&nodes[1], &sid).await;
         }
     }

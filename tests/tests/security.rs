@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sio_cluster_tests::{
-    NodeProcess, TempDir, TestPki, TestRedis, js_scenario, metric_sum, raw_http, read_line,
-    spawn_js, start_cluster, start_cluster_at, start_node, start_node_process_logged,
+    NodeProcess, TempDir, TestPki, TestRedis, js_scenario, metric_sum, polling_sid, raw_http,
+    read_line, spawn_js, start_cluster, start_cluster_at, start_node, start_node_process_logged,
 };
 
 const SECRET: &str = "test-secret";
@@ -238,21 +238,6 @@ fn with_ws(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'stati
     WS_HEADERS.iter().chain(extra).copied().collect()
 }
 
-/// Opens a polling session on `addr` and returns its sid.
-async fn polling_session(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> String {
-    let (status, _, body) = raw_http(
-        addr,
-        "GET",
-        "/socket.io/?EIO=4&transport=polling",
-        headers,
-        b"",
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    sio_server::forward::sid_from_open_packet(body.as_bytes()).expect("open packet")
-}
-
 const FORBIDDEN: &str = r#"{"code":4,"message":"Forbidden"}"#;
 const EVIL: (&str, &str) = ("Origin", "https://evil.example");
 const GOOD: (&str, &str) = ("Origin", "https://app.example");
@@ -302,7 +287,7 @@ async fn cors_allowlist_holds_on_every_transport_and_node() {
     assert_eq!(status, 101, "{head}");
 
     // an existing session on node A, reached directly and through node B
-    let sid = polling_session(a, &[GOOD]).await;
+    let sid = polling_sid(a, &[GOOD]).await.unwrap();
     let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     let upgrade = format!("/socket.io/?EIO=4&transport=websocket&sid={sid}");
     for node in [a, b] {
@@ -357,7 +342,7 @@ async fn a_forged_forwarded_marker_grants_nothing() {
     let marker = ("x-sio-forwarded-by", "node-0");
     let hs = "/socket.io/?EIO=4&transport=polling";
 
-    let sid = polling_session(a, &[]).await;
+    let sid = polling_sid(a, &[]).await.unwrap();
     // handshakes on B with the marker: origin check and rate limit still apply
     let (status, _, body) = raw_http(b, "GET", hs, &[marker, EVIL], b"").await.unwrap();
     assert_eq!((status, body.as_str()), (403, FORBIDDEN));
@@ -422,7 +407,7 @@ async fn handshake_rate_limit_per_client_ip() {
         .unwrap();
     let addr = node.addr();
     let hs = "/socket.io/?EIO=4&transport=polling";
-    let sid = polling_session(addr, &[]).await;
+    let sid = polling_sid(addr, &[]).await.unwrap();
     assert_eq!(raw_http(addr, "GET", hs, &[], b"").await.unwrap().0, 200);
     assert_eq!(raw_http(addr, "GET", hs, &[], b"").await.unwrap().0, 200);
     let (status, head, body) = raw_http(addr, "GET", hs, &[], b"").await.unwrap();
