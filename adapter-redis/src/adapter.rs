@@ -171,7 +171,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         let sub = &self.cluster.inner.subscriber;
         if !add.is_empty() {
-            match crate::cluster::ssubscribe_by_slot(sub, add.clone()).await {
+            match crate::cluster::per_slot(add.clone(), |c| sub.ssubscribe(c)).await {
                 Ok(()) => self
                     .room_subs
                     .lock()
@@ -181,7 +181,8 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             }
         }
         if !remove.is_empty() {
-            if let Err(e) = crate::cluster::sunsubscribe_by_slot(sub, remove.clone()).await {
+            if let Err(e) = crate::cluster::per_slot(remove.clone(), |c| sub.sunsubscribe(c)).await
+            {
                 warn!(error = %e, "cannot unsubscribe from room channels");
             }
             let mut subs = self.room_subs.lock().unwrap_or_else(|e| e.into_inner());
@@ -406,7 +407,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             self.cluster.register(&nsp, self.clone());
             let sub = &self.cluster.inner.subscriber;
             if self.cluster.inner.wire.is_sharded() {
-                crate::cluster::ssubscribe_by_slot(sub, self.sharded_channels()).await?;
+                crate::cluster::per_slot(self.sharded_channels(), |c| sub.ssubscribe(c)).await?;
             } else {
                 sub.psubscribe(self.channels.broadcast_pattern()).await?;
                 sub.subscribe(self.classic_channels()).await?;
@@ -438,7 +439,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         }
         async move {
             if sharded {
-                crate::cluster::sunsubscribe_by_slot(&sub, channels).await?;
+                crate::cluster::per_slot(channels, |c| sub.sunsubscribe(c)).await?;
             } else {
                 sub.punsubscribe(pattern).await?;
                 sub.unsubscribe(channels).await?;

@@ -515,30 +515,16 @@ async fn liveness_loop(inner: Arc<Inner>) {
     }
 }
 
-/// `text` as a Redis glob pattern matching only itself.
-/// `SSUBSCRIBE`s `channels`. On Redis Cluster one sharded (un)subscribe may only name
-/// channels of a single hash slot (else `CROSSSLOT`), so the channels go in one command per
-/// slot, sent together; on a single Redis the grouping changes nothing but the batching.
-pub(crate) async fn ssubscribe_by_slot(
-    subscriber: &SubscriberClient,
-    channels: Vec<String>,
-) -> Result<(), AdapterError> {
-    let commands = by_slot(channels)
-        .into_iter()
-        .map(|group| subscriber.ssubscribe(group));
-    futures_util::future::try_join_all(commands).await?;
-    Ok(())
-}
-
-/// `SUNSUBSCRIBE`s `channels`, one command per hash slot (see [`ssubscribe_by_slot`]).
-pub(crate) async fn sunsubscribe_by_slot(
-    subscriber: &SubscriberClient,
-    channels: Vec<String>,
-) -> Result<(), AdapterError> {
-    let commands = by_slot(channels)
-        .into_iter()
-        .map(|group| subscriber.sunsubscribe(group));
-    futures_util::future::try_join_all(commands).await?;
+/// Runs a sharded pub/sub `command` (`SSUBSCRIBE`, `SUNSUBSCRIBE`) for `channels`. On
+/// Redis Cluster one such command may only name channels of a single hash slot (else
+/// `CROSSSLOT`), so it is sent once per slot, all together; on a single Redis the grouping
+/// changes nothing but the batching.
+pub(crate) async fn per_slot<F, Fut>(channels: Vec<String>, command: F) -> Result<(), AdapterError>
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<(), fred::error::Error>>,
+{
+    futures_util::future::try_join_all(by_slot(channels).into_iter().map(command)).await?;
     Ok(())
 }
 
@@ -565,6 +551,7 @@ impl Reconnects {
     }
 }
 
+/// `text` as a Redis glob pattern matching only itself.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -14,7 +14,8 @@
 use std::time::Duration;
 
 use fred::interfaces::KeysInterface;
-use fred::types::Expiration;
+use fred::prelude::FredResult;
+use fred::types::{Expiration, FromValue};
 
 use crate::{AdapterError, RedisCluster};
 
@@ -75,17 +76,7 @@ impl RedisCluster {
     }
 
     async fn set_node(&self, key: &str, address: &str) -> Result<(), AdapterError> {
-        let _: () = self
-            .inner
-            .client
-            .set(
-                key,
-                address,
-                Some(Expiration::EX(NODE_TTL.as_secs() as i64)),
-                None,
-                false,
-            )
-            .await?;
+        let _: () = set_with_ttl(&self.inner.client, key, address, NODE_TTL).await?;
         Ok(())
     }
 
@@ -103,17 +94,8 @@ impl RedisCluster {
 
     /// Records that `node_id` owns session `sid`.
     pub async fn record_session(&self, sid: &str, node_id: &str) -> Result<(), AdapterError> {
-        let _: () = self
-            .inner
-            .client
-            .set(
-                self.sid_key(sid),
-                node_id,
-                Some(Expiration::EX(SESSION_TTL.as_secs() as i64)),
-                None,
-                false,
-            )
-            .await?;
+        let _: () =
+            set_with_ttl(&self.inner.client, &self.sid_key(sid), node_id, SESSION_TTL).await?;
         Ok(())
     }
 
@@ -146,15 +128,7 @@ impl RedisCluster {
         }
         let pipeline = self.inner.client.pipeline();
         for sid in sids {
-            let _: () = pipeline
-                .set(
-                    self.sid_key(sid),
-                    node_id,
-                    Some(Expiration::EX(SESSION_TTL.as_secs() as i64)),
-                    None,
-                    false,
-                )
-                .await?;
+            let _: () = set_with_ttl(&pipeline, &self.sid_key(sid), node_id, SESSION_TTL).await?;
         }
         let _: Vec<fred::types::Value> = pipeline.all().await?;
         Ok(sids.len())
@@ -181,4 +155,20 @@ impl RedisCluster {
             }
         }
     }
+}
+
+/// `SET key value EX ttl` on a client or into a pipeline (where the reply comes later).
+async fn set_with_ttl<C, R>(on: &C, key: &str, value: &str, ttl: Duration) -> FredResult<R>
+where
+    C: KeysInterface + Sync,
+    R: FromValue,
+{
+    on.set(
+        key,
+        value,
+        Some(Expiration::EX(ttl.as_secs() as i64)),
+        None,
+        false,
+    )
+    .await
 }
