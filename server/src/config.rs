@@ -57,6 +57,8 @@ pub mod env {
     pub const PING_TIMEOUT_MS: &str = "SIO_PING_TIMEOUT_MS";
     /// Largest accepted HTTP body / websocket message.
     pub const MAX_PAYLOAD: &str = "SIO_MAX_PAYLOAD";
+    /// Bytes a websocket reads from its socket at a time (its resident read buffer).
+    pub const WS_READ_BUFFER: &str = "SIO_WS_READ_BUFFER";
     /// Shutdown grace period.
     pub const SHUTDOWN_GRACE_MS: &str = "SIO_SHUTDOWN_GRACE_MS";
     /// Demo chat on or off.
@@ -159,6 +161,11 @@ pub struct Cli {
     #[arg(long, env = env::MAX_PAYLOAD, default_value_t = 1_000_000)]
     pub max_payload: u64,
 
+    /// Bytes each websocket reads from its socket at a time: the read buffer every
+    /// connection keeps while open. Larger messages still arrive whole, in more reads.
+    #[arg(long, env = env::WS_READ_BUFFER, default_value_t = 1024)]
+    pub ws_read_buffer: usize,
+
     /// How long a SIGTERM/SIGINT drain may take before the node exits anyway, in milliseconds.
     #[arg(long, env = env::SHUTDOWN_GRACE_MS, default_value_t = 25_000)]
     pub shutdown_grace_ms: u64,
@@ -260,6 +267,8 @@ pub struct Config {
     pub ping_timeout: Duration,
     /// Largest accepted payload in bytes.
     pub max_payload: u64,
+    /// Websocket read buffer, bytes.
+    pub ws_read_buffer: usize,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// Demo chat enabled.
@@ -447,6 +456,12 @@ impl Config {
             (1024..=100 * 1024 * 1024).contains(&cli.max_payload),
         )?;
         range(
+            env::WS_READ_BUFFER,
+            "between 256 and 1048576",
+            cli.ws_read_buffer as u64,
+            (256..=1024 * 1024).contains(&cli.ws_read_buffer),
+        )?;
+        range(
             env::HEADER_TIMEOUT_MS,
             "between 100 and 600000",
             cli.header_timeout_ms,
@@ -534,6 +549,7 @@ impl Config {
             ping_interval: Duration::from_millis(cli.ping_interval_ms),
             ping_timeout: Duration::from_millis(cli.ping_timeout_ms),
             max_payload: cli.max_payload,
+            ws_read_buffer: cli.ws_read_buffer,
             shutdown_grace: Duration::from_millis(cli.shutdown_grace_ms),
             chat: cli.chat,
             client_js: cli.client_js,
@@ -658,7 +674,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
-             ping_interval_ms={} ping_timeout_ms={} max_payload={} shutdown_grace_ms={} chat={} client_js={} \
+             ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} shutdown_grace_ms={} chat={} client_js={} \
              handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
             self.node_id,
@@ -676,6 +692,7 @@ impl fmt::Display for Config {
             self.ping_interval.as_millis(),
             self.ping_timeout.as_millis(),
             self.max_payload,
+            self.ws_read_buffer,
             self.shutdown_grace.as_millis(),
             self.chat,
             self.client_js
@@ -802,6 +819,7 @@ mod tests {
             (&["--namespaces", "/chat"], "/chat"),
             (&["--ping-interval-ms", "10"], "SIO_PING_INTERVAL_MS"),
             (&["--max-payload", "1"], "SIO_MAX_PAYLOAD"),
+            (&["--ws-read-buffer", "16"], "SIO_WS_READ_BUFFER"),
             (&["--header-timeout-ms", "0"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--body-timeout-ms", "99"], "SIO_BODY_TIMEOUT_MS"),

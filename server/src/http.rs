@@ -109,6 +109,11 @@ pub async fn serve(
         let router = router.clone();
         let body_metrics = metrics.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            // A new session keeps its handshake's head (and axum's `OriginalUri` copy of
+            // the URI): detach it from hyper's read buffer first, see `crate::head`.
+            if crate::head::may_open_session(req.uri()) {
+                req = crate::head::detached(req);
+            }
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             let has_body = !hyper::body::Body::is_end_stream(req.body());
             let response = tower::ServiceExt::oneshot(router.clone(), req);

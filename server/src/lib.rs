@@ -9,6 +9,7 @@
 //! - [`config`]: flags and `SIO_*` variables, validated.
 //! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
 //! - [`http`]: the HTTP/1 accept loop, header and keep-alive idle timeouts.
+//! - [`head`]: request heads copied out of hyper's read buffer before a session keeps them.
 //! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
 //! - [`entry`]: the process entry point (the `sio-server` binary).
 //! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod entry;
 pub mod forward;
 pub mod gateway;
+pub mod head;
 pub mod http;
 pub mod limits;
 pub mod metrics;

@@ -174,6 +174,8 @@ fn sio_builder(config: &Config) -> SocketIoBuilder {
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload)
         .ws_max_message_size(config.max_payload as usize)
+        // Every open websocket keeps this buffer (socketioxide's default is 4 KiB).
+        .ws_read_buffer_size(config.ws_read_buffer)
         // socketioxide's default of 128 queued packets per socket drops bursts; every
         // drop is still counted (sio_redis_local_delivery_failed_total).
         .max_buffer_size(MAX_BUFFERED_PACKETS)

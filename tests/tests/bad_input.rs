@@ -288,6 +288,52 @@ async fn bad_requests_and_packets_hurt_only_their_sender() {
     node.shutdown().await.unwrap();
 }
 
+/// Legal messages close to `--max-payload` arrive whole and in order, though the node
+/// reads each websocket through a 1 KiB buffer (`SIO_WS_READ_BUFFER`'s default): a message
+/// takes hundreds of reads, and several are sent back to back so that reads straddle
+/// message boundaries.
+#[tokio::test]
+async fn large_messages_arrive_whole_through_the_small_read_buffer() {
+    let node = start_node(&["--client-publish", "big"]).await.unwrap();
+    let addr = node.addr();
+    let mut receiver = ws_connect(addr).await;
+    receiver
+        .send(Message::text(r#"420["join","big"]"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut receiver).await.as_deref(),
+        Some(r#"430[{"ok":true}]"#)
+    );
+    let mut sender = ws_connect(addr).await;
+    // 1,000,000 bytes is the default limit for the whole packet.
+    let sizes = [990_000, 300_001, 1, 65_537, 4_095];
+    for (i, size) in sizes.iter().enumerate() {
+        let data: String = (0..*size)
+            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+            .collect();
+        let packet = format!(r#"42{i}["publish",{{"room":"big","event":"e{i}","data":"{data}"}}]"#);
+        sender.send(Message::text(packet)).await.unwrap();
+    }
+    for (i, size) in sizes.iter().enumerate() {
+        assert_eq!(
+            next_text(&mut sender).await.as_deref(),
+            Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
+        );
+        let got = next_text(&mut receiver).await.expect("the event");
+        let expected: String = (0..*size)
+            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+            .collect();
+        assert!(
+            got == format!(r#"42["e{i}","{expected}"]"#),
+            "message {i} ({size} bytes) arrived as {} bytes: {}…",
+            got.len(),
+            &got[..got.len().min(40)]
+        );
+    }
+    node.shutdown().await.unwrap();
+}
+
 /// Opens a websocket by hand and sends a frame header announcing 2^63 − 1 bytes: the node
 /// must end the connection without waiting for (or reserving) the body.
 async fn huge_declared_frame(addr: SocketAddr) -> (String, Duration) {
