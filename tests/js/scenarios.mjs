@@ -219,6 +219,8 @@ const scenarios = {
     const outsiders = urls.map(make);
     await Promise.all([...members, ...outsiders].map((s) => connected(s)));
     await Promise.all(members.map((s) => ack(s, "join", opts.room)));
+    // optional pause after the joins are acked (a Node.js node subscribes in the background)
+    if (opts.settleMs) await new Promise((r) => setTimeout(r, opts.settleMs));
     const got = members.map(() => []);
     members.forEach((s, i) => s.on("seq", (m) => got[i].push(m.seq)));
     let outsiderGot = 0;
@@ -245,6 +247,8 @@ const scenarios = {
         count: g.length,
         unique: new Set(g).size,
         inOrder: g.every((v, i) => i === 0 || v > g[i - 1]),
+        // the first few sequence numbers that never arrived (diagnosis of a loss)
+        missing: [...Array(n).keys()].filter((i) => !g.includes(i)).slice(0, 5),
       })),
       outsiderGot,
     };

@@ -85,7 +85,7 @@ async fn fanout_after(nodes: &[TestNode]) {
     for m in f["perMember"].as_array().unwrap() {
         assert_eq!(
             *m,
-            json!({"count": 20, "unique": 20, "inOrder": true}),
+            json!({"count": 20, "unique": 20, "inOrder": true, "missing": []}),
             "{f}"
         );
     }

@@ -9,7 +9,11 @@ use sio_cluster_tests::{NodePeer, TestRedis, js_scenario, start_cluster};
 fn assert_fanout(f: &Value, n: u64) {
     assert_eq!(f["acked"], n, "{f}");
     for m in f["perMember"].as_array().unwrap() {
-        assert_eq!(*m, json!({"count": n, "unique": n, "inOrder": true}), "{f}");
+        assert_eq!(
+            *m,
+            json!({"count": n, "unique": n, "inOrder": true, "missing": []}),
+            "{f}"
+        );
     }
     assert_eq!(f["outsiderGot"], 0, "{f}");
 }
