@@ -43,6 +43,8 @@ METRICS = [
     ("storm-sticky", "sessions_per_s", "connect storm, sticky: sessions/s", True),
     ("storm-sticky", "failed", "connect storm, sticky: failed sessions", False),
     ("storm-sticky", "server_cpu_us_per_session", "connect storm, sticky: server CPU µs/session", False),
+    ("storm-rr-polling", "server_cpu_us_per_session", "polling-only storm, round robin: server CPU µs/session", False),
+    ("storm-sticky-polling", "server_cpu_us_per_session", "polling-only storm, sticky: server CPU µs/session", False),
 ]
 
 # counts of failures: any round with a failure matters, so the worst round is shown
@@ -180,8 +182,12 @@ def main():
           f"reordered {fmt(m('ours', 'overload', 'reordered'))} (order is not part of this target), peak RSS {fmt(m('ours', 'overload', 'server_rss_kib_peak'))} KiB")
     r = ratio(m("ours", "emitter", "delivered_per_s"), m("node", "emitter", "delivered_per_s"))
     check("emitter → clients ≥ 3× Node emitter into Node", None if r is None else r >= 3, f"{fmt(r)}×" if r else "–")
+    r = ratio(m("ours", "storm-rr-polling", "server_cpu_us_per_session"),
+              m("ours", "storm-sticky-polling", "server_cpu_us_per_session"))
+    check("forwarded polling session ≤ 1.5× CPU of a local one (round robin vs sticky, polling only)",
+          None if r is None else r <= 1.5, f"{fmt(r)}×" if r else "–")
     r = ratio(m("ours", "storm-rr", "server_cpu_us_per_session"), m("ours", "storm-sticky", "server_cpu_us_per_session"))
-    check("forwarded session ≤ 1.5× CPU of a local one (round robin vs sticky, upgrade sessions)",
+    check("the same with the websocket upgrade forwarded too (round robin vs sticky, upgrade sessions)",
           None if r is None else r <= 1.5, f"{fmt(r)}×" if r else "–")
     md += ["| target | status | measured |", "|---|---|---|"] + checks
 
@@ -204,6 +210,8 @@ def main():
            "websocket upgrade and a `join` over websocket, through nginx (round robin, or `hash $remote_addr` "
            "with clients on 500 source addresses). Only sio-cluster forwards sessions between nodes; the "
            "others fail round robin by design.",
+           "- `storm-rr-polling`, `storm-sticky-polling`: the same sessions without the upgrade (handshake, "
+           "connect, polls), sio-cluster only: what forwarding a polling session costs.",
            "", "Raw results: `bench/results.jsonl`."]
     if not a.smoke or os.path.isdir(os.path.join(a.out, "bench")):
         chart = os.path.join(a.out, "bench", "chart.png")

@@ -10,6 +10,7 @@
 #   bench/run.sh --rounds 5 --stacks "ours node" --scenarios "fanout-max idle-2k"
 #
 # Scenarios: fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky
+#   storm-rr-polling storm-sticky-polling (polling-only sessions; sio-cluster only)
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ root=$(pwd)
 smoke=0
 rounds=3
 stacks="ours node socketioxide"
-scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky"
+scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky storm-rr-polling storm-sticky-polling"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -181,6 +182,9 @@ run_scenario() { # STACK SCENARIO ROUND
   if [ "$sc" = emitter ] && [ "$stack" = socketioxide ]; then
     return 0 # socketioxide-redis has no emitter (its wire format is its own)
   fi
+  if [ "${sc%-polling}" != "$sc" ] && [ "$stack" != ours ]; then
+    return 0 # forwarded vs local polling sessions: only sio-cluster forwards
+  fi
   start_stack "$stack"
   local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
   local pids=(--pid "${PIDS[0]}" --pid "${PIDS[1]}")
@@ -206,9 +210,12 @@ run_scenario() { # STACK SCENARIO ROUND
       ;;
     idle-2k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_small --settle 3s) ;;
     idle-10k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_large --settle 5s --concurrency 128) ;;
-    storm-rr|storm-sticky)
-      start_nginx "${sc#storm-}"
-      out=$(fail_soft "$load" storm --url "http://127.0.0.1:$NGINX_PORT" "${pids[@]}" --sessions $storm_sessions --concurrency 32)
+    storm-rr|storm-sticky|storm-rr-polling|storm-sticky-polling)
+      local mode=${sc#storm-}
+      local polling=()
+      [ "${mode%-polling}" != "$mode" ] && polling=(--no-upgrade)
+      start_nginx "${mode%-polling}"
+      out=$(fail_soft "$load" storm --url "http://127.0.0.1:$NGINX_PORT" "${pids[@]}" --sessions $storm_sessions --concurrency 32 "${polling[@]}")
       kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true
       ;;
     *) echo "unknown scenario $sc" >&2; exit 2 ;;
