@@ -140,11 +140,17 @@ impl RedisCluster {
         Ok(())
     }
 
+    /// The id of the node recorded as session `sid`'s owner, in one `GET`: unlike
+    /// [`lookup_session`](Self::lookup_session) it neither resolves the node's address
+    /// nor checks that the node is still registered (for callers that cache addresses).
+    pub async fn session_node(&self, sid: &str) -> Result<Option<String>, AdapterError> {
+        Ok(self.inner.client.get(self.sid_key(sid)).await?)
+    }
+
     /// Where session `sid` lives: `None` when unknown, or when its owner is gone (the
     /// stale entry is deleted then).
     pub async fn lookup_session(&self, sid: &str) -> Result<Option<SessionOwner>, AdapterError> {
-        let node_id: Option<String> = self.inner.client.get(self.sid_key(sid)).await?;
-        let Some(node_id) = node_id else {
+        let Some(node_id) = self.session_node(sid).await? else {
             return Ok(None);
         };
         match self.node_address(&node_id).await? {

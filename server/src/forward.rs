@@ -31,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sio_adapter_redis::RedisCluster;
 use sio_adapter_redis::registry::SessionOwner;
+use sio_adapter_redis::{AdapterError, RedisCluster};
 use tracing::{debug, info, warn};
 
 use crate::engine::{ENGINE_PATH, EngineError, EngineQuery};
@@ -72,8 +72,8 @@ pub struct Forwarder {
     owned: Mutex<HashMap<String, Instant>>,
     /// Owners of other nodes' sessions.
     cache: Mutex<HashMap<String, SessionOwner>>,
-    /// Other nodes seen registered, with when.
-    nodes: Mutex<HashMap<String, Instant>>,
+    /// Other nodes seen registered: their address, and when it was read.
+    nodes: Mutex<HashMap<String, (String, Instant)>>,
     /// When the owned sessions' entries were last refreshed.
     refreshed: Mutex<Instant>,
 }
@@ -133,42 +133,65 @@ impl Forwarder {
             return None;
         }
         self.metrics.forward_lookup(false);
-        match self.cluster.lookup_session(sid).await {
-            Ok(Some(owner)) => {
-                lock(&self.nodes).insert(owner.node_id.clone(), Instant::now());
-                let mut cache = lock(&self.cache);
-                if cache.len() >= CACHE_MAX {
-                    cache.clear();
-                }
-                cache.insert(sid.to_string(), owner.clone());
-                Some(owner)
-            }
-            Ok(None) => None,
+        // One `GET` for the owner's id; its address comes from the node cache while
+        // fresh, so a session of an already known node costs one Redis round trip.
+        let node_id = match self.cluster.session_node(sid).await {
+            Ok(Some(node_id)) => node_id,
+            Ok(None) => return None,
             Err(e) => {
                 warn!(sid, error = %e, "session lookup failed");
-                None
+                return None;
+            }
+        };
+        let address = match self.node_address(&node_id).await {
+            Ok(Some(address)) => address,
+            Ok(None) => {
+                debug!(sid, owner = %node_id, "owner no longer registered: session dropped");
+                self.forget(sid).await;
+                return None;
+            }
+            Err(e) => {
+                warn!(sid, error = %e, "session lookup failed");
+                return None;
+            }
+        };
+        let owner = SessionOwner { node_id, address };
+        let mut cache = lock(&self.cache);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(sid.to_string(), owner.clone());
+        Some(owner)
+    }
+
+    /// Node `node_id`'s advertised address: cached for [`NODE_RECHECK`], then read from
+    /// the registry again (`None`: no longer registered). `Err`: Redis was not reached.
+    async fn node_address(&self, node_id: &str) -> Result<Option<String>, AdapterError> {
+        let fresh = lock(&self.nodes)
+            .get(node_id)
+            .filter(|(_, at)| at.elapsed() < NODE_RECHECK)
+            .map(|(address, _)| address.clone());
+        if fresh.is_some() {
+            return Ok(fresh);
+        }
+        let address = self.cluster.node_address(node_id).await?;
+        let mut nodes = lock(&self.nodes);
+        match &address {
+            Some(address) => {
+                nodes.insert(node_id.to_string(), (address.clone(), Instant::now()));
+            }
+            None => {
+                nodes.remove(node_id);
             }
         }
+        Ok(address)
     }
 
     /// Whether node `node_id` is still registered (read again after [`NODE_RECHECK`]).
     /// A failed read trusts the last answer: Redis trouble is not a node's death.
     async fn node_alive(&self, node_id: &str) -> bool {
-        let fresh = lock(&self.nodes)
-            .get(node_id)
-            .is_some_and(|at| at.elapsed() < NODE_RECHECK);
-        if fresh {
-            return true;
-        }
-        match self.cluster.node_address(node_id).await {
-            Ok(Some(_)) => {
-                lock(&self.nodes).insert(node_id.to_string(), Instant::now());
-                true
-            }
-            Ok(None) => {
-                lock(&self.nodes).remove(node_id);
-                false
-            }
+        match self.node_address(node_id).await {
+            Ok(address) => address.is_some(),
             Err(e) => {
                 debug!(node = node_id, error = %e, "cannot check a node's registration");
                 true
@@ -294,6 +317,8 @@ impl Forwarder {
                 self.metrics.forward_error();
                 warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: session dropped");
                 self.forget(sid).await;
+                // Its address may be stale (a restart elsewhere): read it again next time.
+                lock(&self.nodes).remove(&owner.node_id);
                 EngineError::UnknownSid.into_response()
             }
         }
@@ -318,6 +343,7 @@ impl Forwarder {
                 self.metrics.forward_error();
                 warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: upgrade refused");
                 self.forget(sid).await;
+                lock(&self.nodes).remove(&owner.node_id);
                 return EngineError::UnknownSid.into_response();
             }
         };
