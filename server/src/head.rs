@@ -55,21 +55,6 @@ pub fn detach(parts: &mut Parts) {
     parts.headers = headers;
 }
 
-/// Whether a request may open a session: it has no `sid` in its query. Only those need
-/// [`detach`]; the heads of a session's later requests are dropped when answered.
-///
-/// ```
-/// use axum::http::Uri;
-/// use sio_server::head::may_open_session;
-///
-/// assert!(may_open_session(&Uri::from_static("/socket.io/?EIO=4&transport=websocket")));
-/// assert!(!may_open_session(&Uri::from_static("/socket.io/?EIO=4&transport=polling&sid=abc")));
-/// ```
-pub fn may_open_session(uri: &Uri) -> bool {
-    !uri.query()
-        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")))
-}
-
 /// [`detach`] for a whole request.
 pub fn detached<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     let (mut parts, body) = req.into_parts();

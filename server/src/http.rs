@@ -111,7 +111,7 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             // A new session keeps its handshake's head (and axum's `OriginalUri` copy of
             // the URI): detach it from hyper's read buffer first, see `crate::head`.
-            if crate::head::may_open_session(req.uri()) {
+            if crate::engine::EngineQuery::parse(req.uri().query()).is_handshake() {
                 req = crate::head::detached(req);
             }
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
