@@ -140,26 +140,11 @@ impl RedisCluster {
         Ok(())
     }
 
-    /// The id of the node recorded as session `sid`'s owner, in one `GET`: unlike
-    /// [`lookup_session`](Self::lookup_session) it neither resolves the node's address
-    /// nor checks that the node is still registered (for callers that cache addresses).
+    /// The id of the node recorded as session `sid`'s owner, in one `GET` (`None` when
+    /// unknown). Whether that node is still registered, and where, is
+    /// [`node_address`](Self::node_address)'s answer: callers may cache it.
     pub async fn session_node(&self, sid: &str) -> Result<Option<String>, AdapterError> {
         Ok(self.inner.client.get(self.sid_key(sid)).await?)
-    }
-
-    /// Where session `sid` lives: `None` when unknown, or when its owner is gone (the
-    /// stale entry is deleted then).
-    pub async fn lookup_session(&self, sid: &str) -> Result<Option<SessionOwner>, AdapterError> {
-        let Some(node_id) = self.session_node(sid).await? else {
-            return Ok(None);
-        };
-        match self.node_address(&node_id).await? {
-            Some(address) => Ok(Some(SessionOwner { node_id, address })),
-            None => {
-                self.forget_session(sid).await?;
-                Ok(None)
-            }
-        }
     }
 }
 
