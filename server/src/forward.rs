@@ -206,6 +206,13 @@ impl Forwarder {
         }
     }
 
+    /// The owner of `sid` did not answer: the session is dropped, and the owner's cached
+    /// address too (it may be stale after a restart elsewhere; read it again next time).
+    async fn owner_unreachable(&self, sid: &str, owner: &SessionOwner) {
+        self.forget(sid).await;
+        lock(&self.nodes).remove(&owner.node_id);
+    }
+
     /// Records a session this node just created.
     async fn record(&self, sid: &str) {
         lock(&self.owned).insert(sid.to_string(), Instant::now());
@@ -316,9 +323,7 @@ impl Forwarder {
             Err(e) => {
                 self.metrics.forward_error();
                 warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: session dropped");
-                self.forget(sid).await;
-                // Its address may be stale (a restart elsewhere): read it again next time.
-                lock(&self.nodes).remove(&owner.node_id);
+                self.owner_unreachable(sid, owner).await;
                 EngineError::UnknownSid.into_response()
             }
         }
@@ -342,8 +347,7 @@ impl Forwarder {
             Err(e) => {
                 self.metrics.forward_error();
                 warn!(sid, owner = %owner.node_id, error = %e, "owner unreachable: upgrade refused");
-                self.forget(sid).await;
-                lock(&self.nodes).remove(&owner.node_id);
+                self.owner_unreachable(sid, owner).await;
                 return EngineError::UnknownSid.into_response();
             }
         };
