@@ -10,7 +10,8 @@
 #   bench/run.sh --rounds 5 --stacks "ours node" --scenarios "fanout-max idle-2k"
 #
 # Scenarios: fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky
-#   storm-rr-polling storm-sticky-polling (polling-only sessions; sio-cluster only)
+#   storm-rr-polling storm-sticky-polling (polling-only sessions at a fixed rate) and
+#   storm-rr-paced storm-sticky-paced (upgrading sessions at a fixed rate): sio-cluster only
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ root=$(pwd)
 smoke=0
 rounds=3
 stacks="ours node socketioxide"
-scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky storm-rr-polling storm-sticky-polling"
+scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky storm-rr-polling storm-sticky-polling storm-rr-paced storm-sticky-paced"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -36,10 +37,13 @@ if [ $smoke = 1 ]; then
   rounds=1
   subs=20; msgs=200; slow_msgs=20; over_msgs=300; emit_msgs=200
   idle_small=50; idle_large=100; storm_sessions=40
+  # paced storms: sessions started per second, and how many (polling-only; upgrading)
+  polling_rate=100; polling_sessions=40; paced_rate=50; paced_sessions=20
   out_dir=$(mktemp -d)
 else
   subs=1000; msgs=2000; slow_msgs=500; over_msgs=3000; emit_msgs=2000
   idle_small=2000; idle_large=10000; storm_sessions=2000
+  polling_rate=2000; polling_sessions=6000; paced_rate=1000; paced_sessions=3000
   out_dir=$root
 fi
 results=$out_dir/bench/results.jsonl
@@ -182,8 +186,8 @@ run_scenario() { # STACK SCENARIO ROUND
   if [ "$sc" = emitter ] && [ "$stack" = socketioxide ]; then
     return 0 # socketioxide-redis has no emitter (its wire format is its own)
   fi
-  if [ "${sc%-polling}" != "$sc" ] && [ "$stack" != ours ]; then
-    return 0 # forwarded vs local polling sessions: only sio-cluster forwards
+  if { [ "${sc%-polling}" != "$sc" ] || [ "${sc%-paced}" != "$sc" ]; } && [ "$stack" != ours ]; then
+    return 0 # forwarded vs local sessions at equal load: only sio-cluster forwards
   fi
   start_stack "$stack"
   local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
@@ -210,12 +214,18 @@ run_scenario() { # STACK SCENARIO ROUND
       ;;
     idle-2k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_small --settle 3s) ;;
     idle-10k) out=$(fail_soft "$load" idle "${urls[@]}" "${pids[@]}" --connections $idle_large --settle 5s --concurrency 128) ;;
-    storm-rr|storm-sticky|storm-rr-polling|storm-sticky-polling)
+    storm-rr|storm-sticky|storm-rr-polling|storm-sticky-polling|storm-rr-paced|storm-sticky-paced)
       local mode=${sc#storm-}
-      local polling=()
-      [ "${mode%-polling}" != "$mode" ] && polling=(--no-upgrade)
-      start_nginx "${mode%-polling}"
-      out=$(fail_soft "$load" storm --url "http://127.0.0.1:$NGINX_PORT" "${pids[@]}" --sessions $storm_sessions --concurrency 32 "${polling[@]}")
+      # max rate (32 sessions at a time), or a fixed rate that both balancer modes sustain:
+      # CPU per session falls as the rate rises, so cost is compared at equal load
+      local how=(--sessions $storm_sessions --concurrency 32)
+      case "$mode" in
+        *-polling) how=(--sessions $polling_sessions --rate $polling_rate --concurrency 128 --no-upgrade) ;;
+        *-paced) how=(--sessions $paced_sessions --rate $paced_rate --concurrency 128) ;;
+      esac
+      mode=${mode%-polling}; mode=${mode%-paced}
+      start_nginx "$mode"
+      out=$(fail_soft "$load" storm --url "http://127.0.0.1:$NGINX_PORT" "${pids[@]}" "${how[@]}")
       kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true
       ;;
     *) echo "unknown scenario $sc" >&2; exit 2 ;;

@@ -139,6 +139,11 @@ enum Command {
         /// Polling only: no websocket upgrade.
         #[arg(long)]
         no_upgrade: bool,
+        /// Start sessions at this many per second (at most `--concurrency` open at once)
+        /// instead of as fast as they complete: two set-ups then do the same work per
+        /// second, so their CPU per session compares cost, not throughput.
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -260,14 +265,18 @@ async fn run(cli: Cli) -> anyhow::Result<serde_json::Value> {
             sessions,
             sources,
             no_upgrade,
+            rate,
         } => {
             let t = targets(&servers.urls)?;
             storm::run(
                 &t[0],
-                sessions,
-                servers.concurrency,
-                sources,
-                !no_upgrade,
+                storm::Storm {
+                    sessions,
+                    concurrency: servers.concurrency,
+                    sources,
+                    upgrade: !no_upgrade,
+                    rate,
+                },
                 &servers.pids,
             )
             .await

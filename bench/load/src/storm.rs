@@ -6,7 +6,7 @@
 //! one node while round robin spreads its requests over all of them.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use serde_json::json;
@@ -19,19 +19,39 @@ fn source(i: usize, sources: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 1, (j / 250) as u8, (j % 250 + 1) as u8))
 }
 
-/// Runs `sessions` sessions, `concurrency` at a time, and reports the rate.
-pub async fn run(
-    target: &Target,
-    sessions: usize,
-    concurrency: usize,
-    sources: usize,
-    upgrade: bool,
-    pids: &[u32],
-) -> anyhow::Result<serde_json::Value> {
+/// What a storm does.
+pub struct Storm {
+    /// Sessions in total.
+    pub sessions: usize,
+    /// Sessions open at once, at most.
+    pub concurrency: usize,
+    /// Distinct source addresses.
+    pub sources: usize,
+    /// Upgrade each session to websocket after the polling connect.
+    pub upgrade: bool,
+    /// Sessions started per second; `None`: each slot starts the next session as soon as
+    /// its last one ended.
+    pub rate: Option<f64>,
+}
+
+/// Runs the storm and reports the rate reached and the servers' CPU per session.
+pub async fn run(target: &Target, storm: Storm, pids: &[u32]) -> anyhow::Result<serde_json::Value> {
+    let Storm {
+        sessions,
+        concurrency,
+        sources,
+        upgrade,
+        rate,
+    } = storm;
     let before = procstat::sample(pids)?;
     let started = Instant::now();
+    let start = tokio::time::Instant::now();
     let results: Vec<anyhow::Result<()>> = stream::iter(0..sessions)
         .map(|i| async move {
+            if let Some(rate) = rate {
+                let at = Duration::from_secs_f64(i as f64 / rate.max(0.001));
+                tokio::time::sleep_until(start + at).await;
+            }
             let ws = client::polling_session(target, Some(source(i, sources)), upgrade).await?;
             if let Some(mut ws) = ws {
                 let _ = ws.close(None).await;
@@ -57,6 +77,7 @@ pub async fn run(
     Ok(json!({
         "sessions": sessions,
         "upgrade": upgrade,
+        "rate": rate,
         "ok": ok,
         "failed": failed,
         "errors": errors,
