@@ -23,6 +23,9 @@ METRICS = [
     ("fanout-50", "p50_ms", "fan-out, 50 msgs/s: latency p50 (ms)", False),
     ("fanout-50", "p99_ms", "fan-out, 50 msgs/s: latency p99 (ms)", False),
     ("fanout-50", "p999_ms", "fan-out, 50 msgs/s: latency p999 (ms)", False),
+    ("fanout-50", "p50_ms_by_node_0", "fan-out, 50 msgs/s: p50, subscribers on the publisher's node (ms)", False),
+    ("fanout-50", "p50_ms_by_node_1", "fan-out, 50 msgs/s: p50, subscribers on the other node (ms)", False),
+    ("fanout-50", "p99_ms_by_node_1", "fan-out, 50 msgs/s: p99, subscribers on the other node (ms)", False),
     ("fanout-50", "lost", "fan-out, 50 msgs/s: lost deliveries", False),
     ("overload", "delivered_per_s", "overload (unbounded publisher): delivered msgs/s", True),
     ("overload", "lost", "overload: lost deliveries", False),
@@ -111,6 +114,10 @@ def main():
     a = ap.parse_args()
     stacks = a.stacks.split()
     rows = [json.loads(l) for l in open(a.results) if l.strip()]
+    for r in rows:  # per-node lists ("p99_ms_by_node": [..]) as one figure per node
+        for k, v in list(r.items()):
+            if k.endswith("_by_node") and isinstance(v, list):
+                r.update({f"{k}_{i}": x for i, x in enumerate(v)})
     rounds = max((r["round"] for r in rows), default=0)
 
     def values(stack, scenario, metric):

@@ -20,23 +20,24 @@ use crate::stats::{Receiver, Totals, now_us};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Connects `n` websocket clients spread round-robin over `targets` (`concurrency` at a
-/// time), each joined to `room` when given.
+/// time), each joined to `room` when given; each with the index of its target.
 pub async fn connect_many(
     targets: &[Target],
     n: usize,
     room: Option<&str>,
     concurrency: usize,
-) -> anyhow::Result<Vec<Ws>> {
-    let results: Vec<anyhow::Result<Ws>> = stream::iter(0..n)
+) -> anyhow::Result<Vec<(usize, Ws)>> {
+    let results: Vec<anyhow::Result<(usize, Ws)>> = stream::iter(0..n)
         .map(|i| {
-            let target = targets[i % targets.len()].clone();
+            let node = i % targets.len();
+            let target = targets[node].clone();
             async move {
                 let connect = async {
                     let mut ws = client::connect_ws(&target, None).await?;
                     if let Some(room) = room {
                         client::join(&mut ws, room).await?;
                     }
-                    Ok(ws)
+                    Ok((node, ws))
                 };
                 tokio::time::timeout(CONNECT_TIMEOUT, connect)
                     .await
@@ -73,14 +74,15 @@ pub async fn connect_many(
     Ok(out)
 }
 
-/// Runs a subscriber until `stop`, counting every message into `totals`.
+/// Runs a subscriber connected to node `node` until `stop`, counting every message into
+/// `totals`.
 pub async fn subscribe(
-    mut ws: Ws,
+    (node, mut ws): (usize, Ws),
     expected: u64,
     totals: Arc<Totals>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut rx = Receiver::new(expected);
+    let mut rx = Receiver::new(expected, node);
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
@@ -242,7 +244,7 @@ pub async fn run(opts: Fanout) -> anyhow::Result<serde_json::Value> {
     .await?;
     let connect_failed = opts.subscribers - subs.len();
     let subscribers = subs.len();
-    let totals = Arc::new(Totals::new()?);
+    let totals = Arc::new(Totals::new(opts.targets.len())?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = subs
         .into_iter()
@@ -337,6 +339,9 @@ pub async fn run(opts: Fanout) -> anyhow::Result<serde_json::Value> {
         "p99_ms": totals.percentile_ms(0.99),
         "p999_ms": totals.percentile_ms(0.999),
         "max_ms": totals.percentile_ms(1.0),
+        // by the node the receivers are on (the publisher is on the first)
+        "p50_ms_by_node": totals.percentile_ms_by_node(0.50),
+        "p99_ms_by_node": totals.percentile_ms_by_node(0.99),
         "latency_samples": totals.samples(),
         "server_cpu_ms": cpu_ms,
         "server_cpu_us_per_delivery": if received > 0 { (cpu_ms as f64 * 1000.0 / received as f64 * 100.0).round() / 100.0 } else { 0.0 },

@@ -24,7 +24,7 @@ pub async fn run(
     let conns = connect_many(targets, n, None, concurrency).await?;
     let connect_failed = n - conns.len();
     let n = conns.len();
-    let totals = Arc::new(Totals::new()?);
+    let totals = Arc::new(Totals::new(targets.len())?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = conns
         .into_iter()

@@ -38,18 +38,40 @@ pub struct Totals {
     /// When a message last arrived ([`now_us`]).
     pub last_us: AtomicU64,
     latency: Mutex<Histogram<u64>>,
+    /// The same latencies split by the node a receiver is connected to.
+    by_node: Vec<Mutex<Histogram<u64>>>,
 }
 
 impl Totals {
-    /// Empty counters; latencies from 1 µs to 10 minutes, 3 significant digits.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Empty counters for receivers on `nodes` nodes; latencies from 1 µs to 10 minutes,
+    /// 3 significant digits.
+    pub fn new(nodes: usize) -> anyhow::Result<Self> {
+        let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3).map(Mutex::new);
         Ok(Self {
             received: AtomicU64::new(0),
             reordered: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             last_us: AtomicU64::new(0),
-            latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+            latency: histogram()?,
+            by_node: (0..nodes.max(1))
+                .map(|_| histogram())
+                .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// Latency percentile in milliseconds of each node's receivers.
+    pub fn percentile_ms_by_node(&self, q: f64) -> Vec<f64> {
+        self.by_node
+            .iter()
+            .map(|h| {
+                let h = h.lock().unwrap_or_else(|e| e.into_inner());
+                if h.is_empty() {
+                    0.0
+                } else {
+                    h.value_at_quantile(q) as f64 / 1000.0
+                }
+            })
+            .collect()
     }
 
     /// Latency percentile in milliseconds.
@@ -74,19 +96,22 @@ pub struct Receiver {
     reordered: u64,
     latencies: Vec<u64>,
     expected: u64,
+    node: usize,
 }
 
 const BATCH: usize = 256;
 
 impl Receiver {
-    /// A receiver that flushes at once when it has `expected` messages.
-    pub fn new(expected: u64) -> Self {
+    /// A receiver connected to node `node` that flushes at once when it has `expected`
+    /// messages.
+    pub fn new(expected: u64, node: usize) -> Self {
         Self {
             next: Vec::new(),
             received: 0,
             reordered: 0,
             latencies: Vec::with_capacity(BATCH),
             expected,
+            node,
         }
     }
 
@@ -127,8 +152,16 @@ impl Receiver {
             .fetch_add(self.reordered, Ordering::Relaxed);
         self.reordered = 0;
         let mut h = totals.latency.lock().unwrap_or_else(|e| e.into_inner());
-        for l in self.latencies.drain(..) {
+        for &l in &self.latencies {
             h.saturating_record(l);
         }
+        drop(h);
+        if let Some(node) = totals.by_node.get(self.node) {
+            let mut h = node.lock().unwrap_or_else(|e| e.into_inner());
+            for &l in &self.latencies {
+                h.saturating_record(l);
+            }
+        }
+        self.latencies.clear();
     }
 }
