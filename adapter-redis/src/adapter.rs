@@ -469,42 +469,40 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             self.deliver_locally(packet, opts);
             return futures_util::future::ready(Ok(())).left_future();
         }
-        let remote = convert::to_wire(&self.local.parser(), &packet, &opts);
-        self.deliver_locally(packet, opts.clone());
-        let message = match remote {
-            Ok(m) => m,
-            Err(e) => {
+        // The other nodes' copy is queued before the local fan-out. Both are synchronous
+        // pushes in call order, so per-sender order holds either way; but the queue's
+        // task woken first is scheduled ahead of this node's socket writers instead of
+        // behind them, so the other nodes start delivering while this one still does.
+        let queued = convert::to_wire(&self.local.parser(), &packet, &opts)
+            .map_err(|e| {
                 warn!(error = %e, "broadcast not sent to other nodes: cannot encode it");
-                return futures_util::future::ready(Err(BroadcastError::Adapter(e.into())))
-                    .left_future();
-            }
-        };
-        let message = BroadcastMessage::new(self.cluster.uid(), message.packet, message.opts);
-        let (channel, payload) = match self
-            .cluster
-            .inner
-            .wire
-            .broadcast(self.local.path(), &message)
-        {
-            Ok(m) => m,
-            Err(e) => {
-                return futures_util::future::ready(Err(BroadcastError::Adapter(e.into())))
-                    .left_future();
-            }
-        };
-        if opts.has_flag(BroadcastFlags::Volatile) {
-            self.cluster
-                .inner
-                .publisher
-                .enqueue_volatile(channel, payload);
-            return futures_util::future::ready(Ok(())).left_future();
+                BroadcastError::Adapter(e.into())
+            })
+            .and_then(|m| {
+                let message = BroadcastMessage::new(self.cluster.uid(), m.packet, m.opts);
+                self.cluster
+                    .inner
+                    .wire
+                    .broadcast(self.local.path(), &message)
+                    .map_err(|e| BroadcastError::Adapter(e.into()))
+            })
+            .map(|(channel, payload)| {
+                let publisher = &self.cluster.inner.publisher;
+                if opts.has_flag(BroadcastFlags::Volatile) {
+                    publisher.enqueue_volatile(channel, payload);
+                    None
+                } else {
+                    Some(publisher.enqueue(channel, payload))
+                }
+            });
+        self.deliver_locally(packet, opts);
+        match queued {
+            Ok(Some(queued)) => queued
+                .map(|r| r.map_err(|e| BroadcastError::Adapter(e.into())))
+                .right_future(),
+            Ok(None) => futures_util::future::ready(Ok(())).left_future(),
+            Err(e) => futures_util::future::ready(Err(e)).left_future(),
         }
-        self.cluster
-            .inner
-            .publisher
-            .enqueue(channel, payload)
-            .map(|r| r.map_err(|e| BroadcastError::Adapter(e.into())))
-            .right_future()
     }
 
     fn broadcast_with_ack(
