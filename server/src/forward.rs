@@ -50,6 +50,11 @@ const CACHE_MAX: usize = 50_000;
 /// are never forwarded to once its registration expired.
 const NODE_RECHECK: Duration = Duration::from_secs(2);
 
+/// Buffer per direction of a forwarded websocket's byte pipe. tokio's default (8 KiB,
+/// allocated up front) cost 16 KiB per forwarded connection, most of it idle; a big
+/// message just takes more reads.
+const PIPE_BUFFER: usize = 2 * 1024;
+
 /// Headers that describe one hop, not the request.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -364,8 +369,14 @@ impl Forwarder {
                 Ok((client, upstream)) => {
                     let mut client = TokioIo::new(client);
                     let mut upstream = TokioIo::new(upstream);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                    {
+                    let piped = tokio::io::copy_bidirectional_with_sizes(
+                        &mut client,
+                        &mut upstream,
+                        PIPE_BUFFER,
+                        PIPE_BUFFER,
+                    )
+                    .await;
+                    if let Err(e) = piped {
                         debug!(sid, error = %e, "forwarded websocket ended");
                     }
                 }

@@ -909,6 +909,27 @@ pub async fn raw_http(
     Ok((status, head.to_string(), body))
 }
 
+/// A websocket client connection, as the tests open them with tokio-tungstenite.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message on `ws` (Engine.IO pings answered on the way), or `None` when
+/// the connection ended or nothing came for 10 s.
+pub async fn ws_next_text(ws: &mut Ws) -> Option<String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                ws.send(Message::text("3")).await.ok()?;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
 /// Opens an Engine.IO v4 polling session on `addr` (request `headers` added) and returns
 /// its sid, read from the open packet as the forwarding layer reads it.
 pub async fn polling_sid(

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sio_cluster_tests::{
-    NodeProcess, ProcFigures, Witness, http_get, http_request, polling_sid, start_node,
+    NodeProcess, ProcFigures, Witness, Ws, http_get, http_request, polling_sid, start_node,
+    ws_next_text,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// An Engine.IO v4 websocket session connected to namespace `/`.
 async fn ws_connect(addr: SocketAddr) -> Ws {
@@ -34,26 +33,12 @@ async fn ws_connect(addr: SocketAddr) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
         .await
         .expect("websocket connect");
-    let open = next_text(&mut ws).await.expect("open packet");
+    let open = ws_next_text(&mut ws).await.expect("open packet");
     assert!(open.starts_with("0{"), "{open}");
     ws.send(Message::text("40")).await.unwrap();
-    let connect = next_text(&mut ws).await.expect("connect packet");
+    let connect = ws_next_text(&mut ws).await.expect("connect packet");
     assert!(connect.starts_with("40{"), "{connect}");
     ws
-}
-
-/// The next text message (pings answered), or `None` when the connection ended.
-async fn next_text(ws: &mut Ws) -> Option<String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
-                ws.send(Message::text("3")).await.ok()?;
-            }
-            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
 }
 
 /// What became of a websocket client after it sent something bad: the packets and the
@@ -78,7 +63,7 @@ async fn ws_outcome(mut ws: Ws, within: Duration) -> Value {
         ws.send(Message::text(r#"429["join","still-here"]"#))
             .await
             .is_ok()
-            && next_text(&mut ws).await.as_deref() == Some(r#"439[{"ok":true}]"#)
+            && ws_next_text(&mut ws).await.as_deref() == Some(r#"439[{"ok":true}]"#)
     } else {
         false
     };
@@ -302,7 +287,7 @@ async fn large_messages_arrive_whole_through_the_small_read_buffer() {
         .await
         .unwrap();
     assert_eq!(
-        next_text(&mut receiver).await.as_deref(),
+        ws_next_text(&mut receiver).await.as_deref(),
         Some(r#"430[{"ok":true}]"#)
     );
     let mut sender = ws_connect(addr).await;
@@ -317,10 +302,10 @@ async fn large_messages_arrive_whole_through_the_small_read_buffer() {
     }
     for (i, size) in sizes.iter().enumerate() {
         assert_eq!(
-            next_text(&mut sender).await.as_deref(),
+            ws_next_text(&mut sender).await.as_deref(),
             Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
         );
-        let got = next_text(&mut receiver).await.expect("the event");
+        let got = ws_next_text(&mut receiver).await.expect("the event");
         let expected: String = (0..*size)
             .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
             .collect();
@@ -654,7 +639,7 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
                     .await
                     .unwrap();
                 assert_eq!(
-                    next_text(&mut ws).await.as_deref(),
+                    ws_next_text(&mut ws).await.as_deref(),
                     Some(r#"431[{"ok":true}]"#)
                 );
                 drop(permit);
@@ -695,7 +680,7 @@ async fn soak_round(addr: SocketAddr, n: usize) -> (Duration, usize) {
         .await
         .unwrap();
     assert_eq!(
-        next_text(&mut publisher).await.as_deref(),
+        ws_next_text(&mut publisher).await.as_deref(),
         Some(r#"432[{"ok":true}]"#)
     );
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();

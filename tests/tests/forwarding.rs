@@ -3,10 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sio_cluster_tests::{
-    Balance, Nginx, TestRedis, http_request, js_scenario, metric_sum, start_cluster,
+    Balance, Nginx, TestRedis, Ws, http_request, js_scenario, metric_at, metric_sum, polling_sid,
+    start_cluster, ws_next_text,
 };
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 async fn crowd_through(balance: Balance) -> (serde_json::Value, f64) {
     let redis = TestRedis::start().await.unwrap();
@@ -51,6 +58,77 @@ async fn ip_hash_stickiness_works_too() {
     assert_eq!(f["connectErrors"], 0, "{f}");
     assert_eq!(f["disconnects"], json!([]), "{f}");
     assert_eq!(f["delivered"], f["expected"], "{f}");
+}
+
+/// A session opened and connected over polling on `owner`, then upgraded to websocket
+/// through `other`, which forwards the upgrade and pipes the bytes.
+async fn upgraded_through(owner: SocketAddr, other: SocketAddr) -> Ws {
+    let sid = polling_sid(owner, &[]).await.unwrap();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, body) = http_request(owner, "POST", &path, b"40").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, body) = http_request(owner, "GET", &path, b"").await.unwrap();
+    assert!(status == 200 && body.contains("40{"), "{status} {body}");
+    let config = WebSocketConfig::default().write_buffer_size(0);
+    let url = format!("ws://{other}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .expect("forwarded upgrade");
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(ws_next_text(&mut ws).await.as_deref(), Some("3probe"));
+    ws.send(Message::text("5")).await.unwrap();
+    ws
+}
+
+/// Large messages cross a forwarded websocket whole, in both directions: the forwarding
+/// node's pipe reads them through buffers far smaller than the messages.
+#[tokio::test]
+async fn forwarded_websocket_carries_large_messages_both_ways() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = start_cluster(&redis, 2, &["--client-publish", "big"])
+        .await
+        .unwrap();
+    let (owner, other) = (nodes[0].addr(), nodes[1].addr());
+    let mut receiver = upgraded_through(owner, other).await;
+    receiver
+        .send(Message::text(r#"420["join","big"]"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws_next_text(&mut receiver).await.as_deref(),
+        Some(r#"430[{"ok":true}]"#)
+    );
+    let mut sender = upgraded_through(owner, other).await;
+    let sizes = [990_000, 300_001, 1, 65_537, 2_047, 2_049];
+    let data = |i: usize, size: usize| -> String {
+        (0..size)
+            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+            .collect()
+    };
+    for (i, size) in sizes.iter().enumerate() {
+        let packet = format!(
+            r#"42{i}["publish",{{"room":"big","event":"e{i}","data":"{}"}}]"#,
+            data(i, *size)
+        );
+        sender.send(Message::text(packet)).await.unwrap();
+    }
+    for (i, size) in sizes.iter().enumerate() {
+        assert_eq!(
+            ws_next_text(&mut sender).await.as_deref(),
+            Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
+        );
+        let got = ws_next_text(&mut receiver).await.expect("the event");
+        assert!(
+            got == format!(r#"42["e{i}","{}"]"#, data(i, *size)),
+            "message {i} ({size} bytes) arrived as {} bytes: {}…",
+            got.len(),
+            &got[..got.len().min(40)]
+        );
+    }
+    let forwarded = metric_at(other, r#"sio_forwarded_total{transport="websocket"}"#)
+        .await
+        .unwrap();
+    assert_eq!(forwarded, 2.0, "both upgrades went through the other node");
 }
 
 /// An unknown sid gets Node's 400 at once, for polling and for a websocket upgrade
