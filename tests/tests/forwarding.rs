@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::json;
 use sio_cluster_tests::{
     Balance, Nginx, TestRedis, Ws, http_request, js_scenario, metric_at, metric_sum, polling_sid,
