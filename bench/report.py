@@ -82,6 +82,9 @@ def machine():
         f"OS: {platform.platform()}",
         f"Rust: {sh('rustc --version')}; Node.js: {sh('node --version')}; Redis: {sh('docker run --rm redis:7.2 redis-server --version')}",
         "Load: sio-load (bench/load, 1 runtime thread) on the same machine; servers on 127.0.0.1",
+        f"Threads: each Rust node (sio-cluster: `SIO_WORKER_THREADS`, the socketioxide peer: "
+        f"`TOKIO_WORKER_THREADS`) runs {os.environ.get('BENCH_RUST_WORKERS', '?')} worker thread(s), "
+        "half the cores, as each Node.js node runs its JavaScript on one thread: two nodes share the machine",
         f"Other load: load average (1/5/15 min) {os.environ.get('BENCH_LOAD_START', '?')} when the run "
         f"started, {loadavg()} when it ended (2 cores: near 0 at the start means a quiet machine)",
     ]

@@ -50,6 +50,12 @@ results=$out_dir/bench/results.jsonl
 mkdir -p "$out_dir/bench"
 : > "$results"
 
+# Worker threads of each Rust node (sio-cluster and the socketioxide peer alike): two
+# nodes share the machine's cores, as the two single-threaded Node.js nodes do, so each
+# gets cores/2 threads (BENCH_RUST_WORKERS overrides; bench/NOTES.md has both figures).
+rust_workers=${BENCH_RUST_WORKERS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
+export BENCH_RUST_WORKERS=$rust_workers
+
 # the machine's own load before anything starts (the report quotes it)
 BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_LOAD_START
@@ -113,13 +119,14 @@ start_stack() {
     case "$1" in
       ours)
         SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
-          SIO_CHAT=false RUST_LOG=warn "$root/target/release/sio-server" >"$tmp/$1-$i.log" 2>&1 &
+          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$root/target/release/sio-server" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       node)
         node bench/peers/node/server.mjs "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       socketioxide)
-        "$root/target/release/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+        TOKIO_WORKER_THREADS=$rust_workers \
+          "$root/target/release/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
     esac
     local pid=$!

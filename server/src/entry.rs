@@ -54,10 +54,11 @@ pub fn main() -> ExitCode {
     telemetry::init(config.log_format);
     info!(config = %config, "starting sio-server {}", env!("CARGO_PKG_VERSION"));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");

@@ -387,3 +387,29 @@ async fn bad_http_requests_get_node_style_errors() {
     assert_eq!(f["joinAcks"], json!([{"ok": true}]), "{f}");
     node.shutdown().await.unwrap();
 }
+
+/// `SIO_WORKER_THREADS` sizes the node's runtime: a node told to use 4 worker threads
+/// runs at least 3 more threads than one told to use 1 (jemalloc may add background
+/// threads for the extra workers' arenas), and both serve clients.
+#[tokio::test]
+async fn worker_threads_setting_sizes_the_runtime() {
+    use sio_cluster_tests::{NodeProcess, ProcFigures};
+    let mut threads = Vec::new();
+    for n in ["1", "4"] {
+        let node = NodeProcess::start(
+            env!("CARGO_BIN_EXE_sio-test-node"),
+            &[("SIO_WORKER_THREADS", n), ("SIO_CHAT", "false")],
+        )
+        .await
+        .unwrap();
+        let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+            .await
+            .unwrap();
+        assert!(status == 200 && body.starts_with("0{"), "{status} {body}");
+        threads.push(ProcFigures::read(node.pid()).unwrap().threads);
+    }
+    assert!(
+        threads[1] >= threads[0] + 3,
+        "threads with 1 and 4 workers: {threads:?}"
+    );
+}
