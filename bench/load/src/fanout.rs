@@ -83,6 +83,9 @@ pub async fn subscribe(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut rx = Receiver::new(expected, node);
+    // one future for the whole run, not one per frame
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
@@ -102,7 +105,7 @@ pub async fn subscribe(
                 }
                 Some(Ok(_)) => {}
             },
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
         }
     }
     rx.flush(&totals);
