@@ -930,6 +930,47 @@ pub async fn ws_next_text(ws: &mut Ws) -> Option<String> {
     }
 }
 
+/// Publishes one message per entry of `sizes` (bytes of data, letters) through the
+/// gateway from `sender` to `room`, all back to back, then asserts each publish was acked
+/// and that `receiver` (already in `room`) got every message whole and in order.
+pub async fn publish_large_messages(
+    sender: &mut Ws,
+    receiver: &mut Ws,
+    room: &str,
+    sizes: &[usize],
+) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let data = |i: usize, size: usize| -> String {
+        (0..size)
+            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+            .collect()
+    };
+    for (i, size) in sizes.iter().enumerate() {
+        let packet = format!(
+            r#"42{i}["publish",{{"room":"{room}","event":"e{i}","data":"{}"}}]"#,
+            data(i, *size)
+        );
+        sender
+            .send(Message::text(packet))
+            .await
+            .expect("send a publish");
+    }
+    for (i, size) in sizes.iter().enumerate() {
+        assert_eq!(
+            ws_next_text(sender).await.as_deref(),
+            Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
+        );
+        let got = ws_next_text(receiver).await.expect("the event");
+        assert!(
+            got == format!(r#"42["e{i}","{}"]"#, data(i, *size)),
+            "message {i} ({size} bytes) arrived as {} bytes: {}…",
+            got.len(),
+            &got[..got.len().min(40)]
+        );
+    }
+}
+
 /// Opens an Engine.IO v4 polling session on `addr` (request `headers` added) and returns
 /// its sid, read from the open packet as the forwarding layer reads it.
 pub async fn polling_sid(

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sio_cluster_tests::{
-    NodeProcess, ProcFigures, Witness, Ws, http_get, http_request, polling_sid, start_node,
-    ws_next_text,
+    NodeProcess, ProcFigures, Witness, Ws, http_get, http_request, polling_sid,
+    publish_large_messages, start_node, ws_next_text,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -293,29 +293,7 @@ async fn large_messages_arrive_whole_through_the_small_read_buffer() {
     let mut sender = ws_connect(addr).await;
     // 1,000,000 bytes is the default limit for the whole packet.
     let sizes = [990_000, 300_001, 1, 65_537, 4_095];
-    for (i, size) in sizes.iter().enumerate() {
-        let data: String = (0..*size)
-            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
-            .collect();
-        let packet = format!(r#"42{i}["publish",{{"room":"big","event":"e{i}","data":"{data}"}}]"#);
-        sender.send(Message::text(packet)).await.unwrap();
-    }
-    for (i, size) in sizes.iter().enumerate() {
-        assert_eq!(
-            ws_next_text(&mut sender).await.as_deref(),
-            Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
-        );
-        let got = ws_next_text(&mut receiver).await.expect("the event");
-        let expected: String = (0..*size)
-            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
-            .collect();
-        assert!(
-            got == format!(r#"42["e{i}","{expected}"]"#),
-            "message {i} ({size} bytes) arrived as {} bytes: {}…",
-            got.len(),
-            &got[..got.len().min(40)]
-        );
-    }
+    publish_large_messages(&mut sender, &mut receiver, "big", &sizes).await;
     node.shutdown().await.unwrap();
 }
 

@@ -9,7 +9,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use sio_cluster_tests::{
     Balance, Nginx, TestRedis, Ws, http_request, js_scenario, metric_at, metric_sum, polling_sid,
-    start_cluster, ws_next_text,
+    publish_large_messages, start_cluster, ws_next_text,
 };
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -99,31 +99,7 @@ async fn forwarded_websocket_carries_large_messages_both_ways() {
     );
     let mut sender = upgraded_through(owner, other).await;
     let sizes = [990_000, 300_001, 1, 65_537, 2_047, 2_049];
-    let data = |i: usize, size: usize| -> String {
-        (0..size)
-            .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
-            .collect()
-    };
-    for (i, size) in sizes.iter().enumerate() {
-        let packet = format!(
-            r#"42{i}["publish",{{"room":"big","event":"e{i}","data":"{}"}}]"#,
-            data(i, *size)
-        );
-        sender.send(Message::text(packet)).await.unwrap();
-    }
-    for (i, size) in sizes.iter().enumerate() {
-        assert_eq!(
-            ws_next_text(&mut sender).await.as_deref(),
-            Some(format!(r#"43{i}[{{"ok":true}}]"#).as_str())
-        );
-        let got = ws_next_text(&mut receiver).await.expect("the event");
-        assert!(
-            got == format!(r#"42["e{i}","{}"]"#, data(i, *size)),
-            "message {i} ({size} bytes) arrived as {} bytes: {}…",
-            got.len(),
-            &got[..got.len().min(40)]
-        );
-    }
+    publish_large_messages(&mut sender, &mut receiver, "big", &sizes).await;
     let forwarded = metric_at(other, r#"sio_forwarded_total{transport="websocket"}"#)
         .await
         .unwrap();
