@@ -105,31 +105,34 @@ impl Totals {
 
     /// Latency percentile in milliseconds of each node's receivers.
     pub fn percentile_ms_by_node(&self, q: f64) -> Vec<f64> {
-        self.by_node
-            .iter()
-            .map(|h| {
-                let h = h.lock().unwrap_or_else(|e| e.into_inner());
-                if h.is_empty() {
-                    0.0
-                } else {
-                    h.value_at_quantile(q) as f64 / 1000.0
-                }
-            })
-            .collect()
+        self.by_node.iter().map(|h| quantile_ms(h, q)).collect()
     }
 
     /// Latency percentile in milliseconds.
     pub fn percentile_ms(&self, q: f64) -> f64 {
-        let h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        if h.is_empty() {
-            return 0.0;
-        }
-        h.value_at_quantile(q) as f64 / 1000.0
+        quantile_ms(&self.latency, q)
     }
 
     /// Latency samples recorded.
     pub fn samples(&self) -> u64 {
         self.latency.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Quantile `q` of `h` in milliseconds; 0 when it holds nothing.
+fn quantile_ms(h: &Mutex<Histogram<u64>>, q: f64) -> f64 {
+    let h = h.lock().unwrap_or_else(|e| e.into_inner());
+    if h.is_empty() {
+        return 0.0;
+    }
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Records every latency of `values` (µs) into `h` under one lock.
+fn record_all(h: &Mutex<Histogram<u64>>, values: &[u64]) {
+    let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+    for &l in values {
+        h.saturating_record(l);
     }
 }
 
@@ -200,16 +203,9 @@ impl Receiver {
             .reordered
             .fetch_add(self.reordered, Ordering::Relaxed);
         self.reordered = 0;
-        let mut h = totals.latency.lock().unwrap_or_else(|e| e.into_inner());
-        for &l in &self.latencies {
-            h.saturating_record(l);
-        }
-        drop(h);
+        record_all(&totals.latency, &self.latencies);
         if let Some(node) = totals.by_node.get(self.node) {
-            let mut h = node.lock().unwrap_or_else(|e| e.into_inner());
-            for &l in &self.latencies {
-                h.saturating_record(l);
-            }
+            record_all(node, &self.latencies);
         }
         self.latencies.clear();
     }

@@ -6,7 +6,9 @@
 //! one node while round robin spreads its requests over all of them.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::{StreamExt, stream};
 use serde_json::json;
@@ -44,8 +46,7 @@ pub async fn run(target: &Target, storm: Storm, pids: &[u32]) -> anyhow::Result<
         rate,
     } = storm;
     let before = procstat::sample(pids)?;
-    let started = Instant::now();
-    let start = tokio::time::Instant::now();
+    let start = Instant::now();
     let results: Vec<anyhow::Result<()>> = stream::iter(0..sessions)
         .map(|i| async move {
             if let Some(rate) = rate {
@@ -61,7 +62,7 @@ pub async fn run(target: &Target, storm: Storm, pids: &[u32]) -> anyhow::Result<
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let secs = started.elapsed().as_secs_f64();
+    let secs = start.elapsed().as_secs_f64();
     let after = procstat::sample(pids)?;
     let mut errors: Vec<String> = Vec::new();
     let mut failed = 0u64;
