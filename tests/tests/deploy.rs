@@ -224,6 +224,60 @@ impl Drop for Compose {
     }
 }
 
+/// A container started next to a compose project with `docker run`, removed on drop
+/// (before the project's `down`, which could not remove a network still in use).
+struct Container(String);
+
+impl Container {
+    /// Another sio-server node on the project's network under the alias `sio-nodes`,
+    /// the way a scaled-up or rescheduled node appears: a new name and a new address.
+    async fn extra_node(compose: &Compose, node_id: &str) -> anyhow::Result<Self> {
+        let name = format!("{}-{node_id}", compose.project);
+        let container = Self(name.clone());
+        let mut cmd = tokio::process::Command::new(docker());
+        cmd.args(["run", "-d", "--name", &name, "--network"])
+            .arg(format!("{}_default", compose.project))
+            .args(["--network-alias", "sio-nodes", "-e"])
+            .arg("SIO_REDIS_URL=redis://redis:6379")
+            .arg("-e")
+            .arg(format!("SIO_NODE_ID={node_id}"))
+            .arg("-e")
+            .arg(format!("SIO_ADVERTISE_ADDR={name}:3000"))
+            .arg(IMAGE);
+        run(cmd, "docker run (another node)").await?;
+        Ok(container)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(docker())
+            .args(["rm", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A container's address on its (one) network.
+async fn ip_of(container: &str) -> anyhow::Result<String> {
+    let mut cmd = tokio::process::Command::new(docker());
+    cmd.args([
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        container,
+    ]);
+    let ip = run(cmd, "docker inspect (address)")
+        .await?
+        .trim()
+        .to_string();
+    if ip.is_empty() {
+        bail!("{container} has no address");
+    }
+    Ok(ip)
+}
+
 /// Polls a GET through nginx until it answers 200 (bounded); returns the body.
 async fn get_ok(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -247,7 +301,7 @@ async fn serving_node(addr: std::net::SocketAddr) -> anyhow::Result<String> {
         .context("node in /healthz")
 }
 
-/// `sio_sockets_connected` of the node serving this host.
+/// `sio_sockets_connected` of the node at `addr` (through nginx: the one serving this host).
 async fn sockets_connected(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     let text = get_ok(addr, "/metrics").await?;
     Ok(text
@@ -257,15 +311,24 @@ async fn sockets_connected(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
         .sum())
 }
 
-/// The whole compose life cycle, as a user runs it, with official clients through nginx.
+/// The whole compose life cycle, as a user runs it, with official clients through nginx;
+/// then a node that appears with a new address while the others stop, which nginx
+/// (started by `k8s/nginx/follow.sh`) must find without a restart.
 #[tokio::test]
-async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing() {
+async fn compose_cluster_serves_through_nginx_survives_a_node_follows_new_nodes_and_leaves_nothing()
+{
     build_image().await.unwrap();
     let compose = Compose::new().unwrap();
     compose.run(&["up", "-d"]).await.unwrap();
     let addr = compose.addr();
     get_ok(addr, "/nginx-healthz").await.unwrap();
     get_ok(addr, "/readyz").await.unwrap();
+    // the node addresses nginx resolved when it started
+    let mut nodes = Vec::new();
+    for node in ["sio-1", "sio-2", "sio-3"] {
+        let id = compose.run(&["ps", "-q", node]).await.unwrap();
+        nodes.push((node, ip_of(id.trim()).await.unwrap()));
+    }
 
     // official clients (polling, websocket, upgrade) through nginx
     let mut child = spawn_js(&json!({
@@ -310,7 +373,17 @@ async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing
     }
     let survivor = serving_node(addr).await.unwrap();
     assert_ne!(survivor, victim, "nginx moved this client address");
-    assert_eq!(sockets_connected(addr).await.unwrap(), 3.0, "{survivor}");
+    // nginx re-resolved `sio-nodes` without the stopped node and reloaded, which may have
+    // moved this address to the other survivor after the clients came back: count them
+    // on both survivors (the host reaches the containers' addresses)
+    let mut connected = 0.0;
+    for (node, ip) in nodes.iter().filter(|(node, _)| *node != victim) {
+        let at = std::net::SocketAddr::new(ip.parse().unwrap(), 3000);
+        let n = sockets_connected(at).await.unwrap();
+        eprintln!("{node}: {n} sockets");
+        connected += n;
+    }
+    assert_eq!(connected, 3.0, "the three clients are on the survivors");
     let id = compose.run(&["ps", "-a", "-q", &victim]).await.unwrap();
     let mut cmd = tokio::process::Command::new(docker());
     cmd.args([
@@ -346,6 +419,27 @@ async fn compose_cluster_serves_through_nginx_survives_a_node_and_leaves_nothing
         "each event exactly once at each client: {done}"
     );
     assert_eq!(done["disconnects"], json!([1, 1, 1]), "{done}");
+
+    // a fourth node joins with an address nginx has never resolved, and the three
+    // compose nodes stop: without re-resolving `sio-nodes` nginx would know only
+    // stopped addresses and answer 502 from here on
+    let extra = Container::extra_node(&compose, "sio-4").await.unwrap();
+    let new_address = ip_of(&extra.0).await.unwrap();
+    assert!(
+        nodes.iter().all(|(_, ip)| *ip != new_address),
+        "the new node must have an address nginx has not seen: {new_address} {nodes:?}"
+    );
+    let following = std::time::Instant::now();
+    compose
+        .run(&["stop", "-t", "12", "sio-1", "sio-2", "sio-3"])
+        .await
+        .unwrap();
+    assert_eq!(serving_node(addr).await.unwrap(), "sio-4");
+    eprintln!(
+        "nginx served from the new node {:?} after it started",
+        following.elapsed()
+    );
+    drop(extra);
 
     // down -v leaves no container, network or volume of the project
     compose
@@ -412,7 +506,7 @@ print("same")
 /// Every manifest under `k8s/`, and both kustomizations as `kubectl kustomize` renders
 /// them, validate against the Kubernetes 1.33 schemas (PyPI `kubernetes-validate`,
 /// strict: an unknown field fails too); the renders hold what a deployment needs, and the
-/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` itself. A broken manifest fails the
+/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` and `follow.sh` themselves. A broken manifest fails the
 /// same check.
 #[tokio::test]
 async fn k8s_manifests_and_kustomizations_validate() {
@@ -500,6 +594,17 @@ async fn k8s_manifests_and_kustomizations_validate() {
             "not in the ConfigMap: {line:?}"
         );
     }
+
+    // ... and follow.sh, which the nginx container runs so that new pods get traffic
+    let follow = std::fs::read_to_string(k8s.join("nginx/follow.sh")).unwrap();
+    assert!(follow.contains("nginx -s reload") && follow.contains("exec nginx"));
+    for line in follow.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            plain.contains(&format!("\n    {line}\n")),
+            "not in the ConfigMap: {line:?}"
+        );
+    }
+    assert!(plain.contains("- /etc/nginx/conf.d/follow.sh"), "{plain}");
 
     // the check fails on a broken manifest: a string where a number belongs
     let good = std::fs::read_to_string(k8s.join("base/sio-server.yaml")).unwrap();
