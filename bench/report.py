@@ -59,6 +59,8 @@ NAMES = {
     "ours": "sio-cluster",
     "node": "Node socket.io 4.8 + redis-adapter 8.3",
     "socketioxide": "socketioxide 0.18 + socketioxide-redis 0.4",
+    "floor": "the floor (bench/floor): one process for both nodes, no Redis, no Socket.IO "
+    "library, each broadcast written straight to the sockets; what the machine allows",
 }
 
 

@@ -12,6 +12,9 @@
 # Scenarios: fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky
 #   storm-rr-polling storm-sticky-polling (polling-only sessions at a fixed rate) and
 #   storm-rr-paced storm-sticky-paced (upgrading sessions at a fixed rate): sio-cluster only
+# Stacks: ours node socketioxide (the default), and floor: bench/floor, the least work a
+#   Socket.IO server can do (one process, no Redis, no library; fan-out and idle only), a
+#   reference line for what the machine itself allows: --stacks "ours node floor"
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +65,7 @@ export BENCH_LOAD_START
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then # BENCH_NO_BUILD=1: re-run with what is built
   echo "==> build (release)"
-  cargo build --release --locked -q -p sio-server -p sio-load
+  cargo build --release --locked -q -p sio-server -p sio-load -p sio-floor
   CARGO_TARGET_DIR=$root/target cargo build --release --locked -q \
     --manifest-path bench/peers/socketioxide/Cargo.toml
   npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
@@ -117,6 +120,12 @@ start_stack() {
   for i in 1 2; do
     local port=${ports[$((i - 1))]}
     case "$1" in
+      floor) # one process listening for both "nodes"
+        if [ "$i" = 1 ]; then
+          TOKIO_WORKER_THREADS=$((rust_workers * 2)) \
+            "$root/target/release/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
+        fi
+        ;;
       ours)
         SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
           SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$root/target/release/sio-server" >"$tmp/$1-$i.log" 2>&1 &
@@ -130,7 +139,9 @@ start_stack() {
         ;;
     esac
     local pid=$!
-    started_pids+=("$pid"); PORTS+=("$port"); PIDS+=("$pid")
+    PORTS+=("$port")
+    [ "$1" = floor ] && [ "$i" = 2 ] && continue # its one process is counted once
+    started_pids+=("$pid"); PIDS+=("$pid")
   done
   wait_http "${PORTS[0]}" "$tmp/$1-1.log"
   wait_http "${PORTS[1]}" "$tmp/$1-2.log"
@@ -193,12 +204,15 @@ run_scenario() { # STACK SCENARIO ROUND
   if [ "$sc" = emitter ] && [ "$stack" = socketioxide ]; then
     return 0 # socketioxide-redis has no emitter (its wire format is its own)
   fi
+  if [ "$stack" = floor ] && [ "${sc#fanout}" = "$sc" ] && [ "${sc#idle}" = "$sc" ]; then
+    return 0 # the floor speaks websocket, join and publish only
+  fi
   if { [ "${sc%-polling}" != "$sc" ] || [ "${sc%-paced}" != "$sc" ]; } && [ "$stack" != ours ]; then
     return 0 # forwarded vs local sessions at equal load: only sio-cluster forwards
   fi
   start_stack "$stack"
   local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
-  local pids=(--pid "${PIDS[0]}" --pid "${PIDS[1]}")
+  local pids=(); for p in "${PIDS[@]}"; do pids+=(--pid "$p"); done
   local out=""
   case "$sc" in
     fanout-max) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $msgs --in-flight 100) ;;
