@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::Builder;
-use fred::types::config::{Config, ReconnectPolicy};
+use fred::types::config::ReconnectPolicy;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -154,11 +154,12 @@ impl std::fmt::Debug for RedisCluster {
 
 impl RedisCluster {
     /// Connects to Redis at `url` (`redis://`, `rediss://`, `redis-sentinel://`,
-    /// `redis-cluster://`, with user, password and db as fred reads them) and starts the
+    /// `redis-cluster://`, read by [`crate::redis_url::config_from_url`]) and starts the
     /// dispatcher, the publisher and the liveness probe. Fails if Redis cannot be reached
     /// now; once connected, it reconnects and resubscribes on its own.
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
-        let mut redis_config = Config::from_url(url).map_err(AdapterError::config)?;
+        let mut redis_config =
+            crate::redis_url::config_from_url(url).map_err(AdapterError::config)?;
         if let Some(ca) = &config.tls_ca_file {
             crate::tls::trust_ca_file(&mut redis_config, ca)
                 .map_err(|e| AdapterError::Config(e.to_string()))?;

@@ -89,6 +89,7 @@ mod convert;
 pub mod error;
 pub mod protocol;
 mod publisher;
+pub mod redis_url;
 pub mod registry;
 mod remote;
 mod requests;

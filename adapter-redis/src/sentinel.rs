@@ -50,8 +50,9 @@ where
             watcher_config.server = ServerConfig::Centralized {
                 server: host.clone(),
             };
-            // Sentinels take the same credentials as the master (as fred does without its
-            // `sentinel-auth` feature) and never a database number.
+            // a Sentinel's own credentials (crate::redis_url), never a database number
+            (watcher_config.username, watcher_config.password) =
+                crate::redis_url::sentinel_credentials(config);
             watcher_config.database = None;
             let service = service_name.clone();
             let reconnect = reconnect.clone();

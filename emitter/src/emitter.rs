@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use fred::types::config::Config;
 use fred::types::{Builder, Value as RedisValue};
 use serde::Serialize;
 use sio_adapter_redis::protocol::sharded::ShardedMessage;
@@ -69,7 +68,7 @@ impl Emitter {
             let shown = url.split('@').next_back().unwrap_or_default();
             return Err(EmitError::Url(shown.to_string()));
         }
-        let mut config = Config::from_url(url)?;
+        let mut config = sio_adapter_redis::redis_url::config_from_url(url)?;
         if let Some(ca) = ca_file {
             sio_adapter_redis::tls::trust_ca_file(&mut config, ca)?;
         }

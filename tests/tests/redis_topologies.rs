@@ -40,20 +40,33 @@ async fn redis_container(script: String, ready: &str) -> ContainerAsync<GenericI
         .expect("start a redis:7.2 container on the host network")
 }
 
-/// `ROLE` of the Redis at `port` in `container` (its first line: `master` or `slave`).
-async fn role(container: &ContainerAsync<GenericImage>, port: u16) -> String {
-    redis_cli(container, &["-p", &port.to_string(), "role"])
-        .await
-        .unwrap()
+/// A Redis (or Sentinel) server at `port` in `container`, reached with `redis-cli` inside
+/// it, authenticated with `password` when it has one.
+struct Server<'a> {
+    container: &'a ContainerAsync<GenericImage>,
+    port: u16,
+    password: Option<&'static str>,
 }
 
-/// Whether `key` exists on the Redis at `port` in `container`.
-async fn exists(container: &ContainerAsync<GenericImage>, port: u16, key: &str) -> bool {
-    redis_cli(container, &["-p", &port.to_string(), "exists", key])
-        .await
-        .unwrap()
-        .trim()
-        == "1"
+impl Server<'_> {
+    async fn cli(&self, args: &[&str]) -> String {
+        let port = self.port.to_string();
+        let mut all = vec!["-p", &port];
+        if let Some(pw) = self.password {
+            all.extend(["-a", pw, "--no-auth-warning"]);
+        }
+        all.extend_from_slice(args);
+        redis_cli(self.container, &all).await.unwrap()
+    }
+
+    /// `ROLE` (its first line: `master` or `slave`).
+    async fn role(&self) -> String {
+        self.cli(&["role"]).await
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        self.cli(&["exists", key]).await.trim() == "1"
+    }
 }
 
 /// A burst of `messages` publishes from a client of the first node to a room with a
@@ -106,6 +119,14 @@ where
     }
 }
 
+/// Passwords of a Sentinel set-up: the master's (and its replica's), and the Sentinel's
+/// own, a different one.
+#[derive(Clone, Copy)]
+struct SentinelAuth {
+    master: &'static str,
+    sentinel: &'static str,
+}
+
 /// `redis-sentinel://` URLs: two nodes find the master through Sentinel and serve; the
 /// master is then failed over to its replica (`SENTINEL FAILOVER`, which demotes the old
 /// master and disconnects its clients) and the nodes follow the new master: ready again,
@@ -113,18 +134,46 @@ where
 /// refuse) succeed.
 #[tokio::test]
 async fn sentinel_failover_is_followed() {
+    sentinel_failover(None).await;
+}
+
+/// The same with passwords: the master's in the URL, the Sentinel's own
+/// (`sentinelPassword`), which the nodes' connections through Sentinel and their
+/// failover watchers must both use (Sentinel refuses the master's).
+#[tokio::test]
+async fn sentinel_with_its_own_password_failover_is_followed() {
+    sentinel_failover(Some(SentinelAuth {
+        master: "master-secret",
+        sentinel: "sentinel-secret",
+    }))
+    .await;
+}
+
+async fn sentinel_failover(auth: Option<SentinelAuth>) {
     let [master, replica, sentinel] = free_ports(3)[..] else {
         unreachable!()
     };
+    // a Redis with a password also needs it to replicate from the other one later
+    let redis_auth = auth
+        .map(|a| format!(" --requirepass {0} --masterauth {0}", a.master))
+        .unwrap_or_default();
+    let sentinel_auth = auth
+        .map(|a| {
+            format!(
+                "requirepass {}\\nsentinel auth-pass mymaster {}\\n",
+                a.sentinel, a.master
+            )
+        })
+        .unwrap_or_default();
     let master_c = redis_container(
-        format!("exec redis-server --port {master} --protected-mode no --save ''"),
+        format!("exec redis-server --port {master} --protected-mode no --save ''{redis_auth}"),
         "Ready to accept connections",
     )
     .await;
     let replica_c = redis_container(
         format!(
             "exec redis-server --port {replica} --protected-mode no --save '' \
-             --replicaof 127.0.0.1 {master}"
+             --replicaof 127.0.0.1 {master}{redis_auth}"
         ),
         "MASTER <-> REPLICA sync: Finished with success",
     )
@@ -134,35 +183,48 @@ async fn sentinel_failover_is_followed() {
             "printf 'port {sentinel}\\nprotected-mode no\\n\
              sentinel monitor mymaster 127.0.0.1 {master} 1\\n\
              sentinel down-after-milliseconds mymaster 2000\\n\
-             sentinel failover-timeout mymaster 10000\\n' > /data/sentinel.conf \
+             sentinel failover-timeout mymaster 10000\\n{sentinel_auth}' > /data/sentinel.conf \
              && exec redis-server /data/sentinel.conf --sentinel"
         ),
         "+monitor master mymaster",
     )
     .await;
+    let master_r = Server {
+        container: &master_c,
+        port: master,
+        password: auth.map(|a| a.master),
+    };
+    let replica_r = Server {
+        container: &replica_c,
+        port: replica,
+        password: auth.map(|a| a.master),
+    };
+    let sentinel_r = Server {
+        container: &sentinel_c,
+        port: sentinel,
+        password: auth.map(|a| a.sentinel),
+    };
     // Sentinel learns the replica from the master's INFO (polled every 10 s at most).
     eventually(
         Duration::from_secs(30),
         "Sentinel to see the replica",
         || async {
-            redis_cli(
-                &sentinel_c,
-                &[
-                    "-p",
-                    &sentinel.to_string(),
-                    "sentinel",
-                    "replicas",
-                    "mymaster",
-                ],
-            )
-            .await
-            .unwrap()
-            .contains(&replica.to_string())
+            sentinel_r
+                .cli(&["sentinel", "replicas", "mymaster"])
+                .await
+                .contains(&replica.to_string())
         },
     )
     .await;
 
-    let url = format!("redis-sentinel://127.0.0.1:{sentinel}/0?sentinelServiceName=mymaster");
+    let url = match auth {
+        None => format!("redis-sentinel://127.0.0.1:{sentinel}/0?sentinelServiceName=mymaster"),
+        Some(a) => format!(
+            "redis-sentinel://:{}@127.0.0.1:{sentinel}/0?sentinelServiceName=mymaster\
+             &sentinelPassword={}",
+            a.master, a.sentinel
+        ),
+    };
     let nodes = start_cluster_at(&url, 2, &["--client-publish", "room-*"])
         .await
         .unwrap();
@@ -170,23 +232,12 @@ async fn sentinel_failover_is_followed() {
     let before = polling_sid(nodes[0].addr(), &[]).await.unwrap();
     assert_forwarded(&nodes[1], &before).await;
 
-    let failover = redis_cli(
-        &sentinel_c,
-        &[
-            "-p",
-            &sentinel.to_string(),
-            "sentinel",
-            "failover",
-            "mymaster",
-        ],
-    )
-    .await
-    .unwrap();
+    let failover = sentinel_r.cli(&["sentinel", "failover", "mymaster"]).await;
     assert!(failover.contains("OK"), "{failover}");
     eventually(
         Duration::from_secs(30),
         "the replica to be promoted",
-        || async { role(&replica_c, replica).await.starts_with("master") },
+        || async { replica_r.role().await.starts_with("master") },
     )
     .await;
     let promoted = Instant::now();
@@ -196,19 +247,12 @@ async fn sentinel_failover_is_followed() {
         Duration::from_secs(20),
         "a session recorded on the new master",
         || async {
-            exists(
-                &replica_c,
-                replica,
-                &format!(
-                    "socket.io:sid:{}",
-                    polling_sid(nodes[0].addr(), &[]).await.unwrap()
-                ),
-            )
-            .await
+            let sid = polling_sid(nodes[0].addr(), &[]).await.unwrap();
+            replica_r.exists(&format!("socket.io:sid:{sid}")).await
         },
     )
     .await;
-    let old_role = role(&master_c, master).await;
+    let old_role = master_r.role().await;
     eprintln!(
         "new master written to {:?} after the promotion; the old master's role then: {}",
         promoted.elapsed(),
@@ -225,10 +269,7 @@ async fn sentinel_failover_is_followed() {
         "socket.io:node:node-1".to_string(),
         format!("socket.io:sid:{before}"),
     ] {
-        eventually(Duration::from_secs(10), &key, || {
-            exists(&replica_c, replica, &key)
-        })
-        .await;
+        eventually(Duration::from_secs(10), &key, || replica_r.exists(&key)).await;
     }
     for node in &nodes {
         wait_ready(node.addr()).await.unwrap();
@@ -236,7 +277,7 @@ async fn sentinel_failover_is_followed() {
     eventually(
         Duration::from_secs(30),
         "the old master to be demoted",
-        || async { role(&master_c, master).await.starts_with("slave") },
+        || async { master_r.role().await.starts_with("slave") },
     )
     .await;
     assert_forwarded(&nodes[1], &before).await;
