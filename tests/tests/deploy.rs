@@ -585,25 +585,22 @@ async fn k8s_manifests_and_kustomizations_validate() {
     assert!(ingress.contains("nginx.ingress.kubernetes.io/upstream-hash-by: $remote_addr"));
     let (_, plain) = &renders[1];
     assert!(!kinds(plain).iter().any(|k| k == "Ingress"));
-    // the ConfigMap carries sio.conf line for line (a YAML block, indented 4)
-    let conf = std::fs::read_to_string(k8s.join("nginx/sio.conf")).unwrap();
+    // the ConfigMap carries sio.conf and follow.sh (which the nginx container runs so
+    // that new pods get traffic) line for line (YAML blocks, indented 4)
+    let in_configmap = |file: &str| {
+        let text = std::fs::read_to_string(k8s.join("nginx").join(file)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                plain.contains(&format!("\n    {line}\n")),
+                "{file}: not in the ConfigMap: {line:?}"
+            );
+        }
+        text
+    };
+    let conf = in_configmap("sio.conf");
     assert!(conf.contains("ip_hash;") && conf.contains("server sio-nodes:3000"));
-    for line in conf.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(
-            plain.contains(&format!("\n    {line}\n")),
-            "not in the ConfigMap: {line:?}"
-        );
-    }
-
-    // ... and follow.sh, which the nginx container runs so that new pods get traffic
-    let follow = std::fs::read_to_string(k8s.join("nginx/follow.sh")).unwrap();
+    let follow = in_configmap("follow.sh");
     assert!(follow.contains("nginx -s reload") && follow.contains("exec nginx"));
-    for line in follow.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(
-            plain.contains(&format!("\n    {line}\n")),
-            "not in the ConfigMap: {line:?}"
-        );
-    }
     assert!(plain.contains("- /etc/nginx/conf.d/follow.sh"), "{plain}");
 
     // the check fails on a broken manifest: a string where a number belongs
