@@ -5,7 +5,10 @@
 # Extra arguments go to `emitter-rate` (see bench/src/bin/emitter_rate.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q -p sio-bench
+# a smoke run (CI) uses the debug build, whose dependencies the tests have compiled already
+profile=release
+case " $* " in *" --smoke "*) profile=debug ;; esac
+if [ $profile = release ]; then cargo build --release --locked -q -p sio-bench; else cargo build --locked -q -p sio-bench; fi
 cid=$(docker run -d -p 127.0.0.1::6379 redis:7.2)
 trap 'docker rm -f "$cid" >/dev/null' EXIT
 port=$(docker port "$cid" 6379/tcp | head -n1 | sed 's/.*://')
@@ -14,4 +17,4 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; redis: container redis:7.2"
-target/release/emitter-rate --redis "redis://127.0.0.1:${port}" "$@"
+target/$profile/emitter-rate --redis "redis://127.0.0.1:${port}" "$@"

@@ -50,6 +50,9 @@ else
   out_dir=$root
 fi
 results=$out_dir/bench/results.jsonl
+# Figures come from release builds; a smoke run (CI: it only checks that everything runs)
+# uses the debug build, whose dependencies the tests have compiled already.
+if [ $smoke = 1 ]; then profile=debug; profile_flag=""; else profile=release; profile_flag=--release; fi
 mkdir -p "$out_dir/bench"
 : > "$results"
 
@@ -64,14 +67,14 @@ BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_LOAD_START
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then # BENCH_NO_BUILD=1: re-run with what is built
-  echo "==> build (release)"
-  cargo build --release --locked -q -p sio-server -p sio-load -p sio-floor
-  CARGO_TARGET_DIR=$root/target cargo build --release --locked -q \
+  echo "==> build ($profile)"
+  cargo build $profile_flag --locked -q -p sio-server -p sio-load -p sio-floor
+  CARGO_TARGET_DIR=$root/target cargo build $profile_flag --locked -q \
     --manifest-path bench/peers/socketioxide/Cargo.toml
   npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
   python3 -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 fi
-load=$root/target/release/sio-load
+load=$root/target/$profile/sio-load
 
 started_pids=()
 tmp=$(mktemp -d)
@@ -123,19 +126,19 @@ start_stack() {
       floor) # one process listening for both "nodes"
         if [ "$i" = 1 ]; then
           TOKIO_WORKER_THREADS=$((rust_workers * 2)) \
-            "$root/target/release/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
+            "$root/target/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
         fi
         ;;
       ours)
         SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
-          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$root/target/release/sio-server" >"$tmp/$1-$i.log" 2>&1 &
+          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$root/target/$profile/sio-server" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       node)
         node bench/peers/node/server.mjs "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       socketioxide)
         TOKIO_WORKER_THREADS=$rust_workers \
-          "$root/target/release/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+          "$root/target/$profile/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
     esac
     local pid=$!
