@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # a smoke run (CI) uses the debug build, whose dependencies the tests have compiled already
-profile=release
-case " $* " in *" --smoke "*) profile=debug ;; esac
-if [ $profile = release ]; then cargo build --release --locked -q -p sio-bench; else cargo build --locked -q -p sio-bench; fi
+profile=release; profile_flag=--release
+case " $* " in *" --smoke "*) profile=debug; profile_flag="" ;; esac
+cargo build $profile_flag --locked -q -p sio-bench
 cid=$(docker run -d -p 127.0.0.1::6379 redis:7.2)
 trap 'docker rm -f "$cid" >/dev/null' EXIT
 port=$(docker port "$cid" 6379/tcp | head -n1 | sed 's/.*://')

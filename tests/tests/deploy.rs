@@ -506,8 +506,8 @@ print("same")
 /// Every manifest under `k8s/`, and both kustomizations as `kubectl kustomize` renders
 /// them, validate against the Kubernetes 1.33 schemas (PyPI `kubernetes-validate`,
 /// strict: an unknown field fails too); the renders hold what a deployment needs, and the
-/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` and `follow.sh` themselves. A broken manifest fails the
-/// same check.
+/// plain nginx's ConfigMap is `k8s/nginx/sio.conf` and `follow.sh` themselves. A broken
+/// manifest fails the same check.
 #[tokio::test]
 async fn k8s_manifests_and_kustomizations_validate() {
     let k8s = repo().join("k8s");

@@ -34,16 +34,18 @@ async fn redis_behind_proxy(args: &[&str]) -> (TestRedis, TcpProxy) {
 }
 
 async fn node(id: &str, redis_url: &str) -> NodeProcess {
-    NodeProcess::start(
-        BIN,
-        &[
-            ("SIO_REDIS_URL", redis_url),
-            ("SIO_NODE_ID", id),
-            ("SIO_CLIENT_PUBLISH", "room-*"),
-        ],
-    )
-    .await
-    .unwrap()
+    node_with(id, redis_url, &[]).await
+}
+
+/// [`node`] with more environment settings.
+async fn node_with(id: &str, redis_url: &str, env: &[(&str, &str)]) -> NodeProcess {
+    let mut all = vec![
+        ("SIO_REDIS_URL", redis_url),
+        ("SIO_NODE_ID", id),
+        ("SIO_CLIENT_PUBLISH", "room-*"),
+    ];
+    all.extend_from_slice(env);
+    NodeProcess::start(BIN, &all).await.unwrap()
 }
 
 /// Starts the `stream` traffic (tests/js/faults.mjs) and waits until every subscriber is
@@ -407,17 +409,12 @@ async fn slow_consumer_run(slow: bool, messages: usize) -> SlowRun {
     let redis = TestRedis::start().await.unwrap();
     // jemalloc hands freed pages back at once, so RSS after the traffic is what the node
     // still holds, not what the allocator keeps for later
-    let node = NodeProcess::start(
-        BIN,
-        &[
-            ("SIO_REDIS_URL", redis.url.as_str()),
-            ("SIO_NODE_ID", "slow"),
-            ("SIO_CLIENT_PUBLISH", "room-*"),
-            ("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
-        ],
+    let node = node_with(
+        "slow",
+        &redis.url,
+        &[("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")],
     )
-    .await
-    .unwrap();
+    .await;
 
     // the next text frame starting with `prefix`, pings skipped
     async fn next_with<S>(rx: &mut S, prefix: &str) -> String
