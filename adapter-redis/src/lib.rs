@@ -9,76 +9,19 @@
 //!   `SocketIo::builder().with_adapter::<RedisAdapter<_>>(cluster)`.
 //! - [`Wire`]: classic or sharded mode on the wire, shared with `sio-emitter`.
 //!
+//! The wire format lives in [`sio_protocol`] (re-exported as [`protocol`] and [`wire`]),
+//! and reading a Redis URL in [`sio_redis_config`] (re-exported as [`redis_url`], [`tls`]).
+//!
 //! # Crate map
 //!
-//! - [`protocol`]: the wire protocol, no I/O.
-//!   - [`protocol::channels`]: channel names for a prefix and namespace, and parsing them back.
-//!   - [`protocol::broadcast`]: the `[uid, packet, opts]` broadcast message.
-//!   - [`protocol::request`]: requests between nodes and their type numbers.
-//!   - [`protocol::response`]: responses to those requests.
-//!   - [`protocol::sharded`]: the `{type, data, uid, nsp}` messages and channels of sharded mode.
-//!   - [`protocol::msgpack`]: MessagePack exactly as notepack.io writes and reads it.
-//! - [`wire`]: domain messages to and from either mode.
-//! - [`error`]: [`ProtocolError`], what decoding and encoding report instead of panicking.
-//!
-//! # Compatibility
-//!
-//! Byte for byte with `@socket.io/redis-adapter` 8.3 in classic (`PUBLISH`/`PSUBSCRIBE`) mode
-//! and `@socket.io/redis-emitter` 5.1, both on their default `notepack.io` 3.x parser, under
-//! socket.io 4.8, and with `createShardedAdapter` (Redis 7 `SPUBLISH`/`SSUBSCRIBE`, all three
-//! subscription modes). The golden tests (`tests/golden.rs`, `tests/golden_sharded.rs`)
-//! compare against bytes produced by those very packages. Not covered: custom `parser`
-//! options of the Node adapter.
-//!
-//! A few things Node does not do the way this crate does, on purpose:
-//!
-//! - broadcast flags are written in one fixed order (`volatile, compress, local, broadcast,
-//!   binary, timeout`), while Node writes them in the order the program set them;
-//! - whole numbers beyond 64 bits (`1e300`) are written as float 64; notepack writes them
-//!   modulo 2^64, so Node peers would receive `0`;
-//! - JSON numbers in server-side-emit data are formatted by `serde_json`, which differs from
-//!   `JSON.stringify` for some floats (`1e21` vs `1e+21`);
-//! - MessagePack timestamps (JS `Date`s) are decoded to ISO-8601 strings, which is what a
-//!   Node peer's clients receive after `JSON.stringify`.
-//!
-//! # How it works
-//!
-//! For the prefix `socket.io` and namespace `/` ([`protocol::Channels`]):
-//!
-//! - **Broadcasts**: `io.to(room).emit(..)` publishes a MessagePack array
-//!   `[uid, {type: 2, data: [event, ..args], nsp}, {rooms, except, flags}]`
-//!   ([`protocol::BroadcastMessage`]) on `socket.io#/#`, or on `socket.io#/#<room>#` when
-//!   exactly one room is targeted. Every node `PSUBSCRIBE`s to `socket.io#/#*`, drops its own
-//!   messages by `uid`, and delivers the rest to its local sockets. The emitter publishes the
-//!   same message with uid `"emitter"`.
-//! - **Requests**: `socket.io-request#/#` carries JSON requests ([`protocol::Request`]): join,
-//!   leave, disconnect, fetch sockets, all rooms, server-side emit; and the MessagePack
-//!   broadcast-with-acknowledgements. `PUBSUB NUMSUB` on it counts the nodes.
-//! - **Responses**: `socket.io-response#/#` (or `socket.io-response#/#<uid>#`) carries the
-//!   answers ([`protocol::Response`]), matched to the pending request by `requestId`.
-//!
-//! ```
-//! use sio_adapter_redis::protocol::{
-//!     BroadcastMessage, BroadcastOptions, Channels, Layout, Packet,
-//! };
-//! use sio_adapter_redis::rmpv::Value;
-//!
-//! let channels = Channels::with_default_prefix("/");
-//! let opts = BroadcastOptions::to_rooms(["room1"]);
-//! let packet = Packet::event("/", "news", [Value::from("hello"), Value::Binary(vec![1, 2])]);
-//! let message = BroadcastMessage::new("srv001", packet, opts);
-//!
-//! // What to PUBLISH, and where.
-//! let channel = channels.for_rooms(&message.opts.rooms);
-//! let bytes = message.encode(Layout::Adapter)?;
-//! assert_eq!(channel, "socket.io#/#room1#");
-//!
-//! // What a receiving node reads back.
-//! let received = BroadcastMessage::decode(&bytes)?;
-//! assert_eq!(received.packet.event_name(), Some("news"));
-//! assert_eq!(received, message);
-//! # Ok::<(), sio_adapter_redis::ProtocolError>(())
-//! ```
+//! - `cluster`: [`RedisCluster`], the glue between a node's namespaces and the transport.
+//! - `transport`: how messages travel through Redis, one implementation per mode; the only
+//!   place that knows the modes.
+//! - `adapter`: [`RedisAdapter`], socketioxide's hooks turned into local delivery and wire
+//!   messages.
+//! - `requests`, `ack`, `remote`: requests waiting for answers, acks of broadcasts, ids of
+//!   Node's sockets and server-side events.
+//! - [`registry`]: the node and session registry.
 
 mod ack;
 mod adapter;
@@ -86,27 +29,25 @@ mod adapter_error;
 mod cluster;
 mod config;
 mod convert;
-pub mod error;
-pub mod protocol;
-mod publisher;
-pub mod redis_url;
 pub mod registry;
 mod remote;
 mod requests;
-mod sentinel;
-pub mod tls;
-pub mod wire;
+mod stats;
+mod transport;
 
 pub use ack::AckStream;
 pub use adapter::{InitRes, RedisAdapter};
 pub use adapter_error::AdapterError;
-pub use cluster::{Reconnects, RedisCluster, StatsSnapshot};
+pub use cluster::{Reconnects, RedisCluster};
 pub use config::RedisAdapterConfig;
 pub use convert::decode_broadcast_for_delivery;
-pub use error::ProtocolError;
-pub use protocol::sharded::SubscriptionMode;
 pub use remote::{ServerSideEvent, SocketInfo};
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;
-pub use wire::{AdapterMode, Wire};
+pub use sio_protocol::ProtocolError;
+pub use sio_protocol::sharded::SubscriptionMode;
+pub use sio_protocol::{self as protocol, error, wire};
+pub use sio_protocol::{AdapterMode, Wire};
+pub use sio_redis_config::{redis_url, tls};
+pub use stats::StatsSnapshot;

@@ -71,31 +71,30 @@ impl RedisCluster {
                 }
             }
         });
-        crate::cluster::lock(&self.inner.tasks).push(task);
+        self.keep_task(task);
         Ok(())
     }
 
     async fn set_node(&self, key: &str, address: &str) -> Result<(), AdapterError> {
-        let _: () = set_with_ttl(&self.inner.client, key, address, NODE_TTL).await?;
+        let _: () = set_with_ttl(self.client(), key, address, NODE_TTL).await?;
         Ok(())
     }
 
     /// The advertised address of node `node_id`, or `None` when it is not registered
     /// (stopped, or dead for longer than [`NODE_TTL`]).
     pub async fn node_address(&self, node_id: &str) -> Result<Option<String>, AdapterError> {
-        Ok(self.inner.client.get(self.node_key(node_id)).await?)
+        Ok(self.client().get(self.node_key(node_id)).await?)
     }
 
     /// Removes this node's registration (shutdown).
     pub async fn deregister_node(&self, node_id: &str) -> Result<(), AdapterError> {
-        let _: i64 = self.inner.client.del(self.node_key(node_id)).await?;
+        let _: i64 = self.client().del(self.node_key(node_id)).await?;
         Ok(())
     }
 
     /// Records that `node_id` owns session `sid`.
     pub async fn record_session(&self, sid: &str, node_id: &str) -> Result<(), AdapterError> {
-        let _: () =
-            set_with_ttl(&self.inner.client, &self.sid_key(sid), node_id, SESSION_TTL).await?;
+        let _: () = set_with_ttl(self.client(), &self.sid_key(sid), node_id, SESSION_TTL).await?;
         Ok(())
     }
 
@@ -105,7 +104,7 @@ impl RedisCluster {
         if sids.is_empty() {
             return Ok(0);
         }
-        let pipeline = self.inner.client.pipeline();
+        let pipeline = self.client().pipeline();
         for sid in sids {
             let _: () = pipeline
                 .expire(self.sid_key(sid), SESSION_TTL.as_secs() as i64, None)
@@ -126,7 +125,7 @@ impl RedisCluster {
         if sids.is_empty() {
             return Ok(0);
         }
-        let pipeline = self.inner.client.pipeline();
+        let pipeline = self.client().pipeline();
         for sid in sids {
             let _: () = set_with_ttl(&pipeline, &self.sid_key(sid), node_id, SESSION_TTL).await?;
         }
@@ -136,7 +135,7 @@ impl RedisCluster {
 
     /// Forgets session `sid`.
     pub async fn forget_session(&self, sid: &str) -> Result<(), AdapterError> {
-        let _: i64 = self.inner.client.del(self.sid_key(sid)).await?;
+        let _: i64 = self.client().del(self.sid_key(sid)).await?;
         Ok(())
     }
 
@@ -144,7 +143,7 @@ impl RedisCluster {
     /// unknown). Whether that node is still registered, and where, is
     /// [`node_address`](Self::node_address)'s answer: callers may cache it.
     pub async fn session_node(&self, sid: &str) -> Result<Option<String>, AdapterError> {
-        Ok(self.inner.client.get(self.sid_key(sid)).await?)
+        Ok(self.client().get(self.sid_key(sid)).await?)
     }
 }
 

@@ -10,7 +10,7 @@ use socketioxide_core::{Sid, Uid};
 use tracing::debug;
 
 use crate::AdapterError;
-use crate::cluster::{RedisCluster, read, write};
+use crate::cluster::RedisCluster;
 use crate::protocol::{Request, Response, ServerSideEmitRequest};
 
 /// Most foreign ids remembered; the map starts over when full (a fetched socket's
@@ -107,7 +107,7 @@ impl ServerSideEvent {
 struct ServerSideAck {
     cluster: RedisCluster,
     nsp: String,
-    /// The requesting node (sharded mode answers on its channel).
+    /// The requesting node (some modes answer on its own channel).
     requester: Option<String>,
     request_id: String,
 }
@@ -118,23 +118,8 @@ impl ServerSideAck {
             request_id: self.request_id,
             data: Some(data),
         });
-        match self
-            .cluster
-            .inner
-            .wire
-            .response(&self.nsp, self.requester.as_deref(), response)
-        {
-            Ok(Some((channel, payload))) => {
-                let fut = self.cluster.inner.publisher.enqueue(channel, payload);
-                tokio::spawn(async move {
-                    if let Err(e) = fut.await {
-                        debug!(error = %e, "server-side ack not sent");
-                    }
-                });
-            }
-            Ok(None) => {}
-            Err(e) => debug!(error = %e, "server-side ack not encodable"),
-        }
+        self.cluster
+            .respond(&self.nsp, self.requester.as_deref(), response);
     }
 }
 
@@ -160,7 +145,7 @@ impl RedisCluster {
         nsp: &str,
         handler: impl Fn(ServerSideEvent) + Send + Sync + 'static,
     ) {
-        write(&self.inner.server_side).insert(nsp.to_string(), Arc::new(handler));
+        self.set_server_side_handler(nsp, Arc::new(handler));
     }
 
     /// Registers how to describe a local socket (`handshake`, `data`) when another node
@@ -169,7 +154,7 @@ impl RedisCluster {
         &self,
         provider: impl Fn(&str, Sid) -> Option<SocketInfo> + Send + Sync + 'static,
     ) {
-        *write(&self.inner.socket_info) = Some(Arc::new(provider));
+        self.set_socket_info_provider(Arc::new(provider));
     }
 
     /// Sends a server-side event to every other node serving `nsp`.
@@ -184,10 +169,7 @@ impl RedisCluster {
             request_id: None,
             data: ServerSideEmitRequest::data_for(event, args),
         });
-        match self.inner.wire.request(nsp, request)? {
-            Some((channel, payload)) => self.inner.publisher.enqueue(channel, payload).await,
-            None => Ok(()),
-        }
+        self.publish_request(nsp, request)
     }
 
     /// Sends a server-side event to every other node serving `nsp` and waits (at most
@@ -201,10 +183,10 @@ impl RedisCluster {
     ) -> Result<Vec<serde_json::Value>, AdapterError> {
         let request = Request::ServerSideEmit(ServerSideEmitRequest {
             uid: Some(self.uid().to_string()),
-            request_id: Some(Self::request_id()),
+            request_id: Some(crate::protocol::new_request_id()),
             data: ServerSideEmitRequest::data_for(event, args),
         });
-        let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
+        let timeout = timeout.unwrap_or(self.request_timeout());
         let responses = self.request(nsp, request, timeout).await?;
         Ok(responses
             .into_iter()
@@ -223,12 +205,12 @@ impl RedisCluster {
 
     /// Cluster requests still waiting for answers (each is removed when answered or timed out).
     pub fn pending_requests(&self) -> usize {
-        self.inner.pending.len()
+        self.pending().len()
     }
 
     /// Hands a received server-side event to the namespace's handler.
     pub(crate) fn dispatch_server_side(&self, nsp: &str, request: ServerSideEmitRequest) {
-        let Some(handler) = read(&self.inner.server_side).get(nsp).cloned() else {
+        let Some(handler) = self.server_side_handler(nsp) else {
             debug!(nsp, "server-side event without a handler ignored");
             return;
         };

@@ -46,7 +46,7 @@ impl Pending {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Routes a classic-mode response (typed by its pending request) to its request.
+    /// Routes an untyped response (typed by its pending request) to its request.
     /// Every node receives every answer on the shared response channel, so a response to
     /// a request this node did not send (or that already completed) is normal:
     /// [`ResponseOutcome::NotOurs`]. A payload that is not a response at all, or an answer
@@ -64,13 +64,7 @@ impl Pending {
             None => return ResponseOutcome::NotOurs,
         };
         match incoming.into_response(kind) {
-            Ok(response) => {
-                if self.on_typed_response(response) {
-                    ResponseOutcome::Delivered
-                } else {
-                    ResponseOutcome::NotOurs
-                }
-            }
+            Ok(response) => self.on_typed_response(response),
             Err(e) => {
                 warn!(error = %e, "response of the wrong shape dropped");
                 ResponseOutcome::Malformed
@@ -79,14 +73,14 @@ impl Pending {
     }
 
     /// Routes a decoded response to its request (see [`Pending::on_response`]).
-    pub(crate) fn on_typed_response(&self, response: Response) -> bool {
+    pub(crate) fn on_typed_response(&self, response: Response) -> ResponseOutcome {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(response.request_id()) else {
-            return false;
+            return ResponseOutcome::NotOurs;
         };
         if let Some(stream) = &entry.stream {
             let _ = stream.send(response);
-            return true;
+            return ResponseOutcome::Delivered;
         }
         entry.responses.push(response);
         if entry.responses.len() >= entry.expected
@@ -95,7 +89,7 @@ impl Pending {
             let responses = std::mem::take(&mut entry.responses);
             let _ = done.send(responses);
         }
-        true
+        ResponseOutcome::Delivered
     }
 
     /// How many requests are waiting (for tests and metrics).
@@ -158,14 +152,9 @@ impl Drop for Guard<'_> {
 }
 
 impl RedisCluster {
-    /// How many nodes serve namespace `nsp` (this one included).
-    pub(crate) async fn node_count(&self, nsp: &str) -> Result<usize, AdapterError> {
-        self.inner.wire.node_count(&self.inner.client, nsp).await
-    }
-
     /// Publishes `request` to the nodes of `nsp` and waits for one answer from every
-    /// other node, at most `timeout`. A request the mode does not have (sharded mode has
-    /// no all-rooms request) gets no answers.
+    /// other node, at most `timeout`. A request the transport does not carry (not every
+    /// mode has the all-rooms request) gets no answers.
     pub(crate) async fn request(
         &self,
         nsp: &str,
@@ -177,14 +166,11 @@ impl RedisCluster {
             .request_id()
             .ok_or(AdapterError::Parser("a request without requestId".into()))?
             .to_string();
-        let Some((channel, payload)) = self.inner.wire.request(nsp, request)? else {
-            return Ok(Vec::new());
-        };
         let expected = self.node_count(nsp).await?.saturating_sub(1);
         if expected == 0 {
             return Ok(Vec::new());
         }
-        let pending: &Arc<Pending> = &self.inner.pending;
+        let pending: &Arc<Pending> = self.pending();
         let (tx, rx) = oneshot::channel();
         pending.lock().insert(
             id.clone(),
@@ -200,7 +186,9 @@ impl RedisCluster {
             pending,
             id: id.clone(),
         };
-        self.inner.publisher.enqueue(channel, payload).await?;
+        if !self.send_request(nsp, request)? {
+            return Ok(Vec::new());
+        }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(responses)) => Ok(responses),
             Ok(Err(_)) => Err(AdapterError::Closed),
@@ -220,8 +208,20 @@ impl RedisCluster {
         }
     }
 
-    /// A new request id.
-    pub(crate) fn request_id() -> String {
-        socketioxide_core::Uid::new().to_string()
+    /// Publishes `request` to the nodes of `nsp`; its answers go to the returned receiver
+    /// for as long as the guard lives (registered before publishing, so no early answer
+    /// is missed).
+    pub(crate) fn request_stream(
+        &self,
+        nsp: &str,
+        request: Request,
+    ) -> Result<(StreamGuard, mpsc::UnboundedReceiver<Response>), AdapterError> {
+        let id = request
+            .request_id()
+            .ok_or(AdapterError::Parser("a request without requestId".into()))?
+            .to_string();
+        let registered = self.pending().register_stream(id, request.request_type());
+        self.send_request(nsp, request)?;
+        Ok(registered)
     }
 }

@@ -2,23 +2,21 @@
 
 use std::time::Duration;
 
-use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use fred::types::{Builder, Value as RedisValue};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, EventInterface};
+use fred::types::Builder;
 use serde::Serialize;
-use sio_adapter_redis::protocol::sharded::ShardedMessage;
-use sio_adapter_redis::protocol::{
-    BroadcastMessage, BroadcastOptions, DEFAULT_PREFIX, DisconnectRequest, FetchRequest,
-    FetchedSocket, IncomingResponse, Layout, Packet, RESERVED_EVENTS, Request, RequestOpts,
-    RequestType, Response, RoomsRequest, ServerSideEmitRequest,
+use sio_protocol::{
+    AdapterMode, BroadcastMessage, BroadcastOptions, DEFAULT_PREFIX, DisconnectRequest,
+    EMITTER_UID, FetchRequest, FetchedSocket, Layout, Packet, RESERVED_EVENTS, Request,
+    RequestOpts, RequestType, Response, RoomsRequest, ServerSideEmitRequest, Wire, new_request_id,
+    rmpv,
 };
-use sio_adapter_redis::wire::{self, Incoming};
-use sio_adapter_redis::{AdapterMode, Wire, rmpv};
 
+use sio_redis_config::redis_url;
+
+use crate::redis_io;
 use crate::{EmitError, Publish};
-
-/// The `uid` the Node emitter puts on its messages.
-const EMITTER_UID: &str = "emitter";
 
 /// Publishes into a cluster through one Redis connection. Cheap to clone.
 #[derive(Clone)]
@@ -64,13 +62,12 @@ impl Emitter {
         url: &str,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, EmitError> {
-        if !sio_adapter_redis::protocol::is_redis_url(url) {
-            let shown = url.split('@').next_back().unwrap_or_default();
-            return Err(EmitError::Url(shown.to_string()));
+        if !redis_url::is_redis_url(url) {
+            return Err(EmitError::Url(redis_url::mask(url)));
         }
-        let mut config = sio_adapter_redis::redis_url::config_from_url(url)?;
+        let mut config = redis_url::config_from_url(url)?;
         if let Some(ca) = ca_file {
-            sio_adapter_redis::tls::trust_ca_file(&mut config, ca)?;
+            sio_redis_config::tls::trust_ca_file(&mut config, ca)?;
         }
         let mut builder = Builder::from_config(config);
         builder.with_connection_config(|c| {
@@ -131,13 +128,7 @@ impl Emitter {
     }
 
     async fn publish(&self, message: Publish) -> Result<(), EmitError> {
-        let payload = RedisValue::Bytes(message.payload.into());
-        let _: i64 = if self.wire.is_sharded() {
-            self.client.spublish(message.channel, payload).await?
-        } else {
-            self.client.publish(message.channel, payload).await?
-        };
-        Ok(())
+        redis_io::publish(&self.client, &self.wire, message.channel, message.payload).await
     }
 }
 
@@ -214,7 +205,7 @@ impl Operator<'_> {
         match self.emitter.wire.request(&self.nsp, request) {
             Ok(Some((channel, payload))) => Ok(Publish { channel, payload }),
             Ok(None) => Err(EmitError::Args("request not available in this mode".into())),
-            Err(e) => Err(EmitError::Wire(e)),
+            Err(e) => Err(EmitError::Protocol(e)),
         }
     }
 
@@ -361,37 +352,15 @@ impl Operator<'_> {
         kind: RequestType,
     ) -> Result<Vec<Response>, EmitError> {
         let emitter = self.emitter;
-        let expected = emitter.wire.node_count(&emitter.client, &self.nsp).await?;
+        let expected = redis_io::node_count(&emitter.client, &emitter.wire, &self.nsp).await?;
         if expected == 0 {
             return Ok(Vec::new());
         }
         let id = request.request_id().map(str::to_string).unwrap_or_default();
-        let subscriber: SubscriberClient =
-            Builder::from_config(emitter.client.client_config()).build_subscriber_client()?;
-        subscriber.init().await?;
+        let subscriber =
+            redis_io::listen_for_answers(&emitter.client, &emitter.wire, &self.nsp).await?;
         let mut rx = subscriber.message_rx();
-        let response_channel = emitter.wire.response_channel(&self.nsp);
-        let sharded = emitter.wire.is_sharded();
-        if sharded {
-            subscriber.ssubscribe(response_channel).await?;
-        } else {
-            subscriber.subscribe(response_channel).await?;
-        }
         let publish = self.request_message(request)?;
-        let decode = |bytes: &[u8]| -> Option<Response> {
-            if sharded {
-                match wire::incoming(ShardedMessage::decode(bytes).ok()?)? {
-                    Incoming::Response(r) => Some(r),
-                    _ => None,
-                }
-            } else {
-                let incoming = IncomingResponse::decode(bytes).ok()?;
-                if incoming.request_id() != id {
-                    return None;
-                }
-                incoming.into_response(kind).ok()
-            }
-        };
         let result = async {
             emitter.publish(publish).await?;
             let mut responses = Vec::with_capacity(expected);
@@ -399,10 +368,10 @@ impl Operator<'_> {
             let collect = async {
                 while responses.len() < expected {
                     let Ok(message) = rx.recv().await else { break };
-                    let Some(response) = message.value.as_bytes().and_then(decode) else {
-                        continue;
-                    };
-                    if response.request_id() == id {
+                    let answer = message.value.as_bytes();
+                    if let Some(response) =
+                        answer.and_then(|bytes| emitter.wire.read_response(bytes, &id, kind))
+                    {
                         responses.push(response);
                     }
                 }
@@ -420,13 +389,4 @@ impl Operator<'_> {
         let _ = subscriber.quit().await;
         result
     }
-}
-
-fn new_request_id() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("em{:x}{:x}", nanos, std::process::id())
 }

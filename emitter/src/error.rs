@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sio_adapter_redis::ProtocolError;
+use sio_protocol::ProtocolError;
 
 /// Why an emit or a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,19 +17,14 @@ pub enum EmitError {
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     /// The Redis URL is not a Redis URL.
-    #[error(
-        "invalid Redis URL {0:?}: expected redis://, rediss://, redis-sentinel:// or redis-cluster://"
-    )]
+    #[error("invalid Redis URL {0:?}: expected {schemes}", schemes = sio_redis_config::redis_url::SCHEMES)]
     Url(String),
     /// The CA file for `rediss://` cannot be used.
     #[error("Redis CA file: {0}")]
-    Tls(#[from] sio_adapter_redis::tls::TlsError),
+    Tls(#[from] sio_redis_config::tls::TlsError),
     /// Redis refused the command or could not be reached.
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
-    /// The message could not be built for the configured mode, or nodes not counted.
-    #[error(transparent)]
-    Wire(#[from] sio_adapter_redis::AdapterError),
     /// Not every node answered a request in time.
     #[error("timed out after {timeout:?}: {answered} of {expected} nodes answered")]
     Timeout {

@@ -1,7 +1,7 @@
 //! `sio-emitter`: publish Socket.IO events into a sio-cluster, or into a Node.js
 //! socket.io cluster on `@socket.io/redis-adapter`, from any process, through Redis. The
 //! messages are those of `@socket.io/redis-emitter` 5.x, byte for byte; the byte layouts
-//! live in [`sio_adapter_redis::protocol`], shared with the adapter.
+//! live in [`sio_protocol`], shared with the adapter.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sio_emitter::EmitError> {
@@ -32,8 +32,9 @@
 mod emitter;
 mod error;
 mod message;
+mod redis_io;
 
 pub use emitter::{Emitter, Operator};
 pub use error::EmitError;
 pub use message::Publish;
-pub use sio_adapter_redis::protocol::FetchedSocket;
+pub use sio_protocol::FetchedSocket;

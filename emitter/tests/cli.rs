@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use sio_adapter_redis::protocol::BroadcastMessage;
-use sio_adapter_redis::rmpv::Value;
+use sio_protocol::BroadcastMessage;
+use sio_protocol::rmpv::Value;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 

@@ -344,8 +344,9 @@ pub enum ConfigError {
     NodeId(String),
     /// The Redis URL is malformed.
     #[error(
-        "invalid {}: expected redis://, rediss://, redis+sentinel:// or redis-cluster:// URL",
-        env::REDIS_URL
+        "invalid {}: expected {} URL",
+        env::REDIS_URL,
+        sio_adapter_redis::redis_url::SCHEMES
     )]
     RedisUrl,
     /// The Redis mode is unknown.
@@ -387,7 +388,7 @@ impl Config {
 
         let redis_url = cli.redis_url.filter(|u| !u.trim().is_empty());
         if let Some(url) = &redis_url
-            && !sio_adapter_redis::protocol::is_redis_url(url)
+            && !sio_adapter_redis::redis_url::is_redis_url(url)
         {
             return Err(ConfigError::RedisUrl);
         }

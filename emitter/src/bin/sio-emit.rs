@@ -13,8 +13,8 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sio_adapter_redis::{AdapterMode, SubscriptionMode};
 use sio_emitter::{EmitError, Emitter};
+use sio_protocol::{AdapterMode, SubscriptionMode};
 
 /// Emit a Socket.IO event into a sio-cluster (or Node.js socket.io) cluster via Redis.
 #[derive(Debug, Parser)]

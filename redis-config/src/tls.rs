@@ -3,9 +3,9 @@
 //! (`SIO_REDIS_CA_FILE`) and the emitter (`sio-emit --redis-ca-file`) share this.
 //!
 //! ```no_run
-//! # fn demo() -> Result<(), sio_adapter_redis::tls::TlsError> {
+//! # fn demo() -> Result<(), sio_redis_config::tls::TlsError> {
 //! let mut config = fred::types::config::Config::from_url("rediss://redis.internal:6379").unwrap();
-//! sio_adapter_redis::tls::trust_ca_file(&mut config, std::path::Path::new("/etc/redis-ca.pem"))?;
+//! sio_redis_config::tls::trust_ca_file(&mut config, std::path::Path::new("/etc/redis-ca.pem"))?;
 //! # Ok(()) }
 //! ```
 

@@ -1,6 +1,6 @@
 //! The error type of the wire-protocol layer.
 
-use crate::protocol::RequestType;
+use crate::RequestType;
 
 /// Why a channel name or a message could not be read or written.
 ///
@@ -92,7 +92,7 @@ pub enum MsgpackErrorKind {
     /// A complete value was read but bytes remain after it.
     #[error("{0} trailing bytes after the value")]
     TrailingBytes(usize),
-    /// Arrays and maps nest deeper than [`crate::protocol::msgpack::MAX_DEPTH`].
+    /// Arrays and maps nest deeper than [`crate::msgpack::MAX_DEPTH`].
     #[error("nesting deeper than {0} levels")]
     TooDeep(usize),
 }

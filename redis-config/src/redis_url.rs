@@ -1,6 +1,9 @@
 //! Reading a Redis URL into fred's [`Config`], with this project's rule for the
 //! credentials a Sentinel gets. The node and the emitter share it.
 //!
+//! It also holds what else a URL needs: [`is_redis_url`] (one list of the schemes, the
+//! same in every error message: [`SCHEMES`]) and [`mask`] (the URL as it may be logged).
+//!
 //! A `redis-sentinel://` URL names two kinds of servers: the Sentinels it lists and the
 //! master they point to. The user and password before the host are the master's. The
 //! Sentinels get:
@@ -14,7 +17,7 @@
 //! ```
 //! use fred::types::config::ServerConfig;
 //!
-//! let config = sio_adapter_redis::redis_url::config_from_url(
+//! let config = sio_redis_config::redis_url::config_from_url(
 //!     "redis-sentinel://:master-pw@10.0.0.1:26379/0?sentinelServiceName=mymaster&sentinelPassword=sentinel-pw",
 //! )
 //! .unwrap();
@@ -25,6 +28,71 @@
 
 use fred::error::Error;
 use fred::types::config::{Config, ServerConfig};
+
+/// The URL schemes fred reads, as an error message lists them.
+pub const SCHEMES: &str = "redis://, rediss://, redis-sentinel:// or redis-cluster://";
+
+/// Whether `url` names Redis the way fred reads it: `redis://`, `rediss://` (TLS),
+/// `redis-sentinel://` or `redis-cluster://`.
+///
+/// ```
+/// assert!(sio_redis_config::redis_url::is_redis_url("redis://:pw@host:6379/2"));
+/// assert!(sio_redis_config::redis_url::is_redis_url("redis-sentinel://h:26379/0?sentinelServiceName=m"));
+/// assert!(!sio_redis_config::redis_url::is_redis_url("redis+sentinel://h:26379"));
+/// assert!(!sio_redis_config::redis_url::is_redis_url("http://host"));
+/// ```
+pub fn is_redis_url(url: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis-sentinel://",
+        "redis-cluster://",
+    ]
+    .iter()
+    .any(|s| url.starts_with(s))
+}
+
+/// `url` as it may be logged or shown: the userinfo's password and the value of any query
+/// parameter whose name mentions a password (fred's `sentinelPassword`) replaced by `***`.
+///
+/// ```
+/// use sio_redis_config::redis_url::mask;
+///
+/// assert_eq!(mask("redis://user:pw@host:6379/0"), "redis://user:***@host:6379/0");
+/// assert_eq!(mask("redis://host:6379"), "redis://host:6379");
+/// assert_eq!(
+///     mask("redis-sentinel://:pw@h:26379/0?sentinelServiceName=m&sentinelPassword=sp"),
+///     "redis-sentinel://:***@h:26379/0?sentinelServiceName=m&sentinelPassword=***",
+/// );
+/// ```
+pub fn mask(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => head.to_string(),
+        },
+        None => head.to_string(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
 
 /// Parses `url` as fred does (`redis://`, `rediss://`, `redis-sentinel://`,
 /// `redis-cluster://`, user, password, db and query parameters), then gives the
@@ -48,7 +116,7 @@ pub fn config_from_url(url: &str) -> Result<Config, Error> {
 }
 
 /// The credentials to send a Sentinel of `config` (none for other kinds of server).
-pub(crate) fn sentinel_credentials(config: &Config) -> (Option<String>, Option<String>) {
+pub fn sentinel_credentials(config: &Config) -> (Option<String>, Option<String>) {
     match &config.server {
         ServerConfig::Sentinel {
             username, password, ..

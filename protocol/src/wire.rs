@@ -6,8 +6,8 @@
 //! configured mode, and [`incoming`] turns received sharded messages back into them.
 //!
 //! ```
-//! use sio_adapter_redis::protocol::{BroadcastMessage, BroadcastOptions, Packet};
-//! use sio_adapter_redis::{AdapterMode, SubscriptionMode, Wire};
+//! use sio_protocol::{BroadcastMessage, BroadcastOptions, Packet};
+//! use sio_protocol::{AdapterMode, SubscriptionMode, Wire};
 //!
 //! let wire = Wire::new(AdapterMode::Sharded(SubscriptionMode::Dynamic), "socket.io", "node-1");
 //! let message = BroadcastMessage::new("node-1", Packet::event("/", "news", []), BroadcastOptions::to_rooms(["sport"]));
@@ -15,21 +15,17 @@
 //! assert_eq!(channel, "socket.io#/#sport#"); // its room's own shard channel
 //! ```
 
-use fred::clients::Client;
-use fred::interfaces::PubsubInterface;
-use fred::types::Value as RedisValue;
-
-use crate::AdapterError;
-use crate::protocol::sharded::{
+use crate::ProtocolError;
+use crate::sharded::{
     ShardedBody, ShardedBroadcast, ShardedChannels, ShardedDisconnectRequest, ShardedFetchRequest,
     ShardedMessage, ShardedRoomsRequest, ShardedServerSideEmit, ShardedServerSideEmitResponse,
     SubscriptionMode,
 };
-use crate::protocol::{BroadcastMessage, json_value_to_msgpack, msgpack_value_to_json};
-use crate::protocol::{
+use crate::{BroadcastMessage, json_value_to_msgpack, msgpack_value_to_json};
+use crate::{
     BroadcastOptions, BroadcastRequest, Channels, DisconnectRequest, FetchRequest, FetchResponse,
-    Layout, Request, RequestOpts, Response, RoomsRequest, ServerSideEmitRequest,
-    ServerSideEmitResponse,
+    IncomingResponse, Layout, Request, RequestOpts, RequestType, Response, RoomsRequest,
+    ServerSideEmitRequest, ServerSideEmitResponse,
 };
 
 /// Which protocol the cluster speaks.
@@ -125,7 +121,7 @@ impl Wire {
         body: ShardedBody,
         mode: SubscriptionMode,
         to_uid: Option<&str>,
-    ) -> Result<(String, Vec<u8>), AdapterError> {
+    ) -> Result<(String, Vec<u8>), ProtocolError> {
         let channels = self.sharded(nsp);
         let channel = match channels.channel_for(&body, mode) {
             Some(c) => c,
@@ -140,7 +136,7 @@ impl Wire {
         &self,
         nsp: &str,
         message: &BroadcastMessage,
-    ) -> Result<(String, Vec<u8>), AdapterError> {
+    ) -> Result<(String, Vec<u8>), ProtocolError> {
         match self.mode {
             AdapterMode::Classic => Ok((
                 self.classic(nsp).for_rooms(&message.opts.rooms),
@@ -165,7 +161,7 @@ impl Wire {
         &self,
         nsp: &str,
         request: Request,
-    ) -> Result<Option<(String, Vec<u8>)>, AdapterError> {
+    ) -> Result<Option<(String, Vec<u8>)>, ProtocolError> {
         let AdapterMode::Sharded(mode) = self.mode else {
             return Ok(Some((
                 self.classic(nsp).request().to_string(),
@@ -211,7 +207,7 @@ impl Wire {
         nsp: &str,
         to_uid: Option<&str>,
         response: Response,
-    ) -> Result<Option<(String, Vec<u8>)>, AdapterError> {
+    ) -> Result<Option<(String, Vec<u8>)>, ProtocolError> {
         let AdapterMode::Sharded(mode) = self.mode else {
             return Ok(Some((
                 self.classic(nsp).response().to_string(),
@@ -233,6 +229,26 @@ impl Wire {
         self.sharded_message(nsp, body, mode, to_uid).map(Some)
     }
 
+    /// Reads a payload received on this sender's response channel as the answer to
+    /// request `id`, of type `kind`: `None` when it is something else (another request's
+    /// answer, a sharded message that is not a response, garbage).
+    pub fn read_response(&self, payload: &[u8], id: &str, kind: RequestType) -> Option<Response> {
+        let response = match self.mode {
+            AdapterMode::Classic => {
+                let incoming = IncomingResponse::decode(payload).ok()?;
+                if incoming.request_id() != id {
+                    return None;
+                }
+                incoming.into_response(kind).ok()?
+            }
+            AdapterMode::Sharded(_) => match incoming(ShardedMessage::decode(payload).ok()?)? {
+                Incoming::Response(r) => r,
+                _ => return None,
+            },
+        };
+        (response.request_id() == id).then_some(response)
+    }
+
     /// The channel answers to this sender's requests arrive on: the shared response
     /// channel in classic mode, the sender's own channel in sharded mode. Subscribe to it
     /// (`SUBSCRIBE` or `SSUBSCRIBE`) before sending a request.
@@ -241,23 +257,6 @@ impl Wire {
             AdapterMode::Classic => self.classic(nsp).response().to_string(),
             AdapterMode::Sharded(_) => self.sharded(nsp).response(&self.uid),
         }
-    }
-
-    /// How many nodes serve `nsp` (the sender included if it is a node).
-    pub async fn node_count(&self, client: &Client, nsp: &str) -> Result<usize, AdapterError> {
-        let reply: Vec<RedisValue> = match self.mode {
-            AdapterMode::Classic => {
-                client
-                    .pubsub_numsub(self.classic(nsp).request().to_string())
-                    .await?
-            }
-            AdapterMode::Sharded(_) => {
-                client
-                    .pubsub_shardnumsub(self.sharded(nsp).main().to_string())
-                    .await?
-            }
-        };
-        Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
     }
 }
 

@@ -23,7 +23,16 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::AdapterError;
-use crate::cluster::Stats;
+use crate::stats::Stats;
+
+/// The command a publisher sends each message with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// `PUBLISH` (classic pub/sub).
+    Publish,
+    /// `SPUBLISH` (sharded pub/sub, Redis 7).
+    SPublish,
+}
 
 /// Most messages put in one pipeline.
 const MAX_BATCH: usize = 512;
@@ -44,12 +53,16 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the publishing task.
-    /// `sharded`: publish with `SPUBLISH` instead of `PUBLISH`.
-    pub(crate) fn spawn(client: Client, capacity: usize, stats: Arc<Stats>, sharded: bool) -> Self {
+    /// Starts the publishing task, which sends every message with `command`.
+    pub(crate) fn spawn(
+        client: Client,
+        capacity: usize,
+        stats: Arc<Stats>,
+        command: Command,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(client, rx, pending.clone(), stats.clone(), sharded));
+        tokio::spawn(run(client, rx, pending.clone(), stats.clone(), command));
         Self {
             tx,
             pending,
@@ -58,19 +71,15 @@ impl Publisher {
         }
     }
 
-    /// Queues a message now, in call order. The returned future is ready at once: `Ok`
-    /// once queued, [`AdapterError::Overloaded`] (counted as `publish_dropped`) when
-    /// `capacity` messages are already waiting for Redis.
-    pub(crate) fn enqueue(
-        &self,
-        channel: String,
-        payload: Vec<u8>,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send + 'static {
+    /// Queues a message now, in call order: `Ok` once queued,
+    /// [`AdapterError::Overloaded`] (counted as `publish_dropped`) when `capacity`
+    /// messages are already waiting for Redis.
+    pub(crate) fn enqueue(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
         let res = self.push(Outgoing { channel, payload });
         if matches!(res, Err(AdapterError::Overloaded)) {
             Stats::add(&self.stats.publish_dropped, 1);
         }
-        std::future::ready(res)
+        res
     }
 
     /// Queues a message that may be dropped: when the queue is full it is dropped and
@@ -106,12 +115,12 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     pending: Arc<AtomicU64>,
     stats: Arc<Stats>,
-    sharded: bool,
+    command: Command,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let n = batch.len() as u64;
-        let failed = publish_batch(&client, &mut batch, sharded).await;
+        let failed = publish_batch(&client, &mut batch, command).await;
         Stats::add(&stats.published, n - failed);
         Stats::add(&stats.publish_failed, failed);
         pending.fetch_sub(n, Ordering::AcqRel);
@@ -119,15 +128,14 @@ async fn run(
 }
 
 /// Publishes `batch` (emptying it) as one pipeline; returns how many failed.
-async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>, sharded: bool) -> u64 {
+async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>, command: Command) -> u64 {
     let n = batch.len() as u64;
     if batch.len() == 1 {
         let Some(m) = batch.pop() else { return 0 };
         let payload = Value::Bytes(m.payload.into());
-        let res: Result<i64, _> = if sharded {
-            client.spublish(m.channel.as_str(), payload).await
-        } else {
-            client.publish(m.channel.as_str(), payload).await
+        let res: Result<i64, _> = match command {
+            Command::SPublish => client.spublish(m.channel.as_str(), payload).await,
+            Command::Publish => client.publish(m.channel.as_str(), payload).await,
         };
         return match res {
             Ok(_) => 0,
@@ -140,10 +148,9 @@ async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>, sharded: bool
     let pipeline = client.pipeline();
     for m in batch.drain(..) {
         let payload = Value::Bytes(m.payload.into());
-        let queued: Result<(), _> = if sharded {
-            pipeline.spublish(m.channel.as_str(), payload).await
-        } else {
-            pipeline.publish(m.channel.as_str(), payload).await
+        let queued: Result<(), _> = match command {
+            Command::SPublish => pipeline.spublish(m.channel.as_str(), payload).await,
+            Command::Publish => pipeline.publish(m.channel.as_str(), payload).await,
         };
         if let Err(e) = queued {
             warn!(error = %e, "cannot queue a publish in the pipeline");
