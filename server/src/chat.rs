@@ -14,13 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fred::clients::Client;
 use fred::interfaces::ListInterface;
 use serde::{Deserialize, Serialize};
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::{ParserError, SocketIo};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::gateway::{Reply, drive_inline};
+use crate::gateway::{Refusal, Reply, admit_event, drive_inline, reply};
 use crate::metrics::Metrics;
 
 /// The chat namespace.
@@ -210,8 +210,9 @@ impl Chat {
         })
     }
 
-    /// The connect handler of `/chat`: sends the history, then handles `chat` events.
-    /// Runs inside the connect middleware, before the CONNECT packet (see [`crate::gateway`]).
+    /// The connect handler of `/chat`: registers the `chat` event, whose closure runs
+    /// inline and only calls `Chat::post` and the gateway's reply path. Runs inside the
+    /// connect middleware, before the CONNECT packet (see [`crate::gateway`]).
     pub fn on_connect<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>) {
         let chat = self.clone();
         socket.on(
@@ -220,37 +221,37 @@ impl Chat {
                   io: SocketIo<A>,
                   TryData(input): TryData<ChatInput>,
                   ack: AckSender<A>| {
-                chat.metrics.event_received("chat");
-                let admitted = crate::gateway::admit_event(&s, &chat.metrics);
-                let reply = match admitted
-                    .map_err(|r| r.error.unwrap_or_default())
-                    .and_then(|()| {
-                        input
-                            .map_err(|_| "chat expects {name, text} or a string".to_string())
-                            .and_then(|i| chat.accept(i))
-                    }) {
-                    Ok(msg) => {
-                        chat.history.push(msg.clone());
-                        chat.metrics.event_emitted("chat");
-                        if let Some(ns) = io.of(NAMESPACE)
-                            && let Err(e) =
-                                drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
-                        {
-                            debug!(error = %e, "chat message not sent to every node");
-                        }
-                        Reply::ok()
-                    }
-                    Err(e) => {
-                        chat.metrics.error("bad_request");
-                        Reply::err(e)
-                    }
-                };
+                let reply = reply(&chat.metrics, chat.post(&s, &io, input));
                 if let Err(e) = ack.send(&reply) {
                     debug!(error = %e, "could not send chat ack");
                 }
                 async {}
             },
         );
+    }
+
+    /// `chat(input)`: stamps the message, keeps it in the history and broadcasts it to
+    /// every socket in `/chat`. Every refusal counts as `bad_request`, one over the
+    /// event rate limit included.
+    fn post<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        input: Result<ChatInput, ParserError>,
+    ) -> Result<Reply, Refusal> {
+        self.metrics.event_received("chat");
+        admit_event(socket, &self.metrics).map_err(|r| Refusal::bad_request(r.message))?;
+        let input =
+            input.map_err(|_| Refusal::bad_request("chat expects {name, text} or a string"))?;
+        let msg = self.accept(input).map_err(Refusal::bad_request)?;
+        self.history.push(msg.clone());
+        self.metrics.event_emitted("chat");
+        if let Some(ns) = io.of(NAMESPACE)
+            && let Err(e) = drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
+        {
+            debug!(error = %e, "chat message not sent to every node");
+        }
+        Ok(Reply::ok())
     }
 
     /// Sends the history to a socket that just connected. Called from the connect
