@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::routing::get;
-use sio_adapter_redis::{RedisAdapter, RedisAdapterConfig, RedisCluster};
+use sio_adapter_redis::{RedisAdapter, RedisCluster};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -34,6 +34,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 use crate::chat::{self, Chat, History, MemoryHistory, RedisHistory};
+use crate::cluster;
 use crate::config::{Config, CorsOrigins};
 use crate::forward::Forwarder;
 use crate::gateway::{Gateway, HandshakeAuth};
@@ -184,20 +185,6 @@ fn sio_builder(config: &Config) -> SocketIoBuilder {
 /// Packets queued per socket before deliveries to it fail.
 pub const MAX_BUFFERED_PACKETS: usize = 4096;
 
-/// The address other nodes forward to: configured, or the bound one (loopback for an
-/// unspecified IP).
-fn advertise_addr(config: &Config, bound: SocketAddr) -> String {
-    if let Some(addr) = &config.advertise_addr {
-        return addr.clone();
-    }
-    let ip = if bound.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        bound.ip()
-    };
-    SocketAddr::new(ip, bound.port()).to_string()
-}
-
 async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<App, StartError> {
     match &config.redis_url {
         None => {
@@ -206,67 +193,17 @@ async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<A
             assemble(config, metrics, layer, io, history, None).await
         }
         Some(url) => {
-            let cluster = connect_redis(url, config).await?;
+            let cluster = cluster::connect(url, config).await?;
             let (layer, io) = sio_builder(config)
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
             let key = format!("{}:chat-history", config.redis_prefix);
             let history = History::Redis(RedisHistory::new(cluster.client().clone(), key));
-            let advertise = advertise_addr(config, bound);
-            cluster
-                .register_node(&config.node_id, &advertise)
-                .await
-                .map_err(StartError::Redis)?;
-            info!(node = %config.node_id, advertise = %advertise, "registered for session forwarding");
+            cluster::register_node(&cluster, config, bound).await?;
             assemble(config, metrics, layer, io, history, Some(cluster)).await
         }
     }
 }
-
-/// Connects to Redis, retrying an unreachable one with exponential backoff (capped at
-/// [`REDIS_RETRY_MAX`]) until it answers. Errors that retrying cannot mend (a bad URL,
-/// refused credentials) end the attempt at once.
-async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
-    let mut adapter_config = RedisAdapterConfig::default()
-        .with_prefix(config.redis_prefix.clone())
-        .with_mode(config.redis_mode);
-    if let Some(ca) = &config.redis_ca_file {
-        adapter_config = adapter_config.with_tls_ca_file(ca.clone());
-    }
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        match RedisCluster::connect(url, adapter_config.clone()).await {
-            Ok(cluster) => {
-                info!(
-                    uid = cluster.uid(),
-                    "cluster mode: Redis adapter (Node @socket.io/redis-adapter protocol)"
-                );
-                return Ok(cluster);
-            }
-            // A bad URL or refused credentials will not get better by retrying.
-            Err(e) if e.is_permanent() => return Err(StartError::Redis(e)),
-            Err(e) => {
-                warn!(
-                    error = %e,
-                    attempt,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Redis not reachable yet: not ready, retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(REDIS_RETRY_MAX);
-            }
-        }
-    }
-}
-
-/// A session that no namespace holds after this long has ended (socketioxide closes a
-/// session that never connects a namespace after its 45 s connect timeout).
-pub const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The longest pause between two attempts to reach Redis at start-up.
-pub const REDIS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn assemble<A>(
     config: &Config,
@@ -280,13 +217,7 @@ where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
-    let on_join: Option<crate::gateway::JoinHook> = cluster.clone().map(|cluster| {
-        let hook: crate::gateway::JoinHook = Arc::new(move |nsp: String| {
-            let cluster = cluster.clone();
-            Box::pin(async move { cluster.sync_rooms(&nsp).await })
-        });
-        hook
-    });
+    let on_join = cluster.as_ref().map(cluster::join_hook);
     let gateway = Gateway::with_join_hook(
         config.jwt.clone(),
         config.client_publish.clone(),
@@ -396,29 +327,8 @@ where
     let router = match &forwarder {
         Some(fw) => {
             if let Some(cluster) = &cluster {
-                let fw = fw.clone();
-                let mut reconnects = cluster.reconnects();
-                tokio::spawn(async move {
-                    while reconnects.next().await {
-                        fw.record_all().await;
-                    }
-                });
+                cluster::spawn_session_tasks(cluster, fw, &io);
             }
-            let sweep_fw = fw.clone();
-            let sweep_io = io.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
-                loop {
-                    tick.tick().await;
-                    let io = sweep_io.clone();
-                    sweep_fw
-                        .sweep(SESSION_GRACE, move |sid| {
-                            let Ok(sid) = sid.parse() else { return false };
-                            io.nsps().iter().any(|ns| ns.get_socket(sid).is_some())
-                        })
-                        .await;
-                }
-            });
             router.layer(axum::middleware::from_fn_with_state(
                 fw.clone(),
                 crate::forward::forward_gate,
@@ -427,12 +337,7 @@ where
         None => router,
     };
     if let Some(cluster) = &cluster {
-        let io = io.clone();
-        cluster.set_socket_info(move |nsp, sid| {
-            io.of(nsp)?
-                .get_socket(sid)
-                .map(|s| crate::gateway::socket_info(&s))
-        });
+        cluster::install_socket_info(cluster, &io);
     }
     let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
         Box::new(move || Box::pin(async move { io.close().await }));
