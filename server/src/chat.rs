@@ -1,4 +1,5 @@
-//! The demo chat: the page at `/` and its `/chat` namespace.
+//! The demo chat: the page at `/` ([`render_index`]) and its `/chat` namespace
+//! ([`register`]).
 //!
 //! A client emits `chat` with `{name, text}` (or just the text); every socket in `/chat`,
 //! the sender included, receives `chat` with `{id, name, text, ts}`. A socket that
@@ -14,17 +15,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fred::clients::Client;
 use fred::interfaces::ListInterface;
 use serde::{Deserialize, Serialize};
+use sio_adapter_redis::RedisCluster;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler as _;
 use socketioxide::{ParserError, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::gateway::{Refusal, Reply, admit_event, drive_inline, reply};
+use crate::gateway::{Gateway, HandshakeAuth, Refusal, Reply, admit_event, drive_inline, reply};
 use crate::metrics::Metrics;
 
 /// The chat namespace.
 pub const NAMESPACE: &str = "/chat";
+/// The socket.io client version the demo page loads from the CDN.
+pub const CLIENT_VERSION: &str = "4.8.3";
+/// Subresource-integrity hash of `socket.io.min.js` at [`CLIENT_VERSION`] (the file on
+/// the CDN is the npm package's `dist/socket.io.min.js`; a test checks the pair).
+pub const CLIENT_SRI: &str =
+    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
 /// Messages kept and sent to a newcomer.
 pub const HISTORY_LEN: usize = 100;
 /// Longest message text, in characters.
@@ -139,6 +151,18 @@ pub enum History {
 }
 
 impl History {
+    /// A node's history: in memory on a single node; in a cluster, the Redis list
+    /// `<prefix>:chat-history` that every node shares.
+    pub fn for_node(cluster: Option<&RedisCluster>, redis_prefix: &str) -> Self {
+        match cluster {
+            None => History::Memory(MemoryHistory::default()),
+            Some(cluster) => {
+                let key = format!("{redis_prefix}:chat-history");
+                History::Redis(RedisHistory::new(cluster.client().clone(), key))
+            }
+        }
+    }
+
     fn push(&self, msg: ChatMessage) {
         match self {
             History::Memory(h) => h.push(msg),
@@ -263,6 +287,45 @@ impl Chat {
     }
 }
 
+/// Registers the `/chat` namespace on `io`. Its connect middleware runs the gateway's
+/// handshake ([`Gateway::on_connect`]) and, when that passed, registers the chat's
+/// handlers, both before socketioxide sends the CONNECT packet; its connect handler
+/// then sends the history. Resolves as the adapter's namespace registration does.
+pub fn register<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    gateway: &Arc<Gateway>,
+    chat: Arc<Chat>,
+) -> A::InitRes {
+    let gw = gateway.clone();
+    let chat_mw = chat.clone();
+    let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
+        let res = gw.on_connect(s.clone(), auth.ok());
+        if res.is_ok() {
+            chat_mw.on_connect(&s);
+        }
+        async move { res }
+    };
+    let handler = move |s: SocketRef<A>| {
+        let chat = chat.clone();
+        async move { chat.send_history(&s).await }
+    };
+    io.ns(NAMESPACE, handler.with(middleware))
+}
+
+/// The demo page, loading the socket.io client from `/assets/socket.io.min.js` when the
+/// node serves a local bundle (`local_client`), else from the CDN at
+/// [`CLIENT_VERSION`], checked against [`CLIENT_SRI`].
+pub fn render_index(local_client: bool) -> String {
+    let script = if local_client {
+        r#"<script src="/assets/socket.io.min.js"></script>"#.to_string()
+    } else {
+        format!(
+            r#"<script src="https://cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js" integrity="{CLIENT_SRI}" crossorigin="anonymous"></script>"#
+        )
+    };
+    INDEX_HTML.replace("<!--SOCKET_IO_CLIENT-->", &script)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +360,17 @@ mod tests {
         assert!(c.accept(ChatInput::Text("   ".into())).is_err());
         assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT + 1))).is_err());
         assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT))).is_ok());
+    }
+
+    #[test]
+    fn index_loads_the_pinned_client_from_the_cdn_with_sri_by_default() {
+        let html = render_index(false);
+        assert!(html.contains(&format!("cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js")));
+        assert!(html.contains(CLIENT_SRI));
+        assert!(!html.contains("<!--SOCKET_IO_CLIENT-->"));
+        let local = render_index(true);
+        assert!(local.contains(r#"src="/assets/socket.io.min.js""#));
+        assert!(!local.contains("cdn.socket.io"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use crate::chat::{self, Chat, History, MemoryHistory, RedisHistory};
+use crate::chat::{self, Chat, History};
 use crate::cluster;
 use crate::config::{Config, CorsOrigins};
 use crate::forward::Forwarder;
@@ -41,14 +41,7 @@ use crate::gateway::{Gateway, HandshakeAuth};
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState, RoomCounter};
 
-/// The socket.io client version the demo page loads from the CDN.
-pub const CLIENT_VERSION: &str = "4.8.3";
-/// Subresource-integrity hash of `socket.io.min.js` at [`CLIENT_VERSION`] (the file on
-/// the CDN is the npm package's `dist/socket.io.min.js`; a test checks the pair).
-pub const CLIENT_SRI: &str =
-    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
-
-const INDEX_HTML: &str = include_str!("../assets/index.html");
+pub use crate::chat::{CLIENT_SRI, CLIENT_VERSION};
 
 /// Errors that stop a node from starting.
 #[derive(Debug, thiserror::Error)]
@@ -189,18 +182,15 @@ async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<A
     match &config.redis_url {
         None => {
             let (layer, io) = sio_builder(config).build_layer();
-            let history = History::Memory(MemoryHistory::default());
-            assemble(config, metrics, layer, io, history, None).await
+            assemble(config, metrics, layer, io, None).await
         }
         Some(url) => {
             let cluster = cluster::connect(url, config).await?;
             let (layer, io) = sio_builder(config)
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
-            let key = format!("{}:chat-history", config.redis_prefix);
-            let history = History::Redis(RedisHistory::new(cluster.client().clone(), key));
             cluster::register_node(&cluster, config, bound).await?;
-            assemble(config, metrics, layer, io, history, Some(cluster)).await
+            assemble(config, metrics, layer, io, Some(cluster)).await
         }
     }
 }
@@ -210,7 +200,6 @@ async fn assemble<A>(
     metrics: Metrics,
     sio_layer: SocketIoLayer<A>,
     io: SocketIo<A>,
-    history: History,
     cluster: Option<RedisCluster>,
 ) -> Result<App, StartError>
 where
@@ -237,22 +226,10 @@ where
 
     let mut index_html = None;
     if config.chat {
+        let history = History::for_node(cluster.as_ref(), &config.redis_prefix);
         let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
-        let gw = gateway.clone();
-        let chat_mw = chat.clone();
-        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
-            let res = gw.on_connect(s.clone(), auth.ok());
-            if res.is_ok() {
-                chat_mw.on_connect(&s);
-            }
-            async move { res }
-        };
-        let handler = move |s: SocketRef<A>| {
-            let chat = chat.clone();
-            async move { chat.send_history(&s).await }
-        };
-        pending.push(io.ns(chat::NAMESPACE, handler.with(middleware)).ready());
-        index_html = Some(render_index(config.client_js.is_some()));
+        pending.push(chat::register(&io, &gateway, chat).ready());
+        index_html = Some(chat::render_index(config.client_js.is_some()));
     }
     for ns in pending {
         ns.await?;
@@ -348,17 +325,6 @@ where
         cluster,
         forwarder,
     })
-}
-
-fn render_index(local_client: bool) -> String {
-    let script = if local_client {
-        r#"<script src="/assets/socket.io.min.js"></script>"#.to_string()
-    } else {
-        format!(
-            r#"<script src="https://cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js" integrity="{CLIENT_SRI}" crossorigin="anonymous"></script>"#
-        )
-    };
-    INDEX_HTML.replace("<!--SOCKET_IO_CLIENT-->", &script)
 }
 
 fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
@@ -530,20 +496,4 @@ async fn serve(
         ),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_loads_the_pinned_client_from_the_cdn_with_sri_by_default() {
-        let html = render_index(false);
-        assert!(html.contains(&format!("cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js")));
-        assert!(html.contains(CLIENT_SRI));
-        assert!(!html.contains("<!--SOCKET_IO_CLIENT-->"));
-        let local = render_index(true);
-        assert!(local.contains(r#"src="/assets/socket.io.min.js""#));
-        assert!(!local.contains("cdn.socket.io"));
-    }
 }
