@@ -31,9 +31,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
-use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler as _;
+use socketioxide::{ParserError, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
 use tracing::{debug, warn};
 
 use crate::auth::{AuthError, Claims, JwtVerifier};
@@ -250,6 +252,22 @@ impl Gateway {
             return Err(format!("publishing to room {room:?} is not allowed"));
         }
         Ok(())
+    }
+
+    /// Runs the gateway on namespace `path` of `io`: [`Gateway::on_connect`] is its
+    /// connect middleware, so the handlers exist before socketioxide sends the CONNECT
+    /// packet. Resolves as the adapter's namespace registration does.
+    pub fn attach<A: Adapter + DefinedAdapter>(
+        self: &Arc<Self>,
+        io: &SocketIo<A>,
+        path: String,
+    ) -> A::InitRes {
+        let gw = self.clone();
+        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
+            let res = gw.on_connect(s, auth.ok());
+            async move { res }
+        };
+        io.ns(path, { async || {} }.with(middleware))
     }
 
     /// The connect middleware: authenticates, then registers every handler before

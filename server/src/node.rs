@@ -22,8 +22,6 @@ use axum::Router;
 use axum::routing::get;
 use sio_adapter_redis::{RedisAdapter, RedisCluster};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, TryData};
-use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
@@ -37,7 +35,7 @@ use crate::chat::{self, Chat, History};
 use crate::cluster;
 use crate::config::{Config, CorsOrigins};
 use crate::forward::Forwarder;
-use crate::gateway::{Gateway, HandshakeAuth};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState, RoomCounter};
 
@@ -195,6 +193,8 @@ async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<A
     }
 }
 
+/// Assembles the node around socket.io `io`, in named steps: register the namespaces,
+/// build the router, and in cluster mode start the cluster's tasks and hooks.
 async fn assemble<A>(
     config: &Config,
     metrics: Metrics,
@@ -206,93 +206,8 @@ where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
-    let on_join = cluster.as_ref().map(cluster::join_hook);
-    let gateway = Gateway::with_join_hook(
-        config.jwt.clone(),
-        config.client_publish.clone(),
-        metrics.clone(),
-        on_join,
-    )
-    .with_event_limit(config.event_limit);
-    let mut pending = Vec::new();
-    for ns in &config.namespaces {
-        let gw = gateway.clone();
-        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
-            let res = gw.on_connect(s, auth.ok());
-            async move { res }
-        };
-        pending.push(io.ns(ns.clone(), { async || {} }.with(middleware)).ready());
-    }
-
-    let mut index_html = None;
-    if config.chat {
-        let history = History::for_node(cluster.as_ref(), &config.redis_prefix);
-        let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
-        pending.push(chat::register(&io, &gateway, chat).ready());
-        index_html = Some(chat::render_index(config.client_js.is_some()));
-    }
-    for ns in pending {
-        ns.await?;
-    }
-
-    let client_js = match &config.client_js {
-        Some(path) => Some(std::fs::read(path).map_err(StartError::ClientJs)?),
-        None => None,
-    };
-
-    let namespaces: Vec<String> = config
-        .namespaces
-        .iter()
-        .cloned()
-        .chain(config.chat.then(|| chat::NAMESPACE.to_string()))
-        .collect();
-    let rooms_io = io.clone();
-    let rooms: RoomCounter = Arc::new(move || {
-        let io = rooms_io.clone();
-        let namespaces = namespaces.clone();
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(namespaces.len());
-            for ns in namespaces {
-                if let Some(op) = io.of(&ns) {
-                    let n = op.local().rooms().await.map(|r| r.len()).unwrap_or(0);
-                    out.push((ns, n));
-                }
-            }
-            out
-        })
-    });
-
-    let state = Arc::new(AppState {
-        node_id: config.node_id.clone(),
-        draining: AtomicBool::new(false),
-        metrics,
-        index_html,
-        client_js,
-        cors: config.cors.clone(),
-        rooms,
-        cluster: cluster.clone(),
-        handshake_limit: config
-            .handshake_limit
-            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
-    });
-
-    let mut router = Router::new()
-        .route("/", get(routes::index))
-        .route("/assets/socket.io.min.js", get(routes::client_js))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .with_state(state.clone())
-        .layer(sio_layer);
-    if let Some(cors) = cors_layer(&config.cors) {
-        router = router.layer(cors);
-    }
-    // Outermost: sees every request first (the last `.layer` wraps the others).
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        routes::session_gate,
-    ));
-    // Cluster mode: outermost, requests for other nodes' sessions leave here.
+    register_namespaces(config, &io, &metrics, cluster.as_ref()).await?;
+    let state = app_state(config, metrics, &io, cluster.clone())?;
     let forwarder = cluster.as_ref().map(|c| {
         Forwarder::new(
             config.node_id.clone(),
@@ -301,19 +216,9 @@ where
             config.header_timeout,
         )
     });
-    let router = match &forwarder {
-        Some(fw) => {
-            if let Some(cluster) = &cluster {
-                cluster::spawn_session_tasks(cluster, fw, &io);
-            }
-            router.layer(axum::middleware::from_fn_with_state(
-                fw.clone(),
-                crate::forward::forward_gate,
-            ))
-        }
-        None => router,
-    };
-    if let Some(cluster) = &cluster {
+    let router = router(config, &state, sio_layer, forwarder.as_ref());
+    if let (Some(cluster), Some(fw)) = (&cluster, &forwarder) {
+        cluster::spawn_session_tasks(cluster, fw, &io);
         cluster::install_socket_info(cluster, &io);
     }
     let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
@@ -325,6 +230,129 @@ where
         cluster,
         forwarder,
     })
+}
+
+/// Runs the gateway on every configured namespace and, when on, the demo chat on
+/// `/chat`; returns once every namespace is ready (in cluster mode: its channels
+/// subscribed).
+async fn register_namespaces<A>(
+    config: &Config,
+    io: &SocketIo<A>,
+    metrics: &Metrics,
+    cluster: Option<&RedisCluster>,
+) -> Result<(), StartError>
+where
+    A: Adapter + DefinedAdapter,
+    A::InitRes: NsReady,
+{
+    let gateway = Gateway::with_join_hook(
+        config.jwt.clone(),
+        config.client_publish.clone(),
+        metrics.clone(),
+        cluster.map(cluster::join_hook),
+    )
+    .with_event_limit(config.event_limit);
+    let mut pending: Vec<_> = config
+        .namespaces
+        .iter()
+        .map(|ns| gateway.attach(io, ns.clone()).ready())
+        .collect();
+    if config.chat {
+        let history = History::for_node(cluster, &config.redis_prefix);
+        let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
+        pending.push(chat::register(io, &gateway, chat).ready());
+    }
+    for ns in pending {
+        ns.await?;
+    }
+    Ok(())
+}
+
+/// What the HTTP routes share; reads the local client bundle.
+fn app_state<A: Adapter>(
+    config: &Config,
+    metrics: Metrics,
+    io: &SocketIo<A>,
+    cluster: Option<RedisCluster>,
+) -> Result<Arc<AppState>, StartError> {
+    let client_js = match &config.client_js {
+        Some(path) => Some(std::fs::read(path).map_err(StartError::ClientJs)?),
+        None => None,
+    };
+    Ok(Arc::new(AppState {
+        node_id: config.node_id.clone(),
+        draining: AtomicBool::new(false),
+        metrics,
+        index_html: config
+            .chat
+            .then(|| chat::render_index(config.client_js.is_some())),
+        client_js,
+        cors: config.cors.clone(),
+        rooms: room_counter(config, io),
+        cluster,
+        handshake_limit: config
+            .handshake_limit
+            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
+    }))
+}
+
+/// Counts the local rooms of every namespace the node serves, for `/metrics`.
+fn room_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> RoomCounter {
+    let namespaces: Vec<String> = config
+        .namespaces
+        .iter()
+        .cloned()
+        .chain(config.chat.then(|| chat::NAMESPACE.to_string()))
+        .collect();
+    let io = io.clone();
+    Arc::new(move || {
+        let io = io.clone();
+        let namespaces = namespaces.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(namespaces.len());
+            for ns in namespaces {
+                if let Some(op) = io.of(&ns) {
+                    let n = op.local().rooms().await.map(|r| r.len()).unwrap_or(0);
+                    out.push((ns, n));
+                }
+            }
+            out
+        })
+    })
+}
+
+/// The node's router: the plain routes and socket.io, behind CORS, the session gate
+/// and, in cluster mode, the forwarding gate. The last `.layer` wraps the others, so
+/// the forwarding gate sees every request first, then the session gate.
+fn router<A: Adapter>(
+    config: &Config,
+    state: &Arc<AppState>,
+    sio_layer: SocketIoLayer<A>,
+    forwarder: Option<&Arc<Forwarder>>,
+) -> Router {
+    let mut router = Router::new()
+        .route("/", get(routes::index))
+        .route("/assets/socket.io.min.js", get(routes::client_js))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .with_state(state.clone())
+        .layer(sio_layer);
+    if let Some(cors) = cors_layer(&config.cors) {
+        router = router.layer(cors);
+    }
+    router = router.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        routes::session_gate,
+    ));
+    // Cluster mode: outermost, requests for other nodes' sessions leave here.
+    if let Some(fw) = forwarder {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            fw.clone(),
+            crate::forward::forward_gate,
+        ));
+    }
+    router
 }
 
 fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
