@@ -133,6 +133,11 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The assembled application, with the adapter type erased.
 struct App {
     router: Router,
+    live: Live,
+}
+
+/// What a serving node drains on shutdown.
+struct Live {
     state: Arc<AppState>,
     /// Closes every socket.io transport (drain).
     close_io: Box<dyn FnOnce() -> BoxFuture + Send>,
@@ -176,6 +181,8 @@ fn sio_builder(config: &Config) -> SocketIoBuilder {
 /// Packets queued per socket before deliveries to it fail.
 pub const MAX_BUFFERED_PACKETS: usize = 4096;
 
+/// Builds the node's socket.io on the in-memory adapter, or in cluster mode on the Redis
+/// adapter once Redis is reached and the node registered, then assembles the node.
 async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<App, StartError> {
     match &config.redis_url {
         None => {
@@ -225,10 +232,12 @@ where
         Box::new(move || Box::pin(async move { io.close().await }));
     Ok(App {
         router,
-        state,
-        close_io,
-        cluster,
-        forwarder,
+        live: Live {
+            state,
+            close_io,
+            cluster,
+            forwarder,
+        },
     })
 }
 
@@ -371,15 +380,16 @@ fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
     )
 }
 
-/// The HTTP service of a node: a stand-in answering health probes until the node is
-/// assembled, then the node's router.
+/// The router a node serves from the moment it listens: while Redis is being reached,
+/// a stand-in that answers health probes ([`starting`]); once the node is assembled,
+/// the node's router, installed once.
 #[derive(Clone)]
-struct Switch {
+struct StartupRouter {
     app: Arc<std::sync::OnceLock<Router>>,
     node_id: Arc<str>,
 }
 
-impl Switch {
+impl StartupRouter {
     fn new(node_id: &str) -> Self {
         Self {
             app: Arc::default(),
@@ -387,22 +397,23 @@ impl Switch {
         }
     }
 
+    /// From now on every request goes to `router`.
     fn install(&self, router: Router) {
         let _ = self.app.set(router);
     }
 
     fn router(&self) -> Router {
-        let switch = self.clone();
+        let startup = self.clone();
         Router::new().fallback(move |req: axum::extract::Request| {
-            let switch = switch.clone();
+            let startup = startup.clone();
             async move {
                 use tower::ServiceExt as _;
-                match switch.app.get() {
+                match startup.app.get() {
                     Some(router) => match router.clone().oneshot(req).await {
                         Ok(res) => res,
                         Err(never) => match never {},
                     },
-                    None => starting(req.uri().path(), &switch.node_id),
+                    None => starting(req.uri().path(), &startup.node_id),
                 }
             }
         })
@@ -426,6 +437,8 @@ fn starting(path: &str, node_id: &str) -> axum::response::Response {
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
+/// Serves `listener` at once (the [`StartupRouter`]), then the node `app` assembles into
+/// until `shutdown`, then drains.
 async fn serve(
     listener: TcpListener,
     app: impl Future<Output = Result<App, StartError>> + Send,
@@ -433,95 +446,119 @@ async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    info!(
-        %addr,
-        node = %config.node_id,
-        header_timeout_ms = config.header_timeout.as_millis() as u64,
-        body_timeout_ms = config.body_timeout.as_millis() as u64,
-        max_connections = config.max_connections.unwrap_or(0),
-        "listening"
-    );
-    let switch = Switch::new(&config.node_id);
-    let stop_http = CancellationToken::new();
-    let settings = crate::http::HttpSettings {
-        header_timeout: config.header_timeout,
-        body_timeout: config.body_timeout,
-        max_connections: config.max_connections,
-    };
-    let mut server = tokio::spawn(crate::http::serve(
-        listener,
-        switch.router(),
-        settings,
-        metrics,
-        stop_http.clone(),
-    ));
+    let startup = StartupRouter::new(&config.node_id);
+    let mut server = HttpServer::start(listener, startup.router(), &config, metrics)?;
     let mut shutdown = std::pin::pin!(shutdown);
 
     let app = tokio::select! {
-        res = &mut server => {
+        res = &mut server.task => {
             res?;
             return Ok(());
         }
         () = &mut shutdown => {
             info!("stopped while starting");
-            stop_http.cancel();
-            server.await?;
-            return Ok(());
+            return server.stop().await;
         }
         app = app => app?,
     };
-    let App {
-        router,
-        state,
-        close_io,
-        cluster,
-        forwarder,
-    } = app;
-    switch.install(router);
+    startup.install(app.router);
     if config.redis_url.is_none() {
         info!("no SIO_REDIS_URL: running as a single node with the in-memory adapter");
     }
     info!(node = %config.node_id, "serving");
 
     tokio::select! {
-        res = &mut server => {
+        res = &mut server.task => {
             // The server stopped on its own: its task panicked.
             res?;
             return Ok(());
         }
         () = &mut shutdown => {}
     }
+    app.live.drain(&config, server).await
+}
 
-    let grace = config.shutdown_grace;
-    info!(
-        grace_ms = grace.as_millis() as u64,
-        "draining: not ready, refusing new sessions, closing sockets"
-    );
-    state.draining.store(true, Ordering::Release);
-    let drain = async {
-        // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
-        // through the load balancer, to a node that is still ready.
-        close_io().await;
-        if let Some(fw) = &forwarder {
-            fw.forget_all().await;
-        }
-        if let Some(cluster) = &cluster {
-            let _ = cluster.deregister_node(&config.node_id).await;
-            cluster.close(std::time::Duration::from_secs(2)).await;
-        }
-        stop_http.cancel();
-        server.await
-    };
-    match tokio::time::timeout(grace, drain).await {
-        Ok(res) => {
-            res?;
-            info!("drained, stopped");
-        }
-        Err(_) => warn!(
-            grace_ms = grace.as_millis() as u64,
-            "grace period ran out before every connection closed; stopping anyway"
-        ),
+/// The HTTP side of a node: the accept loop's task and its stop.
+struct HttpServer {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl HttpServer {
+    /// Logs the listen address and serves `router` on `listener` in a task.
+    fn start(
+        listener: TcpListener,
+        router: Router,
+        config: &Config,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        info!(
+            %addr,
+            node = %config.node_id,
+            header_timeout_ms = config.header_timeout.as_millis() as u64,
+            body_timeout_ms = config.body_timeout.as_millis() as u64,
+            max_connections = config.max_connections.unwrap_or(0),
+            "listening"
+        );
+        let stop = CancellationToken::new();
+        let settings = crate::http::HttpSettings {
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            max_connections: config.max_connections,
+        };
+        let task = tokio::spawn(crate::http::serve(
+            listener,
+            router,
+            settings,
+            metrics,
+            stop.clone(),
+        ));
+        Ok(Self { task, stop })
     }
-    Ok(())
+
+    /// Stops accepting and waits until every connection has finished and closed.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?;
+        Ok(())
+    }
+}
+
+impl Live {
+    /// The drain, within `SIO_SHUTDOWN_GRACE_MS`: not ready, no new sessions, every
+    /// socket.io transport closed, the node's session entries and registration removed
+    /// from Redis, then the HTTP side stopped once its connections have closed.
+    async fn drain(self, config: &Config, server: HttpServer) -> anyhow::Result<()> {
+        let grace = config.shutdown_grace;
+        info!(
+            grace_ms = grace.as_millis() as u64,
+            "draining: not ready, refusing new sessions, closing sockets"
+        );
+        self.state.draining.store(true, Ordering::Release);
+        let drain = async {
+            // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
+            // through the load balancer, to a node that is still ready.
+            (self.close_io)().await;
+            if let Some(fw) = &self.forwarder {
+                fw.forget_all().await;
+            }
+            if let Some(cluster) = &self.cluster {
+                let _ = cluster.deregister_node(&config.node_id).await;
+                cluster.close(std::time::Duration::from_secs(2)).await;
+            }
+            server.stop().await
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(res) => {
+                res?;
+                info!("drained, stopped");
+            }
+            Err(_) => warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period ran out before every connection closed; stopping anyway"
+            ),
+        }
+        Ok(())
+    }
 }
