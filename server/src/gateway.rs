@@ -364,6 +364,7 @@ impl Gateway {
         room: Result<String, ParserError>,
     ) -> Result<Reply, Refusal> {
         self.admit(socket, "join")?;
+        // Not counted, unlike the same refusal of `leave` (as it has always been).
         let room = room.map_err(|_| Refusal::uncounted("room must be a string"))?;
         self.check_join(&identity(socket), &room)
             .map_err(Refusal::join_denied)?;
