@@ -1,4 +1,5 @@
-//! The demo chat: the page at `/` and its `/chat` namespace.
+//! The demo chat: the page at `/` ([`render_index`]) and its `/chat` namespace
+//! ([`register`]).
 //!
 //! A client emits `chat` with `{name, text}` (or just the text); every socket in `/chat`,
 //! the sender included, receives `chat` with `{id, name, text, ts}`. A socket that
@@ -14,17 +15,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fred::clients::Client;
 use fred::interfaces::ListInterface;
 use serde::{Deserialize, Serialize};
-use socketioxide::SocketIo;
+use sio_adapter_redis::RedisCluster;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler as _;
+use socketioxide::{ParserError, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::gateway::{Reply, drive_inline};
+use crate::gateway::{Gateway, HandshakeAuth, Refusal, Reply, admit_event, drive_inline, reply};
 use crate::metrics::Metrics;
 
 /// The chat namespace.
 pub const NAMESPACE: &str = "/chat";
+/// The socket.io client version the demo page loads from the CDN.
+pub const CLIENT_VERSION: &str = "4.8.3";
+/// Subresource-integrity hash of `socket.io.min.js` at [`CLIENT_VERSION`] (the file on
+/// the CDN is the npm package's `dist/socket.io.min.js`; a test checks the pair).
+pub const CLIENT_SRI: &str =
+    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
 /// Messages kept and sent to a newcomer.
 pub const HISTORY_LEN: usize = 100;
 /// Longest message text, in characters.
@@ -139,6 +151,18 @@ pub enum History {
 }
 
 impl History {
+    /// A node's history: in memory on a single node; in a cluster, the Redis list
+    /// `<prefix>:chat-history` that every node shares.
+    pub fn for_node(cluster: Option<&RedisCluster>, redis_prefix: &str) -> Self {
+        match cluster {
+            None => History::Memory(MemoryHistory::default()),
+            Some(cluster) => {
+                let key = format!("{redis_prefix}:chat-history");
+                History::Redis(RedisHistory::new(cluster.client().clone(), key))
+            }
+        }
+    }
+
     fn push(&self, msg: ChatMessage) {
         match self {
             History::Memory(h) => h.push(msg),
@@ -210,8 +234,9 @@ impl Chat {
         })
     }
 
-    /// The connect handler of `/chat`: sends the history, then handles `chat` events.
-    /// Runs inside the connect middleware, before the CONNECT packet (see [`crate::gateway`]).
+    /// The connect handler of `/chat`: registers the `chat` event, whose closure runs
+    /// inline and only calls `Chat::post` and the gateway's reply path. Runs inside the
+    /// connect middleware, before the CONNECT packet (see [`crate::gateway`]).
     pub fn on_connect<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>) {
         let chat = self.clone();
         socket.on(
@@ -220,37 +245,37 @@ impl Chat {
                   io: SocketIo<A>,
                   TryData(input): TryData<ChatInput>,
                   ack: AckSender<A>| {
-                chat.metrics.event_received("chat");
-                let admitted = crate::gateway::admit_event(&s, &chat.metrics);
-                let reply = match admitted
-                    .map_err(|r| r.error.unwrap_or_default())
-                    .and_then(|()| {
-                        input
-                            .map_err(|_| "chat expects {name, text} or a string".to_string())
-                            .and_then(|i| chat.accept(i))
-                    }) {
-                    Ok(msg) => {
-                        chat.history.push(msg.clone());
-                        chat.metrics.event_emitted("chat");
-                        if let Some(ns) = io.of(NAMESPACE)
-                            && let Err(e) =
-                                drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
-                        {
-                            debug!(error = %e, "chat message not sent to every node");
-                        }
-                        Reply::ok()
-                    }
-                    Err(e) => {
-                        chat.metrics.error("bad_request");
-                        Reply::err(e)
-                    }
-                };
+                let reply = reply(&chat.metrics, chat.post(&s, &io, input));
                 if let Err(e) = ack.send(&reply) {
                     debug!(error = %e, "could not send chat ack");
                 }
                 async {}
             },
         );
+    }
+
+    /// `chat(input)`: stamps the message, keeps it in the history and broadcasts it to
+    /// every socket in `/chat`. Every refusal counts as `bad_request`, one over the
+    /// event rate limit included.
+    fn post<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        io: &SocketIo<A>,
+        input: Result<ChatInput, ParserError>,
+    ) -> Result<Reply, Refusal> {
+        self.metrics.event_received("chat");
+        admit_event(socket, &self.metrics).map_err(|r| Refusal::bad_request(r.message))?;
+        let input =
+            input.map_err(|_| Refusal::bad_request("chat expects {name, text} or a string"))?;
+        let msg = self.accept(input).map_err(Refusal::bad_request)?;
+        self.history.push(msg.clone());
+        self.metrics.event_emitted("chat");
+        if let Some(ns) = io.of(NAMESPACE)
+            && let Err(e) = drive_inline(async move { ns.emit("chat", &msg).await }, "chat")
+        {
+            debug!(error = %e, "chat message not sent to every node");
+        }
+        Ok(Reply::ok())
     }
 
     /// Sends the history to a socket that just connected. Called from the connect
@@ -260,6 +285,45 @@ impl Chat {
             debug!(sid = %socket.id, error = %e, "could not send chat history");
         }
     }
+}
+
+/// Registers the `/chat` namespace on `io`. Its connect middleware runs the gateway's
+/// handshake ([`Gateway::on_connect`]) and, when that passed, registers the chat's
+/// handlers, both before socketioxide sends the CONNECT packet; its connect handler
+/// then sends the history. Resolves as the adapter's namespace registration does.
+pub fn register<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    gateway: &Arc<Gateway>,
+    chat: Arc<Chat>,
+) -> A::InitRes {
+    let gw = gateway.clone();
+    let chat_mw = chat.clone();
+    let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
+        let res = gw.on_connect(s.clone(), auth.ok());
+        if res.is_ok() {
+            chat_mw.on_connect(&s);
+        }
+        async move { res }
+    };
+    let handler = move |s: SocketRef<A>| {
+        let chat = chat.clone();
+        async move { chat.send_history(&s).await }
+    };
+    io.ns(NAMESPACE, handler.with(middleware))
+}
+
+/// The demo page, loading the socket.io client from `/assets/socket.io.min.js` when the
+/// node serves a local bundle (`local_client`), else from the CDN at
+/// [`CLIENT_VERSION`], checked against [`CLIENT_SRI`].
+pub fn render_index(local_client: bool) -> String {
+    let script = if local_client {
+        r#"<script src="/assets/socket.io.min.js"></script>"#.to_string()
+    } else {
+        format!(
+            r#"<script src="https://cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js" integrity="{CLIENT_SRI}" crossorigin="anonymous"></script>"#
+        )
+    };
+    INDEX_HTML.replace("<!--SOCKET_IO_CLIENT-->", &script)
 }
 
 #[cfg(test)]
@@ -296,6 +360,17 @@ mod tests {
         assert!(c.accept(ChatInput::Text("   ".into())).is_err());
         assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT + 1))).is_err());
         assert!(c.accept(ChatInput::Text("x".repeat(MAX_TEXT))).is_ok());
+    }
+
+    #[test]
+    fn index_loads_the_pinned_client_from_the_cdn_with_sri_by_default() {
+        let html = render_index(false);
+        assert!(html.contains(&format!("cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js")));
+        assert!(html.contains(CLIENT_SRI));
+        assert!(!html.contains("<!--SOCKET_IO_CLIENT-->"));
+        let local = render_index(true);
+        assert!(local.contains(r#"src="/assets/socket.io.min.js""#));
+        assert!(!local.contains("cdn.socket.io"));
     }
 
     #[test]

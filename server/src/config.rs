@@ -2,7 +2,8 @@
 //!
 //! [`Cli`] is what clap parses; [`Config::from_cli`] checks it and turns it into the
 //! validated [`Config`] the rest of the node uses. Every setting has a flag and an
-//! environment variable; the flag wins.
+//! environment variable ([`mod@env`]); the flag wins. Each setting is documented once, on
+//! its [`Cli`] field, which is also its `--help` text.
 //!
 //! ```
 //! use clap::Parser;
@@ -16,6 +17,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,66 +29,66 @@ use crate::auth::{AuthError, JwtVerifier};
 use crate::limits::RateLimit;
 use crate::patterns::{PatternError, RoomPatterns};
 
-/// Environment variable names, one constant each so docs, tests and code agree.
+/// Environment variable names, one constant each so the flags, the error messages and the
+/// tests agree. Each setting is documented once, on its [`Cli`] field.
 pub mod env {
-    /// Listen address.
+    /// [`Cli::listen`](super::Cli::listen).
     pub const LISTEN: &str = "SIO_LISTEN";
-    /// Redis URL; unset means a single node with the in-memory adapter.
+    /// [`Cli::redis_url`](super::Cli::redis_url).
     pub const REDIS_URL: &str = "SIO_REDIS_URL";
-    /// Redis channel prefix.
+    /// [`Cli::redis_prefix`](super::Cli::redis_prefix).
     pub const REDIS_PREFIX: &str = "SIO_REDIS_PREFIX";
-    /// Classic or sharded pub/sub.
+    /// [`Cli::redis_mode`](super::Cli::redis_mode).
     pub const REDIS_MODE: &str = "SIO_REDIS_MODE";
-    /// The address other nodes reach this one at.
+    /// [`Cli::advertise_addr`](super::Cli::advertise_addr).
     pub const ADVERTISE_ADDR: &str = "SIO_ADVERTISE_ADDR";
-    /// This node's id.
+    /// [`Cli::node_id`](super::Cli::node_id).
     pub const NODE_ID: &str = "SIO_NODE_ID";
-    /// Allowed CORS origins.
+    /// [`Cli::cors_origins`](super::Cli::cors_origins).
     pub const CORS_ORIGINS: &str = "SIO_CORS_ORIGINS";
-    /// HS256 shared secret.
+    /// [`Cli::jwt_secret`](super::Cli::jwt_secret).
     pub const JWT_SECRET: &str = "SIO_JWT_SECRET";
-    /// RS256 public key (PEM text or a path to a PEM file).
+    /// [`Cli::jwt_public_key`](super::Cli::jwt_public_key).
     pub const JWT_PUBLIC_KEY: &str = "SIO_JWT_PUBLIC_KEY";
-    /// Rooms clients may publish to.
+    /// [`Cli::client_publish`](super::Cli::client_publish).
     pub const CLIENT_PUBLISH: &str = "SIO_CLIENT_PUBLISH";
-    /// Namespaces that run the gateway.
+    /// [`Cli::namespaces`](super::Cli::namespaces).
     pub const NAMESPACES: &str = "SIO_NAMESPACES";
-    /// Engine.IO ping interval.
+    /// [`Cli::ping_interval_ms`](super::Cli::ping_interval_ms).
     pub const PING_INTERVAL_MS: &str = "SIO_PING_INTERVAL_MS";
-    /// Engine.IO ping timeout.
+    /// [`Cli::ping_timeout_ms`](super::Cli::ping_timeout_ms).
     pub const PING_TIMEOUT_MS: &str = "SIO_PING_TIMEOUT_MS";
-    /// Largest accepted HTTP body / websocket message.
+    /// [`Cli::max_payload`](super::Cli::max_payload).
     pub const MAX_PAYLOAD: &str = "SIO_MAX_PAYLOAD";
-    /// Bytes a websocket reads from its socket at a time (its resident read buffer).
+    /// [`Cli::ws_read_buffer`](super::Cli::ws_read_buffer).
     pub const WS_READ_BUFFER: &str = "SIO_WS_READ_BUFFER";
-    /// Threads of the async runtime.
+    /// [`Cli::worker_threads`](super::Cli::worker_threads).
     pub const WORKER_THREADS: &str = "SIO_WORKER_THREADS";
-    /// Shutdown grace period.
+    /// [`Cli::shutdown_grace_ms`](super::Cli::shutdown_grace_ms).
     pub const SHUTDOWN_GRACE_MS: &str = "SIO_SHUTDOWN_GRACE_MS";
-    /// Demo chat on or off.
+    /// [`Cli::chat`](super::Cli::chat).
     pub const CHAT: &str = "SIO_CHAT";
-    /// Local socket.io client bundle for the demo page.
+    /// [`Cli::client_js`](super::Cli::client_js).
     pub const CLIENT_JS: &str = "SIO_CLIENT_JS";
-    /// Log format.
+    /// [`Cli::log_format`](super::Cli::log_format).
     pub const LOG_FORMAT: &str = "SIO_LOG_FORMAT";
-    /// PEM file of the CA(s) a `rediss://` server certificate must chain to.
+    /// [`Cli::redis_ca_file`](super::Cli::redis_ca_file).
     pub const REDIS_CA_FILE: &str = "SIO_REDIS_CA_FILE";
-    /// Handshakes per second per client IP (0 = off).
+    /// [`Cli::handshake_rate`](super::Cli::handshake_rate).
     pub const HANDSHAKE_RATE: &str = "SIO_HANDSHAKE_RATE";
-    /// Handshake burst per client IP.
+    /// [`Cli::handshake_burst`](super::Cli::handshake_burst).
     pub const HANDSHAKE_BURST: &str = "SIO_HANDSHAKE_BURST";
-    /// Events per second per socket (0 = off).
+    /// [`Cli::event_rate`](super::Cli::event_rate).
     pub const EVENT_RATE: &str = "SIO_EVENT_RATE";
-    /// Event burst per socket.
+    /// [`Cli::event_burst`](super::Cli::event_burst).
     pub const EVENT_BURST: &str = "SIO_EVENT_BURST";
-    /// Proxies whose `X-Forwarded-For` is believed for the client IP.
+    /// [`Cli::trusted_proxies`](super::Cli::trusted_proxies).
     pub const TRUSTED_PROXIES: &str = "SIO_TRUSTED_PROXIES";
-    /// Time an HTTP connection has to deliver a complete request head (also the
-    /// keep-alive idle timeout).
+    /// [`Cli::header_timeout_ms`](super::Cli::header_timeout_ms).
     pub const HEADER_TIMEOUT_MS: &str = "SIO_HEADER_TIMEOUT_MS";
-    /// Time a request with a body has to be received and answered.
+    /// [`Cli::body_timeout_ms`](super::Cli::body_timeout_ms).
     pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
-    /// Most connections open at once (0 = no cap).
+    /// [`Cli::max_connections`](super::Cli::max_connections).
     pub const MAX_CONNECTIONS: &str = "SIO_MAX_CONNECTIONS";
 }
 
@@ -246,61 +248,62 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
-/// The validated node configuration.
+/// The validated node configuration. Each field is the [`Cli`] setting it names,
+/// documented there, checked and in the type the node uses.
 #[derive(Clone)]
 pub struct Config {
-    /// Address to listen on.
+    /// [`Cli::listen`].
     pub listen: SocketAddr,
-    /// Redis URL; `None` runs a single node with the in-memory adapter.
+    /// [`Cli::redis_url`]; `None` (unset or empty): single node, in-memory adapter.
     pub redis_url: Option<String>,
-    /// Channel prefix on Redis (the Node adapter's `key`).
+    /// [`Cli::redis_prefix`].
     pub redis_prefix: String,
-    /// Classic or sharded pub/sub.
+    /// [`Cli::redis_mode`].
     pub redis_mode: sio_adapter_redis::AdapterMode,
-    /// Address other nodes forward to; `None`: derived from the bound address.
+    /// [`Cli::advertise_addr`] (or `$POD_IP:<port>`); `None`: derived from the bound
+    /// address.
     pub advertise_addr: Option<String>,
-    /// This node's id.
+    /// [`Cli::node_id`] (a random UUID when unset).
     pub node_id: String,
-    /// CORS policy.
+    /// [`Cli::cors_origins`].
     pub cors: CorsOrigins,
-    /// JWT verifier; `None` when auth is off.
+    /// [`Cli::jwt_secret`] or [`Cli::jwt_public_key`]; `None`: auth off.
     pub jwt: Option<JwtVerifier>,
-    /// Rooms clients may publish to.
+    /// [`Cli::client_publish`].
     pub client_publish: RoomPatterns,
-    /// Namespaces running the gateway events.
+    /// [`Cli::namespaces`].
     pub namespaces: Vec<String>,
-    /// Engine.IO ping interval.
+    /// [`Cli::ping_interval_ms`].
     pub ping_interval: Duration,
-    /// Engine.IO ping timeout.
+    /// [`Cli::ping_timeout_ms`].
     pub ping_timeout: Duration,
-    /// Largest accepted payload in bytes.
+    /// [`Cli::max_payload`].
     pub max_payload: u64,
-    /// Websocket read buffer, bytes.
+    /// [`Cli::ws_read_buffer`].
     pub ws_read_buffer: usize,
-    /// Runtime worker threads; `None`: one per available CPU.
+    /// [`Cli::worker_threads`]; `None`: one per available CPU.
     pub worker_threads: Option<usize>,
-    /// Shutdown grace period.
+    /// [`Cli::shutdown_grace_ms`].
     pub shutdown_grace: Duration,
-    /// Demo chat enabled.
+    /// [`Cli::chat`].
     pub chat: bool,
-    /// Local client bundle for the demo page.
+    /// [`Cli::client_js`].
     pub client_js: Option<PathBuf>,
-    /// Log format.
+    /// [`Cli::log_format`].
     pub log_format: LogFormat,
-    /// CA certificates (PEM file) for a `rediss://` server; `None`: the system's roots.
+    /// [`Cli::redis_ca_file`]; `None`: the system's roots.
     pub redis_ca_file: Option<PathBuf>,
-    /// Handshakes per client IP; `None`: no limit.
+    /// [`Cli::handshake_rate`] and [`Cli::handshake_burst`]; `None`: no limit.
     pub handshake_limit: Option<RateLimit>,
-    /// Events per socket; `None`: no limit.
+    /// [`Cli::event_rate`] and [`Cli::event_burst`]; `None`: no limit.
     pub event_limit: Option<RateLimit>,
-    /// Proxies whose `X-Forwarded-For` is believed.
+    /// [`Cli::trusted_proxies`].
     pub trusted_proxies: Vec<IpNet>,
-    /// Time an HTTP connection has to deliver a complete request head, from opening or
-    /// from the end of its previous response (so also the keep-alive idle timeout).
+    /// [`Cli::header_timeout_ms`].
     pub header_timeout: Duration,
-    /// Time a request with a body has to be received and answered.
+    /// [`Cli::body_timeout_ms`].
     pub body_timeout: Duration,
-    /// Most connections open at once; `None`: no cap.
+    /// [`Cli::max_connections`]; `None`: no cap.
     pub max_connections: Option<usize>,
 }
 
@@ -377,154 +380,23 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Checks every value and builds the configuration.
+    /// Checks every value and builds the configuration. Settings are checked in a fixed
+    /// order; the first bad one is the error.
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
-        let jwt = match (cli.jwt_secret, cli.jwt_public_key) {
-            (Some(_), Some(_)) => return Err(ConfigError::BothJwtKeys),
-            (Some(secret), None) => Some(JwtVerifier::hs256(secret.as_bytes())?),
-            (None, Some(key)) => Some(JwtVerifier::rs256_from_pem_or_path(&key)?),
-            (None, None) => None,
-        };
-
-        let redis_url = cli.redis_url.filter(|u| !u.trim().is_empty());
-        if let Some(url) = &redis_url
-            && !sio_adapter_redis::redis_url::is_redis_url(url)
-        {
-            return Err(ConfigError::RedisUrl);
-        }
-        let redis_mode = {
-            use sio_adapter_redis::{AdapterMode, SubscriptionMode};
-            match cli.redis_mode.trim() {
-                "classic" => AdapterMode::Classic,
-                "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
-                "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
-                "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
-                other => return Err(ConfigError::RedisMode(other.to_string())),
-            }
-        };
-        let redis_prefix = cli.redis_prefix.trim().to_string();
-        if redis_prefix.is_empty() || redis_prefix.contains('#') {
-            return Err(ConfigError::RedisPrefix);
-        }
-
-        let node_id = cli
-            .node_id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let id_ok = !node_id.is_empty()
-            && node_id.len() <= 64
-            && node_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !id_ok {
-            return Err(ConfigError::NodeId(node_id));
-        }
-
+        let jwt = jwt_verifier(cli.jwt_secret.as_deref(), cli.jwt_public_key.as_deref())?;
+        let redis_url = redis_url(cli.redis_url.as_deref())?;
+        let redis_mode = redis_mode(&cli.redis_mode)?;
+        let redis_prefix = redis_prefix(&cli.redis_prefix)?;
+        let node_id = node_id(cli.node_id.clone())?;
         let cors = parse_origins(&cli.cors_origins)?;
-
-        let mut namespaces = Vec::new();
-        for ns in cli.namespaces {
-            let ns = ns.trim().to_string();
-            if ns.is_empty() {
-                continue;
-            }
-            if !ns.starts_with('/') || ns.contains(char::is_whitespace) {
-                return Err(ConfigError::Namespace(ns));
-            }
-            if cli.chat && ns == "/chat" {
-                return Err(ConfigError::ChatNamespace);
-            }
-            if !namespaces.contains(&ns) {
-                namespaces.push(ns);
-            }
-        }
-        if namespaces.is_empty() {
-            namespaces.push("/".into());
-        }
-
-        let range = |name, rule, value: u64, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Range { name, rule, value })
-            }
-        };
-        range(
-            env::PING_INTERVAL_MS,
-            "between 1000 and 600000",
-            cli.ping_interval_ms,
-            (1_000..=600_000).contains(&cli.ping_interval_ms),
-        )?;
-        range(
-            env::PING_TIMEOUT_MS,
-            "between 1000 and 600000",
-            cli.ping_timeout_ms,
-            (1_000..=600_000).contains(&cli.ping_timeout_ms),
-        )?;
-        range(
-            env::MAX_PAYLOAD,
-            "between 1024 and 104857600",
-            cli.max_payload,
-            (1024..=100 * 1024 * 1024).contains(&cli.max_payload),
-        )?;
-        range(
-            env::WS_READ_BUFFER,
-            "between 256 and 1048576",
-            cli.ws_read_buffer as u64,
-            (256..=1024 * 1024).contains(&cli.ws_read_buffer),
-        )?;
-        if let Some(n) = cli.worker_threads {
-            range(
-                env::WORKER_THREADS,
-                "between 1 and 1024",
-                n as u64,
-                (1..=1024).contains(&n),
-            )?;
-        }
-        range(
-            env::HEADER_TIMEOUT_MS,
-            "between 100 and 600000",
-            cli.header_timeout_ms,
-            (100..=600_000).contains(&cli.header_timeout_ms),
-        )?;
-        range(
-            env::BODY_TIMEOUT_MS,
-            "between 100 and 3600000",
-            cli.body_timeout_ms,
-            (100..=3_600_000).contains(&cli.body_timeout_ms),
-        )?;
-        range(
-            env::MAX_CONNECTIONS,
-            "0 (no cap) or at most 10000000",
-            cli.max_connections,
-            cli.max_connections <= 10_000_000,
-        )?;
-        range(
-            env::SHUTDOWN_GRACE_MS,
-            "at most 3600000",
-            cli.shutdown_grace_ms,
-            cli.shutdown_grace_ms <= 3_600_000,
-        )?;
-
+        let namespaces = namespaces(&cli.namespaces, cli.chat)?;
+        check_ranges(&cli)?;
         if let Some(path) = &cli.client_js
             && !path.is_file()
         {
             return Err(ConfigError::ClientJs(path.clone()));
         }
-
-        let redis_ca_file = cli.redis_ca_file.filter(|p| !p.as_os_str().is_empty());
-        if let Some(path) = &redis_ca_file {
-            if !redis_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("rediss"))
-            {
-                return Err(ConfigError::RedisCa(format!(
-                    "it needs a TLS URL in {} (rediss://...)",
-                    env::REDIS_URL
-                )));
-            }
-            sio_adapter_redis::tls::load_ca_file(path)
-                .map_err(|e| ConfigError::RedisCa(e.to_string()))?;
-        }
+        let redis_ca_file = redis_ca_file(cli.redis_ca_file.clone(), redis_url.as_deref())?;
         let handshake_limit = rate_limit(
             (env::HANDSHAKE_RATE, cli.handshake_rate),
             (env::HANDSHAKE_BURST, cli.handshake_burst),
@@ -533,33 +405,18 @@ impl Config {
             (env::EVENT_RATE, cli.event_rate),
             (env::EVENT_BURST, cli.event_burst),
         )?;
-        let mut trusted_proxies = Vec::new();
-        for raw in &cli.trusted_proxies {
-            let raw = raw.trim();
-            if raw.is_empty() {
-                continue;
-            }
-            let net = raw
-                .parse::<IpNet>()
-                .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| ConfigError::TrustedProxy(raw.to_string()))?;
-            trusted_proxies.push(net);
-        }
-
+        let trusted_proxies = trusted_proxies(&cli.trusted_proxies)?;
+        let advertise_addr = advertise_addr(
+            cli.advertise_addr,
+            std::env::var("POD_IP").ok(),
+            cli.listen.port(),
+        );
         Ok(Config {
             listen: cli.listen,
             redis_url,
             redis_prefix,
             redis_mode,
-            advertise_addr: cli
-                .advertise_addr
-                .filter(|a| !a.trim().is_empty())
-                .or_else(|| {
-                    std::env::var("POD_IP")
-                        .ok()
-                        .filter(|ip| !ip.is_empty())
-                        .map(|ip| format!("{ip}:{}", cli.listen.port()))
-                }),
+            advertise_addr,
             node_id,
             cors,
             jwt,
@@ -596,6 +453,162 @@ impl Config {
         // Defaults are valid by construction (covered by the `defaults_are_valid` test).
         Config::from_cli(cli).expect("default configuration is valid")
     }
+}
+
+/// The JWT verifier of [`Cli::jwt_secret`] or [`Cli::jwt_public_key`] (not both);
+/// `None`: auth off.
+fn jwt_verifier(
+    secret: Option<&str>,
+    public_key: Option<&str>,
+) -> Result<Option<JwtVerifier>, ConfigError> {
+    Ok(match (secret, public_key) {
+        (Some(_), Some(_)) => return Err(ConfigError::BothJwtKeys),
+        (Some(secret), None) => Some(JwtVerifier::hs256(secret.as_bytes())?),
+        (None, Some(key)) => Some(JwtVerifier::rs256_from_pem_or_path(key)?),
+        (None, None) => None,
+    })
+}
+
+/// [`Cli::redis_url`], checked; empty counts as unset.
+fn redis_url(raw: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let url = raw.filter(|u| !u.trim().is_empty());
+    if let Some(url) = url
+        && !sio_adapter_redis::redis_url::is_redis_url(url)
+    {
+        return Err(ConfigError::RedisUrl);
+    }
+    Ok(url.map(str::to_string))
+}
+
+/// [`Cli::redis_mode`] read.
+fn redis_mode(raw: &str) -> Result<sio_adapter_redis::AdapterMode, ConfigError> {
+    use sio_adapter_redis::{AdapterMode, SubscriptionMode};
+    Ok(match raw.trim() {
+        "classic" => AdapterMode::Classic,
+        "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
+        "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
+        "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
+        other => return Err(ConfigError::RedisMode(other.to_string())),
+    })
+}
+
+/// [`Cli::redis_prefix`], trimmed: non-empty and without `#` (the channel separator).
+fn redis_prefix(raw: &str) -> Result<String, ConfigError> {
+    let prefix = raw.trim();
+    if prefix.is_empty() || prefix.contains('#') {
+        return Err(ConfigError::RedisPrefix);
+    }
+    Ok(prefix.to_string())
+}
+
+/// [`Cli::node_id`] (a random UUID when unset), safe for Redis keys and logs.
+fn node_id(raw: Option<String>) -> Result<String, ConfigError> {
+    let node_id = raw.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id_ok = !node_id.is_empty()
+        && node_id.len() <= 64
+        && node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !id_ok {
+        return Err(ConfigError::NodeId(node_id));
+    }
+    Ok(node_id)
+}
+
+/// [`Cli::namespaces`], trimmed, deduplicated, `/` when none; `/chat` is the demo's
+/// while the chat is on.
+fn namespaces(raw: &[String], chat: bool) -> Result<Vec<String>, ConfigError> {
+    let mut namespaces = Vec::new();
+    for ns in raw {
+        let ns = ns.trim().to_string();
+        if ns.is_empty() {
+            continue;
+        }
+        if !ns.starts_with('/') || ns.contains(char::is_whitespace) {
+            return Err(ConfigError::Namespace(ns));
+        }
+        if chat && ns == "/chat" {
+            return Err(ConfigError::ChatNamespace);
+        }
+        if !namespaces.contains(&ns) {
+            namespaces.push(ns);
+        }
+    }
+    if namespaces.is_empty() {
+        namespaces.push("/".into());
+    }
+    Ok(namespaces)
+}
+
+/// The numeric settings' bounds, checked in this order.
+fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
+    let workers = cli.worker_threads.map_or(1, |n| n as u64); // unset: nothing to check
+    let buffer = cli.ws_read_buffer as u64;
+    #[rustfmt::skip]
+    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 9] = [
+        (env::PING_INTERVAL_MS, cli.ping_interval_ms, 1_000..=600_000, "between 1000 and 600000"),
+        (env::PING_TIMEOUT_MS, cli.ping_timeout_ms, 1_000..=600_000, "between 1000 and 600000"),
+        (env::MAX_PAYLOAD, cli.max_payload, 1024..=104_857_600, "between 1024 and 104857600"),
+        (env::WS_READ_BUFFER, buffer, 256..=1_048_576, "between 256 and 1048576"),
+        (env::WORKER_THREADS, workers, 1..=1024, "between 1 and 1024"),
+        (env::HEADER_TIMEOUT_MS, cli.header_timeout_ms, 100..=600_000, "between 100 and 600000"),
+        (env::BODY_TIMEOUT_MS, cli.body_timeout_ms, 100..=3_600_000, "between 100 and 3600000"),
+        (env::MAX_CONNECTIONS, cli.max_connections, 0..=10_000_000, "0 (no cap) or at most 10000000"),
+        (env::SHUTDOWN_GRACE_MS, cli.shutdown_grace_ms, 0..=3_600_000, "at most 3600000"),
+    ];
+    for (name, value, range, rule) in checks {
+        if !range.contains(&value) {
+            return Err(ConfigError::Range { name, rule, value });
+        }
+    }
+    Ok(())
+}
+
+/// [`Cli::redis_ca_file`] (empty counts as unset), loaded once to check it; only with a
+/// `rediss://` URL.
+fn redis_ca_file(
+    raw: Option<PathBuf>,
+    redis_url: Option<&str>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let ca_file = raw.filter(|p| !p.as_os_str().is_empty());
+    if let Some(path) = &ca_file {
+        if !redis_url.is_some_and(|u| u.starts_with("rediss")) {
+            return Err(ConfigError::RedisCa(format!(
+                "it needs a TLS URL in {} (rediss://...)",
+                env::REDIS_URL
+            )));
+        }
+        sio_adapter_redis::tls::load_ca_file(path)
+            .map_err(|e| ConfigError::RedisCa(e.to_string()))?;
+    }
+    Ok(ca_file)
+}
+
+/// [`Cli::trusted_proxies`] as networks (a bare IP is a /32 or /128).
+fn trusted_proxies(raw: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    let mut trusted = Vec::new();
+    for raw in raw {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| ConfigError::TrustedProxy(raw.to_string()))?;
+        trusted.push(net);
+    }
+    Ok(trusted)
+}
+
+/// [`Cli::advertise_addr`] (empty counts as unset), else `$POD_IP:<listen port>` when
+/// `pod_ip` is set and not empty; `None`: derived from the bound address later.
+fn advertise_addr(raw: Option<String>, pod_ip: Option<String>, port: u16) -> Option<String> {
+    raw.filter(|a| !a.trim().is_empty()).or_else(|| {
+        pod_ip
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| format!("{ip}:{port}"))
+    })
 }
 
 /// A rate (0 = off) and an optional burst (default: the rate rounded up) as a limit.
@@ -640,35 +653,10 @@ fn parse_origins(raw: &[String]) -> Result<CorsOrigins, ConfigError> {
     Ok(CorsOrigins::List(list))
 }
 
-/// Replaces the password in a Redis URL with `***`: the userinfo's, and the value of
-/// any query parameter whose name mentions a password (fred's `sentinelPassword`).
+/// Replaces the password in a Redis URL with `***` (see
+/// [`sio_adapter_redis::redis_url::mask`], the one place that knows how).
 pub fn mask_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => head.to_string(),
-        },
-        None => head.to_string(),
-    };
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    out
+    sio_adapter_redis::redis_url::mask(url)
 }
 
 impl fmt::Display for Config {
@@ -826,6 +814,21 @@ mod tests {
             c.to_string()
                 .contains("redis=redis://:***@localhost:6379/1")
         );
+    }
+
+    #[test]
+    fn advertise_addr_is_the_flag_else_the_pod_ip_with_the_listen_port() {
+        let pod = || Some("10.1.2.3".to_string());
+        assert_eq!(
+            advertise_addr(Some("n1:3000".into()), pod(), 80).as_deref(),
+            Some("n1:3000")
+        );
+        assert_eq!(
+            advertise_addr(Some(" ".into()), pod(), 80).as_deref(),
+            Some("10.1.2.3:80")
+        );
+        assert_eq!(advertise_addr(None, Some(String::new()), 80), None);
+        assert_eq!(advertise_addr(None, None, 80), None);
     }
 
     #[test]

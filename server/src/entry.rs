@@ -111,7 +111,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `sio-server healthcheck [HOST:PORT]`: see the module docs.
 fn healthcheck(target: Option<String>) -> ExitCode {
     let target = target
-        .or_else(|| std::env::var("SIO_LISTEN").ok())
+        .or_else(|| std::env::var(crate::config::env::LISTEN).ok())
         .unwrap_or_else(|| "0.0.0.0:3000".to_string());
     match probe_addr(&target).and_then(|addr| probe(addr, PROBE_TIMEOUT)) {
         Ok(()) => ExitCode::SUCCESS,

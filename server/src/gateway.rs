@@ -19,6 +19,12 @@
 //! instant it is connected always finds its handler. Handlers are plain closures whose
 //! body runs inline in the socket's receive loop, so one client's events take effect in
 //! the order it sent them.
+//!
+//! Each event is a method from its decoded input to `Result<Reply, Refusal>`
+//! ([`Gateway::join`], [`Gateway::leave`], [`Gateway::publish`], [`Gateway::other`]);
+//! a [`Refusal`] carries its message and the `sio_errors_total` kind it is counted
+//! under, and [`reply`] is the one place either outcome becomes the ack. The closure
+//! registered for an event only calls these.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +33,9 @@ use std::task::{Context, Poll};
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler as _;
+use socketioxide::{ParserError, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
 use tracing::{debug, warn};
 
 use crate::auth::{AuthError, Claims, JwtVerifier};
@@ -43,8 +52,10 @@ pub use sio_adapter_redis::protocol::RESERVED_EVENTS;
 
 /// Called after a socket joined a room, before the client's ack: lets the cluster make
 /// the room live (sharded pub/sub subscribes to the room's channel).
-pub type JoinHook =
-    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub type JoinHook = Arc<dyn Fn(String) -> HookFuture + Send + Sync>;
+
+/// What a [`JoinHook`] returns for the ack to await.
+pub type HookFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Shared state of the gateway handlers.
 #[derive(Clone)]
@@ -83,6 +94,49 @@ impl Reply {
     }
 }
 
+/// Why an event was not carried out: the message the client's ack carries, and the
+/// `sio_errors_total` kind it is counted under. [`reply`] turns it into the ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The `sio_errors_total` kind; `None` for a refusal counted elsewhere (over the
+    /// event rate limit: `sio_rate_limited_total`) or not at all.
+    pub kind: Option<&'static str>,
+    /// The ack's `error`.
+    pub message: String,
+}
+
+impl Refusal {
+    fn counted(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind: Some(kind),
+            message: message.into(),
+        }
+    }
+    /// Input the event cannot use (counted as `bad_request`).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::counted("bad_request", message)
+    }
+    /// A `join` the identity may not make (`join_denied`).
+    pub fn join_denied(message: impl Into<String>) -> Self {
+        Self::counted("join_denied", message)
+    }
+    /// A `publish` the identity may not make (`publish_denied`).
+    pub fn publish_denied(message: impl Into<String>) -> Self {
+        Self::counted("publish_denied", message)
+    }
+    /// A `publish` the cluster did not take (`publish_failed`).
+    pub fn publish_failed(message: impl Into<String>) -> Self {
+        Self::counted("publish_failed", message)
+    }
+    /// A refusal not counted under `sio_errors_total`.
+    pub fn uncounted(message: impl Into<String>) -> Self {
+        Self {
+            kind: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// What the handshake `auth` object may carry.
 #[derive(Debug, Default, Deserialize)]
 pub struct HandshakeAuth {
@@ -102,70 +156,6 @@ pub enum Identity {
 /// When the socket connected, for its handshake description.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectedAt(pub std::time::SystemTime);
-
-/// How this node describes one of its sockets to other nodes that fetch it: the
-/// handshake (headers, url, query, address, time) and, as `data`, `{user: sub}` for an
-/// authenticated socket. The handshake `auth` is left empty: tokens stay on this node.
-pub fn socket_info<A: Adapter>(socket: &SocketRef<A>) -> sio_adapter_redis::SocketInfo {
-    use sio_adapter_redis::protocol::Handshake;
-    let parts = socket.req_parts();
-    let headers: serde_json::Map<String, serde_json::Value> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.into())))
-        .collect();
-    let query: serde_json::Map<String, serde_json::Value> = parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.into()))
-        .collect();
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string());
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let connected = socket
-        .extensions
-        .get::<ConnectedAt>()
-        .map(|c| c.0)
-        .unwrap_or_else(std::time::SystemTime::now);
-    let issued = connected
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let data = match socket.extensions.get::<Identity>() {
-        Some(Identity::Token(claims)) => match &claims.sub {
-            Some(sub) => serde_json::json!({ "user": sub }),
-            None => serde_json::json!({}),
-        },
-        _ => serde_json::json!({}),
-    };
-    sio_adapter_redis::SocketInfo {
-        handshake: Handshake {
-            xdomain: parts.headers.contains_key("origin"),
-            secure: parts
-                .headers
-                .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes() == b"https"),
-            headers,
-            time: humantime::format_rfc3339_millis(connected).to_string(),
-            address: forwarded.or(peer).unwrap_or_default(),
-            issued,
-            url: parts.uri.to_string(),
-            query,
-            auth: serde_json::Map::new(),
-        },
-        data,
-    }
-}
 
 /// A `publish` request.
 #[derive(Debug, Deserialize)]
@@ -264,6 +254,22 @@ impl Gateway {
         Ok(())
     }
 
+    /// Runs the gateway on namespace `path` of `io`: [`Gateway::on_connect`] is its
+    /// connect middleware, so the handlers exist before socketioxide sends the CONNECT
+    /// packet. Resolves as the adapter's namespace registration does.
+    pub fn attach<A: Adapter + DefinedAdapter>(
+        self: &Arc<Self>,
+        io: &SocketIo<A>,
+        path: String,
+    ) -> A::InitRes {
+        let gw = self.clone();
+        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
+            let res = gw.on_connect(s, auth.ok());
+            async move { res }
+        };
+        io.ns(path, { async || {} }.with(middleware))
+    }
+
     /// The connect middleware: authenticates, then registers every handler before
     /// socketioxide sends the CONNECT packet. An `Err` becomes the client's
     /// `connect_error` message.
@@ -305,45 +311,19 @@ impl Gateway {
         Ok(())
     }
 
+    /// Registers the event handlers. Each closure runs inline in the socket's receive
+    /// loop and only calls its event's function and the reply path ([`Gateway::reply`]).
     fn register_handlers<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>) {
         let gw = self.clone();
         socket.on(
             "join",
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
-                gw.metrics.event_received("join");
-                let mut joined = false;
-                let reply = match admit_event(&s, &gw.metrics).and(Ok(room)) {
-                    Err(refused) => refused,
-                    Ok(room) => match room {
-                        Err(_) => Reply::err("room must be a string"),
-                        Ok(room) => {
-                            let identity = s
-                                .extensions
-                                .get::<Identity>()
-                                .unwrap_or(Identity::Anonymous);
-                            match gw.check_join(&identity, &room) {
-                                Ok(()) => {
-                                    // Applied here, in the receive loop: later events see it.
-                                    s.join(room);
-                                    joined = true;
-                                    Reply::ok()
-                                }
-                                Err(e) => {
-                                    gw.metrics.error("join_denied");
-                                    Reply::err(e)
-                                }
-                            }
-                        }
-                    },
-                };
-                let hook = gw
-                    .on_join
-                    .as_ref()
-                    .filter(|_| joined)
-                    .map(|h| h(s.ns().to_string()));
+                let outcome = gw.join(&s, room);
+                let live = gw.room_live(&s, outcome.is_ok());
+                let reply = gw.reply(outcome);
                 async move {
-                    if let Some(hook) = hook {
-                        hook.await;
+                    if let Some(live) = live {
+                        live.await;
                     }
                     answer(ack, &reply);
                 }
@@ -354,33 +334,7 @@ impl Gateway {
         socket.on(
             "leave",
             move |s: SocketRef<A>, TryData(room): TryData<String>, ack: AckSender<A>| {
-                gw.metrics.event_received("leave");
-                let reply = match admit_event(&s, &gw.metrics)
-                    .map(|()| room.map_err(|_| "room must be a string".to_string()))
-                {
-                    Err(refused) => refused,
-                    Ok(room) => match room {
-                        Ok(room) if room == s.id.as_str() => {
-                            gw.metrics.error("bad_request");
-                            Reply::err("a socket cannot leave its own room")
-                        }
-                        Ok(room) => match check_room_name(&room) {
-                            Ok(()) => {
-                                s.leave(room);
-                                Reply::ok()
-                            }
-                            Err(e) => {
-                                gw.metrics.error("bad_request");
-                                Reply::err(e)
-                            }
-                        },
-                        Err(e) => {
-                            gw.metrics.error("bad_request");
-                            Reply::err(e)
-                        }
-                    },
-                };
-                answer(ack, &reply);
+                answer(ack, &gw.reply(gw.leave(&s, room)));
                 async {}
             },
         );
@@ -389,62 +343,126 @@ impl Gateway {
         socket.on(
             "publish",
             move |s: SocketRef<A>, TryData(req): TryData<PublishRequest>, ack: AckSender<A>| {
-                gw.metrics.event_received("publish");
-                let reply = match admit_event(&s, &gw.metrics).map(|()| req) {
-                    Err(refused) => refused,
-                    Ok(Err(e)) => {
-                        gw.metrics.error("bad_request");
-                        Reply::err(format!(
-                            "publish expects {{room, event, data}}: {}",
-                            short(&e.to_string())
-                        ))
-                    }
-                    Ok(Ok(req)) => match gw.check_publish(
-                        &s.extensions
-                            .get::<Identity>()
-                            .unwrap_or(Identity::Anonymous),
-                        &req.room,
-                        &req.event,
-                    ) {
-                        Err(e) => {
-                            gw.metrics.error("publish_denied");
-                            Reply::err(e)
-                        }
-                        Ok(()) => {
-                            gw.metrics.event_emitted("publish");
-                            let op = s.within(req.room);
-                            let (event, data) = (req.event, req.data);
-                            match drive_inline(
-                                async move { op.emit(event, &data).await },
-                                "publish",
-                            ) {
-                                Ok(()) => Reply::ok(),
-                                // not sent to the other nodes (e.g. the publish queue
-                                // to Redis is full): counted, and the sender is told
-                                Err(e) => {
-                                    gw.metrics.error("publish_failed");
-                                    debug!(error = %e, "publish not sent to every node");
-                                    Reply::err(short(&e.to_string()))
-                                }
-                            }
-                        }
-                    },
-                };
-                answer(ack, &reply);
+                answer(ack, &gw.reply(gw.publish(&s, req)));
                 async {}
             },
         );
 
-        // Any other event: counted, and refused like the others when over the rate
-        // limit (it has no handler, so nothing else happens to it).
         let gw = self.clone();
         socket.on_fallback(move |s: SocketRef<A>, ack: AckSender<A>| {
-            gw.metrics.event_received("other");
-            if let Err(refused) = admit_event(&s, &gw.metrics) {
-                answer(ack, &refused);
+            if let Err(refusal) = gw.other(&s) {
+                answer(ack, &gw.reply(Err(refusal)));
             }
             async {}
         });
+    }
+
+    /// `join(room)`: the socket joins `room` if its identity may (see [`Gateway::check_join`]).
+    pub fn join<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        room: Result<String, ParserError>,
+    ) -> Result<Reply, Refusal> {
+        self.admit(socket, "join")?;
+        // Not counted, unlike the same refusal of `leave` (as it has always been).
+        let room = room.map_err(|_| Refusal::uncounted("room must be a string"))?;
+        self.check_join(&identity(socket), &room)
+            .map_err(Refusal::join_denied)?;
+        // Applied here, in the receive loop: later events see it.
+        socket.join(room);
+        Ok(Reply::ok())
+    }
+
+    /// What a `join` ack waits for: after a join that happened, the join hook (the
+    /// cluster making the room live), when there is one.
+    fn room_live<A: Adapter>(&self, socket: &SocketRef<A>, joined: bool) -> Option<HookFuture> {
+        let hook = self.on_join.as_ref().filter(|_| joined)?;
+        Some(hook(socket.ns().to_string()))
+    }
+
+    /// `leave(room)`: the socket leaves `room`; never its own id room.
+    pub fn leave<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        room: Result<String, ParserError>,
+    ) -> Result<Reply, Refusal> {
+        self.admit(socket, "leave")?;
+        let room = room.map_err(|_| Refusal::bad_request("room must be a string"))?;
+        if room == socket.id.as_str() {
+            return Err(Refusal::bad_request("a socket cannot leave its own room"));
+        }
+        check_room_name(&room).map_err(Refusal::bad_request)?;
+        socket.leave(room);
+        Ok(Reply::ok())
+    }
+
+    /// `publish({room, event, data})`: broadcasts `event` to `room` (the sender included
+    /// when it is in it) if the identity may publish there (see [`Gateway::check_publish`]).
+    /// The broadcast reaches the adapter before this returns ([`drive_inline`]).
+    pub fn publish<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        req: Result<PublishRequest, ParserError>,
+    ) -> Result<Reply, Refusal> {
+        self.admit(socket, "publish")?;
+        let req = req.map_err(|e| {
+            Refusal::bad_request(format!(
+                "publish expects {{room, event, data}}: {}",
+                short(&e.to_string())
+            ))
+        })?;
+        self.check_publish(&identity(socket), &req.room, &req.event)
+            .map_err(Refusal::publish_denied)?;
+        self.metrics.event_emitted("publish");
+        let op = socket.within(req.room);
+        let (event, data) = (req.event, req.data);
+        drive_inline(async move { op.emit(event, &data).await }, "publish").map_err(|e| {
+            // not sent to the other nodes (e.g. the publish queue to Redis is full):
+            // counted, and the sender is told
+            debug!(error = %e, "publish not sent to every node");
+            Refusal::publish_failed(short(&e.to_string()))
+        })?;
+        Ok(Reply::ok())
+    }
+
+    /// Any other event: counted, and refused like the others when over the rate limit
+    /// (it has no handler, so nothing else happens to it, and an admitted one gets no ack).
+    pub fn other<A: Adapter>(&self, socket: &SocketRef<A>) -> Result<(), Refusal> {
+        self.admit(socket, "other")
+    }
+
+    /// Counts an event as received and takes a token for it ([`admit_event`]).
+    fn admit<A: Adapter>(&self, socket: &SocketRef<A>, event: &str) -> Result<(), Refusal> {
+        self.metrics.event_received(event);
+        admit_event(socket, &self.metrics)
+    }
+
+    /// The reply path of every gateway event: a refusal is counted under its kind, and
+    /// either outcome becomes the ack's `{ok:true}` or `{ok:false,error}`.
+    pub fn reply(&self, outcome: Result<Reply, Refusal>) -> Reply {
+        reply(&self.metrics, outcome)
+    }
+}
+
+/// The identity the connect middleware gave `socket` (anonymous when it has none).
+fn identity<A: Adapter>(socket: &SocketRef<A>) -> Identity {
+    socket
+        .extensions
+        .get::<Identity>()
+        .unwrap_or(Identity::Anonymous)
+}
+
+/// Turns an event's outcome into its ack, counting a refusal under its kind: the one
+/// place a refusal becomes `{ok:false,error}` (the chat's events use it too).
+pub fn reply(metrics: &Metrics, outcome: Result<Reply, Refusal>) -> Reply {
+    match outcome {
+        Ok(reply) => reply,
+        Err(refusal) => {
+            if let Some(kind) = refusal.kind {
+                metrics.error(kind);
+            }
+            Reply::err(refusal.message)
+        }
     }
 }
 
@@ -452,8 +470,9 @@ impl Gateway {
 /// Over the limit: counted, the client gets an `error` event on the first refusal of a
 /// streak, the socket is disconnected after
 /// [`EVENT_STRIKES_BEFORE_DISCONNECT`](crate::limits::EVENT_STRIKES_BEFORE_DISCONNECT)
-/// refusals in a row, and `Err` holds the ack answer.
-pub fn admit_event<A: Adapter>(socket: &SocketRef<A>, metrics: &Metrics) -> Result<(), Reply> {
+/// refusals in a row, and `Err` holds the ack answer (already counted, as
+/// `sio_rate_limited_total`).
+pub fn admit_event<A: Adapter>(socket: &SocketRef<A>, metrics: &Metrics) -> Result<(), Refusal> {
     let Some(bucket) = socket.extensions.get::<EventBucket>() else {
         return Ok(());
     };
@@ -476,7 +495,7 @@ pub fn admit_event<A: Adapter>(socket: &SocketRef<A>, metrics: &Metrics) -> Resu
             debug!(sid = %socket.id, error = %e, "could not disconnect");
         }
     }
-    Err(Reply::err(refused.message))
+    Err(Refusal::uncounted(refused.message))
 }
 
 /// Validates a client-supplied room name.
@@ -620,6 +639,24 @@ mod tests {
         let err = g.check_publish(&id, "user:bob", "e").unwrap_err();
         assert!(err.contains("not allowed"), "{err}");
         assert!(g.check_publish(&id, "lobby", "e").is_err());
+    }
+
+    #[test]
+    fn the_reply_path_counts_a_refusal_under_its_kind() {
+        let g = gw(false, &[]);
+        assert_eq!(g.reply(Ok(Reply::ok())), Reply::ok());
+        let denied = g.reply(Err(Refusal::join_denied("no")));
+        assert_eq!(denied, Reply::err("no"));
+        assert_eq!(
+            g.reply(Err(Refusal::uncounted("slow down"))),
+            Reply::err("slow down")
+        );
+        let text = g.metrics.render();
+        assert!(
+            text.contains("sio_errors_total{kind=\"join_denied\"} 1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("sio_errors_total{").count(), 1, "{text}");
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! all have closed. A connection stalled mid-head is closed by the header timeout, so it
 //! holds the drain up for that long at most, not for the whole grace period.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,56 +82,14 @@ pub async fn serve(
         .max_connections
         .map(|max| (Arc::new(Semaphore::new(max)), max));
     loop {
-        let slot = match &slots {
-            None => None,
-            Some((slots, max)) => tokio::select! {
-                slot = take_slot(slots, *max, &metrics) => match slot {
-                    Some(slot) => Some(slot),
-                    None => break,
-                },
-                () = stop.cancelled() => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            // axum's accept: logs and backs off on errors such as EMFILE.
-            conn = axum::serve::Listener::accept(&mut listener) => conn,
-            () = stop.cancelled() => break,
-        };
-        // Small frames leave at once (as Node's HTTP server does by default): with Nagle's
-        // algorithm a frame written while an earlier one is unacknowledged waits for the
-        // peer's delayed ACK, up to 40 ms on Linux.
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-        }
-        let stream = Slotted {
-            stream,
-            _slot: slot,
+        let Some((stream, peer)) = next_connection(&mut listener, &slots, &stop, &metrics).await
+        else {
+            break;
         };
         let router = router.clone();
         let body_metrics = metrics.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            // A new session keeps its handshake's head (and axum's `OriginalUri` copy of
-            // the URI): detach it from hyper's read buffer first, see `crate::head`.
-            if crate::engine::EngineQuery::parse(req.uri().query()).is_handshake() {
-                req = crate::head::detached(req);
-            }
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            let has_body = !hyper::body::Body::is_end_stream(req.body());
-            let response = tower::ServiceExt::oneshot(router.clone(), req);
-            let metrics = body_metrics.clone();
-            async move {
-                if !has_body {
-                    return response.await;
-                }
-                match tokio::time::timeout(settings.body_timeout, response).await {
-                    Ok(res) => res,
-                    Err(_) => {
-                        metrics.http_timeout("body");
-                        debug!(%peer, "closed: request body not received in time");
-                        Ok(request_timeout())
-                    }
-                }
-            }
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            handle(&router, req, peer, settings.body_timeout, &body_metrics)
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -147,18 +106,90 @@ pub async fn serve(
                 }
             };
             if let Err(e) = res {
-                if e.is_timeout() {
-                    metrics.http_timeout("header");
-                    debug!(%peer, "closed: no complete request head within the header timeout");
-                } else {
-                    debug!(%peer, error = %e, "connection ended with an error");
-                }
+                connection_error(&e, peer, &metrics);
             }
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// The next connection, with its slot when connections are capped (`slots`: the
+/// semaphore and the cap); `None` once `stop` is cancelled.
+async fn next_connection(
+    listener: &mut TcpListener,
+    slots: &Option<(Arc<Semaphore>, usize)>,
+    stop: &CancellationToken,
+    metrics: &Metrics,
+) -> Option<(Slotted, SocketAddr)> {
+    let slot = match slots {
+        None => None,
+        Some((slots, max)) => tokio::select! {
+            slot = take_slot(slots, *max, metrics) => Some(slot?),
+            () = stop.cancelled() => return None,
+        },
+    };
+    let (stream, peer) = tokio::select! {
+        // axum's accept: logs and backs off on errors such as EMFILE.
+        conn = axum::serve::Listener::accept(listener) => conn,
+        () = stop.cancelled() => return None,
+    };
+    // Small frames leave at once (as Node's HTTP server does by default): with Nagle's
+    // algorithm a frame written while an earlier one is unacknowledged waits for the
+    // peer's delayed ACK, up to 40 ms on Linux.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let stream = Slotted {
+        stream,
+        _slot: slot,
+    };
+    Some((stream, peer))
+}
+
+/// One request of a connection from `peer`, to `router`: a handshake's head detached
+/// from the read buffer, the peer's address in its extensions, and, when it has a body,
+/// answered `408` unless received and answered within `body_timeout`.
+fn handle(
+    router: &Router,
+    mut req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    body_timeout: Duration,
+    metrics: &Metrics,
+) -> impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + use<> {
+    // A new session keeps its handshake's head (and axum's `OriginalUri` copy of
+    // the URI): detach it from hyper's read buffer first, see `crate::head`.
+    if crate::engine::EngineQuery::parse(req.uri().query()).is_handshake() {
+        req = crate::head::detached(req);
+    }
+    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+    let has_body = !hyper::body::Body::is_end_stream(req.body());
+    let response = tower::ServiceExt::oneshot(router.clone(), req);
+    let metrics = metrics.clone();
+    async move {
+        if !has_body {
+            return response.await;
+        }
+        match tokio::time::timeout(body_timeout, response).await {
+            Ok(res) => res,
+            Err(_) => {
+                metrics.http_timeout("body");
+                debug!(%peer, "closed: request body not received in time");
+                Ok(request_timeout())
+            }
+        }
+    }
+}
+
+/// Logs (and, for the header timeout, counts) how a connection ended with an error.
+fn connection_error(e: &hyper::Error, peer: SocketAddr, metrics: &Metrics) {
+    if e.is_timeout() {
+        metrics.http_timeout("header");
+        debug!(%peer, "closed: no complete request head within the header timeout");
+    } else {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// A free connection slot, waiting (logged once per episode) while there is none.

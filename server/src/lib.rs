@@ -13,8 +13,10 @@
 //! - [`routes`]: `/`, `/healthz`, `/readyz`, `/metrics`, and the gate in front of socket.io.
 //! - [`entry`]: the process entry point (the `sio-server` binary).
 //! - [`engine`]: Engine.IO query parsing and Node-compatible error answers.
+//! - [`cluster`]: cluster mode's glue: reaching Redis, registering the node, socket info
+//!   for other nodes, the session registry's background tasks.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
-//! - [`gateway`]: the `join` / `leave` / `publish` events and handshake auth.
+//! - [`gateway`]: handshake auth and the `join` / `leave` / `publish` events.
 //! - [`chat`]: the demo chat namespace and its history.
 //! - [`auth`]: JWT verification.
 //! - [`patterns`]: room globs.
@@ -24,6 +26,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod entry;

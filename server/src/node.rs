@@ -20,10 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::routing::get;
-use sio_adapter_redis::{RedisAdapter, RedisAdapterConfig, RedisCluster};
+use sio_adapter_redis::{RedisAdapter, RedisCluster};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, TryData};
-use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
@@ -33,21 +31,15 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use crate::chat::{self, Chat, History, MemoryHistory, RedisHistory};
+use crate::chat::{self, Chat, History};
+use crate::cluster;
 use crate::config::{Config, CorsOrigins};
 use crate::forward::Forwarder;
-use crate::gateway::{Gateway, HandshakeAuth};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState, RoomCounter};
 
-/// The socket.io client version the demo page loads from the CDN.
-pub const CLIENT_VERSION: &str = "4.8.3";
-/// Subresource-integrity hash of `socket.io.min.js` at [`CLIENT_VERSION`] (the file on
-/// the CDN is the npm package's `dist/socket.io.min.js`; a test checks the pair).
-pub const CLIENT_SRI: &str =
-    "sha384-kzavj5fiMwLKzzD1f8S7TeoVIEi7uKHvbTA3ueZkrzYq75pNQUiUi6Dy98Q3fxb0";
-
-const INDEX_HTML: &str = include_str!("../assets/index.html");
+pub use crate::chat::{CLIENT_SRI, CLIENT_VERSION};
 
 /// Errors that stop a node from starting.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +133,11 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The assembled application, with the adapter type erased.
 struct App {
     router: Router,
+    live: Live,
+}
+
+/// What a serving node drains on shutdown.
+struct Live {
     state: Arc<AppState>,
     /// Closes every socket.io transport (drain).
     close_io: Box<dyn FnOnce() -> BoxFuture + Send>,
@@ -184,163 +181,141 @@ fn sio_builder(config: &Config) -> SocketIoBuilder {
 /// Packets queued per socket before deliveries to it fail.
 pub const MAX_BUFFERED_PACKETS: usize = 4096;
 
-/// The address other nodes forward to: configured, or the bound one (loopback for an
-/// unspecified IP).
-fn advertise_addr(config: &Config, bound: SocketAddr) -> String {
-    if let Some(addr) = &config.advertise_addr {
-        return addr.clone();
-    }
-    let ip = if bound.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        bound.ip()
-    };
-    SocketAddr::new(ip, bound.port()).to_string()
-}
-
+/// Builds the node's socket.io on the in-memory adapter, or in cluster mode on the Redis
+/// adapter once Redis is reached and the node registered, then assembles the node.
 async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<App, StartError> {
     match &config.redis_url {
         None => {
             let (layer, io) = sio_builder(config).build_layer();
-            let history = History::Memory(MemoryHistory::default());
-            assemble(config, metrics, layer, io, history, None).await
+            assemble(config, metrics, layer, io, None).await
         }
         Some(url) => {
-            let cluster = connect_redis(url, config).await?;
+            let cluster = cluster::connect(url, config).await?;
             let (layer, io) = sio_builder(config)
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
-            let key = format!("{}:chat-history", config.redis_prefix);
-            let history = History::Redis(RedisHistory::new(cluster.client().clone(), key));
-            let advertise = advertise_addr(config, bound);
-            cluster
-                .register_node(&config.node_id, &advertise)
-                .await
-                .map_err(StartError::Redis)?;
-            info!(node = %config.node_id, advertise = %advertise, "registered for session forwarding");
-            assemble(config, metrics, layer, io, history, Some(cluster)).await
+            cluster::register_node(&cluster, config, bound).await?;
+            assemble(config, metrics, layer, io, Some(cluster)).await
         }
     }
 }
 
-/// Connects to Redis, retrying an unreachable one with exponential backoff (capped at
-/// [`REDIS_RETRY_MAX`]) until it answers. Errors that retrying cannot mend (a bad URL,
-/// refused credentials) end the attempt at once.
-async fn connect_redis(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
-    let mut adapter_config = RedisAdapterConfig::default()
-        .with_prefix(config.redis_prefix.clone())
-        .with_mode(config.redis_mode);
-    if let Some(ca) = &config.redis_ca_file {
-        adapter_config = adapter_config.with_tls_ca_file(ca.clone());
-    }
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        match RedisCluster::connect(url, adapter_config.clone()).await {
-            Ok(cluster) => {
-                info!(
-                    uid = cluster.uid(),
-                    "cluster mode: Redis adapter (Node @socket.io/redis-adapter protocol)"
-                );
-                return Ok(cluster);
-            }
-            // A bad URL or refused credentials will not get better by retrying.
-            Err(e) if e.is_permanent() => return Err(StartError::Redis(e)),
-            Err(e) => {
-                warn!(
-                    error = %e,
-                    attempt,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Redis not reachable yet: not ready, retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(REDIS_RETRY_MAX);
-            }
-        }
-    }
-}
-
-/// A session that no namespace holds after this long has ended (socketioxide closes a
-/// session that never connects a namespace after its 45 s connect timeout).
-pub const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The longest pause between two attempts to reach Redis at start-up.
-pub const REDIS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
-
+/// Assembles the node around socket.io `io`, in named steps: register the namespaces,
+/// build the router, and in cluster mode start the cluster's tasks and hooks.
 async fn assemble<A>(
     config: &Config,
     metrics: Metrics,
     sio_layer: SocketIoLayer<A>,
     io: SocketIo<A>,
-    history: History,
     cluster: Option<RedisCluster>,
 ) -> Result<App, StartError>
 where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
-    let on_join: Option<crate::gateway::JoinHook> = cluster.clone().map(|cluster| {
-        let hook: crate::gateway::JoinHook = Arc::new(move |nsp: String| {
-            let cluster = cluster.clone();
-            Box::pin(async move { cluster.sync_rooms(&nsp).await })
-        });
-        hook
+    register_namespaces(config, &io, &metrics, cluster.as_ref()).await?;
+    let state = app_state(config, metrics, &io, cluster.clone())?;
+    let forwarder = cluster.as_ref().map(|c| {
+        Forwarder::new(
+            config.node_id.clone(),
+            c.clone(),
+            state.metrics.clone(),
+            config.header_timeout,
+        )
     });
+    let router = router(config, &state, sio_layer, forwarder.as_ref());
+    if let (Some(cluster), Some(fw)) = (&cluster, &forwarder) {
+        cluster::spawn_session_tasks(cluster, fw, &io);
+        cluster::install_socket_info(cluster, &io);
+    }
+    let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
+        Box::new(move || Box::pin(async move { io.close().await }));
+    Ok(App {
+        router,
+        live: Live {
+            state,
+            close_io,
+            cluster,
+            forwarder,
+        },
+    })
+}
+
+/// Runs the gateway on every configured namespace and, when on, the demo chat on
+/// `/chat`; returns once every namespace is ready (in cluster mode: its channels
+/// subscribed).
+async fn register_namespaces<A>(
+    config: &Config,
+    io: &SocketIo<A>,
+    metrics: &Metrics,
+    cluster: Option<&RedisCluster>,
+) -> Result<(), StartError>
+where
+    A: Adapter + DefinedAdapter,
+    A::InitRes: NsReady,
+{
     let gateway = Gateway::with_join_hook(
         config.jwt.clone(),
         config.client_publish.clone(),
         metrics.clone(),
-        on_join,
+        cluster.map(cluster::join_hook),
     )
     .with_event_limit(config.event_limit);
-    let mut pending = Vec::new();
-    for ns in &config.namespaces {
-        let gw = gateway.clone();
-        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
-            let res = gw.on_connect(s, auth.ok());
-            async move { res }
-        };
-        pending.push(io.ns(ns.clone(), { async || {} }.with(middleware)).ready());
-    }
-
-    let mut index_html = None;
+    let mut pending: Vec<_> = config
+        .namespaces
+        .iter()
+        .map(|ns| gateway.attach(io, ns.clone()).ready())
+        .collect();
     if config.chat {
+        let history = History::for_node(cluster, &config.redis_prefix);
         let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
-        let gw = gateway.clone();
-        let chat_mw = chat.clone();
-        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
-            let res = gw.on_connect(s.clone(), auth.ok());
-            if res.is_ok() {
-                chat_mw.on_connect(&s);
-            }
-            async move { res }
-        };
-        let handler = move |s: SocketRef<A>| {
-            let chat = chat.clone();
-            async move { chat.send_history(&s).await }
-        };
-        pending.push(io.ns(chat::NAMESPACE, handler.with(middleware)).ready());
-        index_html = Some(render_index(config.client_js.is_some()));
+        pending.push(chat::register(io, &gateway, chat).ready());
     }
     for ns in pending {
         ns.await?;
     }
+    Ok(())
+}
 
+/// What the HTTP routes share; reads the local client bundle.
+fn app_state<A: Adapter>(
+    config: &Config,
+    metrics: Metrics,
+    io: &SocketIo<A>,
+    cluster: Option<RedisCluster>,
+) -> Result<Arc<AppState>, StartError> {
     let client_js = match &config.client_js {
         Some(path) => Some(std::fs::read(path).map_err(StartError::ClientJs)?),
         None => None,
     };
+    Ok(Arc::new(AppState {
+        node_id: config.node_id.clone(),
+        draining: AtomicBool::new(false),
+        metrics,
+        index_html: config
+            .chat
+            .then(|| chat::render_index(config.client_js.is_some())),
+        client_js,
+        cors: config.cors.clone(),
+        rooms: room_counter(config, io),
+        cluster,
+        handshake_limit: config
+            .handshake_limit
+            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
+    }))
+}
 
+/// Counts the local rooms of every namespace the node serves, for `/metrics`.
+fn room_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> RoomCounter {
     let namespaces: Vec<String> = config
         .namespaces
         .iter()
         .cloned()
         .chain(config.chat.then(|| chat::NAMESPACE.to_string()))
         .collect();
-    let rooms_io = io.clone();
-    let rooms: RoomCounter = Arc::new(move || {
-        let io = rooms_io.clone();
+    let io = io.clone();
+    Arc::new(move || {
+        let io = io.clone();
         let namespaces = namespaces.clone();
         Box::pin(async move {
             let mut out = Vec::with_capacity(namespaces.len());
@@ -352,22 +327,18 @@ where
             }
             out
         })
-    });
+    })
+}
 
-    let state = Arc::new(AppState {
-        node_id: config.node_id.clone(),
-        draining: AtomicBool::new(false),
-        metrics,
-        index_html,
-        client_js,
-        cors: config.cors.clone(),
-        rooms,
-        cluster: cluster.clone(),
-        handshake_limit: config
-            .handshake_limit
-            .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
-    });
-
+/// The node's router: the plain routes and socket.io, behind CORS, the session gate
+/// and, in cluster mode, the forwarding gate. The last `.layer` wraps the others, so
+/// the forwarding gate sees every request first, then the session gate.
+fn router<A: Adapter>(
+    config: &Config,
+    state: &Arc<AppState>,
+    sio_layer: SocketIoLayer<A>,
+    forwarder: Option<&Arc<Forwarder>>,
+) -> Router {
     let mut router = Router::new()
         .route("/", get(routes::index))
         .route("/assets/socket.io.min.js", get(routes::client_js))
@@ -379,81 +350,18 @@ where
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }
-    // Outermost: sees every request first (the last `.layer` wraps the others).
-    let router = router.layer(axum::middleware::from_fn_with_state(
+    router = router.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         routes::session_gate,
     ));
     // Cluster mode: outermost, requests for other nodes' sessions leave here.
-    let forwarder = cluster.as_ref().map(|c| {
-        Forwarder::new(
-            config.node_id.clone(),
-            c.clone(),
-            state.metrics.clone(),
-            config.header_timeout,
-        )
-    });
-    let router = match &forwarder {
-        Some(fw) => {
-            if let Some(cluster) = &cluster {
-                let fw = fw.clone();
-                let mut reconnects = cluster.reconnects();
-                tokio::spawn(async move {
-                    while reconnects.next().await {
-                        fw.record_all().await;
-                    }
-                });
-            }
-            let sweep_fw = fw.clone();
-            let sweep_io = io.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
-                loop {
-                    tick.tick().await;
-                    let io = sweep_io.clone();
-                    sweep_fw
-                        .sweep(SESSION_GRACE, move |sid| {
-                            let Ok(sid) = sid.parse() else { return false };
-                            io.nsps().iter().any(|ns| ns.get_socket(sid).is_some())
-                        })
-                        .await;
-                }
-            });
-            router.layer(axum::middleware::from_fn_with_state(
-                fw.clone(),
-                crate::forward::forward_gate,
-            ))
-        }
-        None => router,
-    };
-    if let Some(cluster) = &cluster {
-        let io = io.clone();
-        cluster.set_socket_info(move |nsp, sid| {
-            io.of(nsp)?
-                .get_socket(sid)
-                .map(|s| crate::gateway::socket_info(&s))
-        });
+    if let Some(fw) = forwarder {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            fw.clone(),
+            crate::forward::forward_gate,
+        ));
     }
-    let close_io: Box<dyn FnOnce() -> BoxFuture + Send> =
-        Box::new(move || Box::pin(async move { io.close().await }));
-    Ok(App {
-        router,
-        state,
-        close_io,
-        cluster,
-        forwarder,
-    })
-}
-
-fn render_index(local_client: bool) -> String {
-    let script = if local_client {
-        r#"<script src="/assets/socket.io.min.js"></script>"#.to_string()
-    } else {
-        format!(
-            r#"<script src="https://cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js" integrity="{CLIENT_SRI}" crossorigin="anonymous"></script>"#
-        )
-    };
-    INDEX_HTML.replace("<!--SOCKET_IO_CLIENT-->", &script)
+    router
 }
 
 fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
@@ -472,15 +380,16 @@ fn cors_layer(cors: &CorsOrigins) -> Option<CorsLayer> {
     )
 }
 
-/// The HTTP service of a node: a stand-in answering health probes until the node is
-/// assembled, then the node's router.
+/// The router a node serves from the moment it listens: while Redis is being reached,
+/// a stand-in that answers health probes ([`starting`]); once the node is assembled,
+/// the node's router, installed once.
 #[derive(Clone)]
-struct Switch {
+struct StartupRouter {
     app: Arc<std::sync::OnceLock<Router>>,
     node_id: Arc<str>,
 }
 
-impl Switch {
+impl StartupRouter {
     fn new(node_id: &str) -> Self {
         Self {
             app: Arc::default(),
@@ -488,22 +397,23 @@ impl Switch {
         }
     }
 
+    /// From now on every request goes to `router`.
     fn install(&self, router: Router) {
         let _ = self.app.set(router);
     }
 
     fn router(&self) -> Router {
-        let switch = self.clone();
+        let startup = self.clone();
         Router::new().fallback(move |req: axum::extract::Request| {
-            let switch = switch.clone();
+            let startup = startup.clone();
             async move {
                 use tower::ServiceExt as _;
-                match switch.app.get() {
+                match startup.app.get() {
                     Some(router) => match router.clone().oneshot(req).await {
                         Ok(res) => res,
                         Err(never) => match never {},
                     },
-                    None => starting(req.uri().path(), &switch.node_id),
+                    None => starting(req.uri().path(), &startup.node_id),
                 }
             }
         })
@@ -527,6 +437,8 @@ fn starting(path: &str, node_id: &str) -> axum::response::Response {
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
+/// Serves `listener` at once (the [`StartupRouter`]), then the node `app` assembles into
+/// until `shutdown`, then drains.
 async fn serve(
     listener: TcpListener,
     app: impl Future<Output = Result<App, StartError>> + Send,
@@ -534,111 +446,119 @@ async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    info!(
-        %addr,
-        node = %config.node_id,
-        header_timeout_ms = config.header_timeout.as_millis() as u64,
-        body_timeout_ms = config.body_timeout.as_millis() as u64,
-        max_connections = config.max_connections.unwrap_or(0),
-        "listening"
-    );
-    let switch = Switch::new(&config.node_id);
-    let stop_http = CancellationToken::new();
-    let settings = crate::http::HttpSettings {
-        header_timeout: config.header_timeout,
-        body_timeout: config.body_timeout,
-        max_connections: config.max_connections,
-    };
-    let mut server = tokio::spawn(crate::http::serve(
-        listener,
-        switch.router(),
-        settings,
-        metrics,
-        stop_http.clone(),
-    ));
+    let startup = StartupRouter::new(&config.node_id);
+    let mut server = HttpServer::start(listener, startup.router(), &config, metrics)?;
     let mut shutdown = std::pin::pin!(shutdown);
 
     let app = tokio::select! {
-        res = &mut server => {
+        res = &mut server.task => {
             res?;
             return Ok(());
         }
         () = &mut shutdown => {
             info!("stopped while starting");
-            stop_http.cancel();
-            server.await?;
-            return Ok(());
+            return server.stop().await;
         }
         app = app => app?,
     };
-    let App {
-        router,
-        state,
-        close_io,
-        cluster,
-        forwarder,
-    } = app;
-    switch.install(router);
+    startup.install(app.router);
     if config.redis_url.is_none() {
         info!("no SIO_REDIS_URL: running as a single node with the in-memory adapter");
     }
     info!(node = %config.node_id, "serving");
 
     tokio::select! {
-        res = &mut server => {
+        res = &mut server.task => {
             // The server stopped on its own: its task panicked.
             res?;
             return Ok(());
         }
         () = &mut shutdown => {}
     }
-
-    let grace = config.shutdown_grace;
-    info!(
-        grace_ms = grace.as_millis() as u64,
-        "draining: not ready, refusing new sessions, closing sockets"
-    );
-    state.draining.store(true, Ordering::Release);
-    let drain = async {
-        // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
-        // through the load balancer, to a node that is still ready.
-        close_io().await;
-        if let Some(fw) = &forwarder {
-            fw.forget_all().await;
-        }
-        if let Some(cluster) = &cluster {
-            let _ = cluster.deregister_node(&config.node_id).await;
-            cluster.close(std::time::Duration::from_secs(2)).await;
-        }
-        stop_http.cancel();
-        server.await
-    };
-    match tokio::time::timeout(grace, drain).await {
-        Ok(res) => {
-            res?;
-            info!("drained, stopped");
-        }
-        Err(_) => warn!(
-            grace_ms = grace.as_millis() as u64,
-            "grace period ran out before every connection closed; stopping anyway"
-        ),
-    }
-    Ok(())
+    app.live.drain(&config, server).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The HTTP side of a node: the accept loop's task and its stop.
+struct HttpServer {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+}
 
-    #[test]
-    fn index_loads_the_pinned_client_from_the_cdn_with_sri_by_default() {
-        let html = render_index(false);
-        assert!(html.contains(&format!("cdn.socket.io/{CLIENT_VERSION}/socket.io.min.js")));
-        assert!(html.contains(CLIENT_SRI));
-        assert!(!html.contains("<!--SOCKET_IO_CLIENT-->"));
-        let local = render_index(true);
-        assert!(local.contains(r#"src="/assets/socket.io.min.js""#));
-        assert!(!local.contains("cdn.socket.io"));
+impl HttpServer {
+    /// Logs the listen address and serves `router` on `listener` in a task.
+    fn start(
+        listener: TcpListener,
+        router: Router,
+        config: &Config,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        info!(
+            %addr,
+            node = %config.node_id,
+            header_timeout_ms = config.header_timeout.as_millis() as u64,
+            body_timeout_ms = config.body_timeout.as_millis() as u64,
+            max_connections = config.max_connections.unwrap_or(0),
+            "listening"
+        );
+        let stop = CancellationToken::new();
+        let settings = crate::http::HttpSettings {
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            max_connections: config.max_connections,
+        };
+        let task = tokio::spawn(crate::http::serve(
+            listener,
+            router,
+            settings,
+            metrics,
+            stop.clone(),
+        ));
+        Ok(Self { task, stop })
+    }
+
+    /// Stops accepting and waits until every connection has finished and closed.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?;
+        Ok(())
+    }
+}
+
+impl Live {
+    /// The drain, within `SIO_SHUTDOWN_GRACE_MS`: not ready, no new sessions, every
+    /// socket.io transport closed, the node's session entries and registration removed
+    /// from Redis, then the HTTP side stopped once its connections have closed.
+    async fn drain(self, config: &Config, server: HttpServer) -> anyhow::Result<()> {
+        let grace = config.shutdown_grace;
+        info!(
+            grace_ms = grace.as_millis() as u64,
+            "draining: not ready, refusing new sessions, closing sockets"
+        );
+        self.state.draining.store(true, Ordering::Release);
+        let drain = async {
+            // Closing the transports (not a namespace DISCONNECT) makes clients reconnect,
+            // through the load balancer, to a node that is still ready.
+            (self.close_io)().await;
+            if let Some(fw) = &self.forwarder {
+                fw.forget_all().await;
+            }
+            if let Some(cluster) = &self.cluster {
+                let _ = cluster.deregister_node(&config.node_id).await;
+                cluster.close(std::time::Duration::from_secs(2)).await;
+            }
+            server.stop().await
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(res) => {
+                res?;
+                info!("drained, stopped");
+            }
+            Err(_) => warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period ran out before every connection closed; stopping anyway"
+            ),
+        }
+        Ok(())
     }
 }
