@@ -798,6 +798,27 @@ mod tests {
         assert!(!c.client_publish.matches("private"));
     }
 
+    /// The error once told users to write `redis+sentinel://`, which does not parse: every
+    /// scheme it names must be one the node accepts.
+    #[test]
+    fn an_unsupported_redis_url_is_refused_naming_schemes_that_work() {
+        let err = parse(&["--redis-url", "redis+sentinel://h:26379"])
+            .expect_err("not a scheme fred reads")
+            .to_string();
+        let schemes: Vec<&str> = err
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| w.ends_with("://"))
+            .collect();
+        assert_eq!(schemes.len(), 4, "{err}");
+        for scheme in schemes {
+            let url = format!("{scheme}h:26379/0?sentinelServiceName=m");
+            assert!(
+                parse(&["--redis-url", &url]).is_ok(),
+                "{scheme} is named but refused: {err}"
+            );
+        }
+    }
+
     #[test]
     fn redis_url_selects_cluster_mode() {
         let c = parse(&["--redis-url", "redis://:pw@localhost:6379/1"]).unwrap();
