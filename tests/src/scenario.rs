@@ -78,6 +78,18 @@ pub fn assert_every_member_got(f: &Value, n: u64) {
     }
 }
 
+/// Asserts the facts of `tests/js/browser-chat.mjs`: tab A and tab B saw both chat
+/// messages in order, and the tab opened late got them as history.
+pub fn assert_browser_chat(f: &Value) {
+    assert_eq!(
+        f["tabA"],
+        json!(["hello from tab A", "hi back from tab B"]),
+        "{f}"
+    );
+    assert_eq!(f["tabB"], f["tabA"], "{f}");
+    assert_eq!(f["lateTab"], f["tabA"], "history for a late tab: {f}");
+}
+
 /// Asserts the facts of the `quiet` scenario: the polling-only, websocket-only and
 /// upgrading clients ended on their transports, were never disconnected, got events 0..5
 /// back in order, and the polling client saw a long-poll held longer than
