@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Fixture, fixture_handshake, fixtures, to_hex};
+use common::{Fixture, fixture_handshake, fixtures, map, s, strings, to_hex};
 use serde_json::json;
 use sio_adapter_redis::protocol::{
     AllRoomsRequest, AllRoomsResponse, BroadcastAckResponse, BroadcastClientCountResponse,
@@ -71,23 +71,6 @@ fn assert_bytes(name: &str, ours: &[u8], fixture: &Fixture) {
         fixture.hex,
         "{name}: encoded bytes differ from Node's"
     );
-}
-
-fn s(text: &str) -> Value {
-    Value::from(text)
-}
-
-fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::from(k), v))
-            .collect(),
-    )
-}
-
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// A broadcast case: encoded bytes, decoded value and channel all match.

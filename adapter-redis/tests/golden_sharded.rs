@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Fixture, fixture_handshake, fixtures, to_hex};
+use common::{Fixture, fixture_handshake, fixtures, map, s, strings, to_hex};
 use serde_json::json;
 use sio_adapter_redis::protocol::sharded::{
     HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, looks_like_a_socket_id,
@@ -77,23 +77,6 @@ fn fixture(name: &str) -> Fixture {
         .cases
         .remove(name)
         .unwrap_or_else(|| panic!("no sharded fixture {name}"))
-}
-
-fn s(text: &str) -> Value {
-    Value::from(text)
-}
-
-fn map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::from(k), v))
-            .collect(),
-    )
-}
-
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 fn root() -> ShardedChannels {

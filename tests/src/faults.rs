@@ -1,6 +1,6 @@
 //! Fault injection for the reliability tests: a TCP proxy the test controls (put it
 //! between a node and Redis to cut or black-hole the node's link) and a `/readyz`
-//! watcher. Process figures (memory, descriptors) are [`crate::ProcFigures`].
+//! watcher. Process figures (memory, descriptors) are [`crate::process::ProcFigures`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -198,7 +198,7 @@ impl ReadyWatch {
             while !token.is_cancelled() {
                 let status = match tokio::time::timeout(
                     std::time::Duration::from_secs(1),
-                    crate::http_get(addr, "/readyz"),
+                    crate::http::http_get(addr, "/readyz"),
                 )
                 .await
                 {

@@ -16,7 +16,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use tokio_util::sync::CancellationToken;
 
-use crate::TestRedis;
+use crate::redis::TestRedis;
 
 type Io = SocketIo<RedisAdapter<socketioxide::adapter::Emitter>>;
 type Sock = SocketRef<RedisAdapter<socketioxide::adapter::Emitter>>;

@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sio_cluster_tests::{
-    NodeProcess, ProcFigures, Witness, Ws, http_get, http_request, polling_sid,
-    publish_large_messages, start_node, ws_next_text,
+use sio_cluster_tests::clients::{finish, spawn_js};
+use sio_cluster_tests::http::{
+    Ws, http_get, http_request, metric_at, metric_in, polling_sid, publish_large_messages, ws_join,
+    ws_next_text,
 };
+use sio_cluster_tests::node::{NodeBuilder, TestNode};
+use sio_cluster_tests::process::ProcFigures;
+use sio_cluster_tests::scenario::assert_quiet_clients_unharmed;
+use sio_cluster_tests::witness::Witness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -77,7 +82,9 @@ async fn ws_outcome(mut ws: Ws, within: Duration) -> Value {
 async fn bad_requests_and_packets_hurt_only_their_sender() {
     const MAX: usize = 10_000;
     let max = MAX.to_string();
-    let node = start_node(&["--max-payload", &max, "--client-publish", "witness-*"])
+    let node = NodeBuilder::new()
+        .args(&["--max-payload", &max, "--client-publish", "witness-*"])
+        .start()
         .await
         .unwrap();
     let addr = node.addr();
@@ -279,17 +286,14 @@ async fn bad_requests_and_packets_hurt_only_their_sender() {
 /// message boundaries.
 #[tokio::test]
 async fn large_messages_arrive_whole_through_the_small_read_buffer() {
-    let node = start_node(&["--client-publish", "big"]).await.unwrap();
-    let addr = node.addr();
-    let mut receiver = ws_connect(addr).await;
-    receiver
-        .send(Message::text(r#"420["join","big"]"#))
+    let node = NodeBuilder::new()
+        .args(&["--client-publish", "big"])
+        .start()
         .await
         .unwrap();
-    assert_eq!(
-        ws_next_text(&mut receiver).await.as_deref(),
-        Some(r#"430[{"ok":true}]"#)
-    );
+    let addr = node.addr();
+    let mut receiver = ws_connect(addr).await;
+    ws_join(&mut receiver, "big").await;
     let mut sender = ws_connect(addr).await;
     // 1,000,000 bytes is the default limit for the whole packet.
     let sizes = [990_000, 300_001, 1, 65_537, 4_095];
@@ -365,21 +369,20 @@ async fn wait_figures(
 async fn thousand_half_open_long_polls_are_reaped() {
     const N: usize = 1_000;
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let node = NodeProcess::start(
-        env!("CARGO_BIN_EXE_sio-test-node"),
-        &[
+    let node = NodeBuilder::new()
+        .env(&[
             ("SIO_CLIENT_PUBLISH", "witness-*"),
             ("SIO_PING_INTERVAL_MS", "3000"),
             // longer than opening the 1,000 sessions takes on a loaded machine (2 s seen):
             // the first ones must still be there when they are counted
             ("SIO_PING_TIMEOUT_MS", "8000"),
             ("SIO_CHAT", "false"),
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .start_process()
+        .await
+        .unwrap();
     let pid = node.pid();
-    let addr = node.addr;
+    let addr = node.addr();
     let witness = Witness::start(&node.url()).await.unwrap();
     let base = ProcFigures::read(pid).unwrap();
 
@@ -397,7 +400,7 @@ async fn thousand_half_open_long_polls_are_reaped() {
     }
     let opened_in = started.elapsed();
     let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
-    let connected = metric_line(&metrics, "sio_sockets_connected");
+    let connected = metric_in(&metrics, "sio_sockets_connected");
     let during = ProcFigures::read(pid).unwrap();
 
     // Reaped: pingTimeout (8 s) after each session opened, then the sockets are gone.
@@ -406,7 +409,7 @@ async fn thousand_half_open_long_polls_are_reaped() {
     let mut after_connected;
     loop {
         let (_, m) = http_get(addr, "/metrics").await.unwrap();
-        after_connected = metric_line(&m, "sio_sockets_connected");
+        after_connected = metric_in(&m, "sio_sockets_connected");
         if after_connected <= 2.0 || Instant::now() > deadline {
             break;
         }
@@ -451,15 +454,6 @@ async fn thousand_half_open_long_polls_are_reaped() {
         closed.fds <= base.fds + 10,
         "descriptors leaked: {base:?} -> {closed:?}"
     );
-}
-
-/// The sum of metric `name` over its label sets in a `/metrics` text.
-fn metric_line(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(name).filter(|r| r.starts_with([' ', '{'])))
-        .filter_map(|r| r.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// One half-open long-poll: handshake, namespace connect, CONNECT packet read, then a GET
@@ -545,17 +539,16 @@ async fn websocket_soak_returns_to_baseline() {
         limit >= n as u64 + 1_000,
         "RLIMIT_NOFILE {limit} is too low for {n} connections"
     );
-    let node = NodeProcess::start(
-        env!("CARGO_BIN_EXE_sio-test-node"),
-        &[
+    let node = NodeBuilder::new()
+        .env(&[
             ("SIO_CLIENT_PUBLISH", "soak,witness-*"),
             ("SIO_CHAT", "false"),
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .start_process()
+        .await
+        .unwrap();
     let pid = node.pid();
-    let addr = node.addr;
+    let addr = node.addr();
     let witness = Witness::start(&node.url()).await.unwrap();
     // Warm up: a small round, so lazily built state is in the baseline.
     soak_round(addr, 100).await;
@@ -690,19 +683,21 @@ const HEADER_TIMEOUT_MS: u64 = 500;
 const BODY_TIMEOUT_MS: u64 = 1000;
 
 /// A node with short header and body timeouts and a ping interval well above them.
-async fn slow_guarded_node() -> sio_cluster_tests::TestNode {
-    start_node(&[
-        "--header-timeout-ms",
-        &HEADER_TIMEOUT_MS.to_string(),
-        "--body-timeout-ms",
-        &BODY_TIMEOUT_MS.to_string(),
-        "--ping-interval-ms",
-        "2000",
-        "--client-publish",
-        "room-*",
-    ])
-    .await
-    .unwrap()
+async fn slow_guarded_node() -> TestNode {
+    NodeBuilder::new()
+        .args(&[
+            "--header-timeout-ms",
+            &HEADER_TIMEOUT_MS.to_string(),
+            "--body-timeout-ms",
+            &BODY_TIMEOUT_MS.to_string(),
+            "--ping-interval-ms",
+            "2000",
+            "--client-publish",
+            "room-*",
+        ])
+        .start()
+        .await
+        .unwrap()
 }
 
 /// How a slowloris client holds its connection.
@@ -754,7 +749,7 @@ async fn slow_client(addr: SocketAddr, kind: Slow, within: Duration) -> Option<D
 async fn slowloris_connections_are_closed_while_clients_long_poll_through() {
     let node = slow_guarded_node().await;
     let addr = node.addr();
-    let clients = sio_cluster_tests::spawn_js(&json!({
+    let clients = spawn_js(&json!({
         "scenario": "quiet", "url": node.url(), "quietMs": 3000, "messages": 5,
     }))
     .unwrap();
@@ -784,9 +779,7 @@ async fn slowloris_connections_are_closed_while_clients_long_poll_through() {
             closed_after.len()
         );
     }
-    let facts = sio_cluster_tests::finish(clients, "quiet clients")
-        .await
-        .unwrap();
+    let facts = finish(clients, "quiet clients").await.unwrap();
     println!("clients: {facts}");
     let count = |name: &str| {
         still_open
@@ -802,9 +795,9 @@ async fn slowloris_connections_are_closed_while_clients_long_poll_through() {
         count("Stalled"),
         count("Dribbling"),
     );
-    sio_cluster_tests::assert_quiet_clients_unharmed(&facts, HEADER_TIMEOUT_MS);
+    assert_quiet_clients_unharmed(&facts, HEADER_TIMEOUT_MS);
     let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
-    let closed = metric_line(&metrics, "sio_http_timeouts_total");
+    let closed = metric_in(&metrics, "sio_http_timeouts_total");
     assert!(closed >= 360.0, "timeouts counted: {closed}");
 }
 
@@ -921,7 +914,7 @@ async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
     );
     let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
     assert_eq!(
-        metric_line(&metrics, r#"sio_http_timeouts_total{kind="body"}"#),
+        metric_in(&metrics, r#"sio_http_timeouts_total{kind="body"}"#),
         1.0,
         "{metrics}"
     );
@@ -934,16 +927,16 @@ async fn a_dribbled_request_body_is_cut_by_the_body_timeout() {
 /// is served at once.
 #[tokio::test]
 async fn connection_cap_holds_new_connections_until_slots_free() {
-    let env = [
-        ("SIO_MAX_CONNECTIONS", "20"),
-        ("SIO_HEADER_TIMEOUT_MS", "60000"),
-    ];
-    let (node, log, _) =
-        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
-            .await
-            .unwrap();
-    let node = node.expect("node started");
-    let addr = node.addr;
+    let node = NodeBuilder::new()
+        .env(&[
+            ("SIO_MAX_CONNECTIONS", "20"),
+            ("SIO_HEADER_TIMEOUT_MS", "60000"),
+        ])
+        .start_process()
+        .await
+        .expect("node started");
+    let log = node.log();
+    let addr = node.addr();
     let mut websockets = Vec::new();
     for _ in 0..10 {
         websockets.push(ws_connect(addr).await);
@@ -967,18 +960,15 @@ async fn connection_cap_holds_new_connections_until_slots_free() {
         .unwrap();
     assert_eq!(status, 200);
     drop(silent);
-    // The log is read from the node's stderr by another thread: wait for it (bounded).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !log.text().contains("accepting again") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    log.wait_for("accepting again", Duration::from_secs(10))
+        .await;
     let text = log.text();
     assert!(
         text.contains("connection limit reached"),
         "the limit is logged: {text}"
     );
     assert!(text.contains("accepting again"), "{text}");
-    let hits = sio_cluster_tests::metric_at(addr, "sio_http_connection_limit_total")
+    let hits = metric_at(addr, "sio_http_connection_limit_total")
         .await
         .unwrap();
     assert!(hits >= 1.0, "counted: {hits}");
@@ -990,27 +980,24 @@ async fn connection_cap_holds_new_connections_until_slots_free() {
 /// grace (20 s here) and the node stops with "grace period ran out".
 #[tokio::test]
 async fn a_stalled_client_does_not_hold_up_the_drain() {
-    let env = [
-        ("SIO_HEADER_TIMEOUT_MS", "1000"),
-        ("SIO_SHUTDOWN_GRACE_MS", "20000"),
-    ];
-    let (node, log, _) =
-        sio_cluster_tests::start_node_process_logged(env!("CARGO_BIN_EXE_sio-test-node"), &env)
-            .await
-            .unwrap();
-    let mut node = node.expect("node started");
-    let mut stalled = TcpStream::connect(node.addr).await.unwrap();
+    let mut node = NodeBuilder::new()
+        .env(&[
+            ("SIO_HEADER_TIMEOUT_MS", "1000"),
+            ("SIO_SHUTDOWN_GRACE_MS", "20000"),
+        ])
+        .start_process()
+        .await
+        .expect("node started");
+    let log = node.log();
+    let mut stalled = TcpStream::connect(node.addr()).await.unwrap();
     stalled
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", node.addr).as_bytes())
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", node.addr()).as_bytes())
         .await
         .unwrap();
     let code = node.terminate(Duration::from_secs(15)).await.unwrap();
     assert_eq!(code, Some(0));
-    // The log is read from the node's stderr by another thread: wait for it (bounded).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !log.text().contains("drained, stopped") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    log.wait_for("drained, stopped", Duration::from_secs(10))
+        .await;
     let text = log.text();
     assert!(text.contains("drained, stopped"), "{text}");
     assert!(!text.contains("grace period ran out"), "{text}");

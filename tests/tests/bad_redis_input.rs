@@ -7,15 +7,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use fred::interfaces::{ClientLike, PubsubInterface};
+use fred::interfaces::PubsubInterface;
 use serde_json::json;
 use sio_adapter_redis::protocol::{
     BroadcastMessage, BroadcastOptions, EMITTER_UID, Layout, Packet,
 };
 use sio_adapter_redis::rmpv::Value;
-use sio_cluster_tests::{
-    TestNode, TestRedis, Witness, http_get, js_scenario, metric_sum, start_cluster,
-};
+use sio_cluster_tests::http::{SESSION_UNKNOWN, http_get};
+use sio_cluster_tests::node::{NodeBuilder, TestNode, metric_sum, urls};
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::scenario::{assert_every_member_got, fanout};
+use sio_cluster_tests::witness::Witness;
 
 /// Payloads no peer would send: not MessagePack, not JSON, wrong shapes, truncated, empty.
 const GARBAGE: [&[u8]; 7] = [
@@ -27,17 +29,6 @@ const GARBAGE: [&[u8]; 7] = [
     b"",
     b"\xdd\xff\xff\xff\xff", // an array announcing 4 billion items
 ];
-
-async fn redis_client(redis: &TestRedis) -> fred::clients::Client {
-    let client = fred::clients::Client::new(
-        fred::types::config::Config::from_url(&redis.url).unwrap(),
-        None,
-        None,
-        None,
-    );
-    client.init().await.unwrap();
-    client
-}
 
 /// A well-formed `@socket.io/redis-emitter` message emitting `tick` to `room`: a client
 /// would receive it if a node delivered it.
@@ -76,19 +67,10 @@ async fn wait_malformed(nodes: &[TestNode], expected: &[f64]) -> Vec<f64> {
 }
 
 async fn fanout_after(nodes: &[TestNode]) {
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": "room-after", "messages": 20, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
-    for m in f["perMember"].as_array().unwrap() {
-        assert_eq!(
-            *m,
-            json!({"count": 20, "unique": 20, "inOrder": true, "missing": []}),
-            "{f}"
-        );
-    }
+    let f = fanout(&urls(nodes), "room-after", 20, json!({}))
+        .await
+        .unwrap();
+    assert_every_member_got(&f, 20);
 }
 
 /// Classic mode. Node 1 hosts the witnesses (rooms `witness-0`, `witness-1`); node 0 has
@@ -96,11 +78,14 @@ async fn fanout_after(nodes: &[TestNode]) {
 #[tokio::test]
 async fn garbage_and_foreign_messages_on_every_classic_channel() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--client-publish", "room-*,witness-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*,witness-*"])
+        .cluster(2)
         .await
         .unwrap();
     let witness = Witness::start(&nodes[1].url()).await.unwrap();
-    let client = redis_client(&redis).await;
+    let client = redis.client().await.unwrap();
     let g = GARBAGE.len() as f64;
 
     // (channel, malformed counted on node 0, on node 1)
@@ -145,14 +130,7 @@ async fn garbage_and_foreign_messages_on_every_classic_channel() {
     ] {
         let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
         let got = http_get(nodes[0].addr(), &path).await.unwrap();
-        assert_eq!(
-            got,
-            (
-                400,
-                r#"{"code":1,"message":"Session ID unknown"}"#.to_string()
-            ),
-            "{sid}"
-        );
+        assert_eq!(got, (400, SESSION_UNKNOWN.to_string()), "{sid}");
     }
     let expected: Vec<f64> = vec![
         channels.iter().map(|c| c.1).sum::<f64>() + 2.0,
@@ -173,20 +151,19 @@ async fn garbage_and_foreign_messages_on_every_classic_channel() {
 #[tokio::test]
 async fn garbage_and_foreign_messages_on_every_sharded_channel() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(
-        &redis,
-        2,
-        &[
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&[
             "--redis-mode",
             "sharded",
             "--client-publish",
             "room-*,witness-*",
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .cluster(2)
+        .await
+        .unwrap();
     let witness = Witness::start(&nodes[1].url()).await.unwrap();
-    let client = redis_client(&redis).await;
+    let client = redis.client().await.unwrap();
     let g = GARBAGE.len() as f64;
 
     // Each node's response channel `socket.io#/#<uid>#`. Room channels look the same

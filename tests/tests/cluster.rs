@@ -4,8 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::json;
-use sio_cluster_tests::{
-    TestRedis, http_get, js_scenario, js_script, start_cluster, start_cluster_at,
+use sio_cluster_tests::clients::{js_scenario, js_script};
+use sio_cluster_tests::http::http_get;
+use sio_cluster_tests::node::{NodeBuilder, urls, wait_ready};
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::scenario::{
+    assert_browser_chat, assert_every_member_got, assert_fanout, fanout,
 };
 
 /// Three nodes, one member and one outsider per node: a burst of 300 publishes from a
@@ -14,30 +18,16 @@ use sio_cluster_tests::{
 #[tokio::test]
 async fn room_broadcast_crosses_nodes_in_order_without_loss() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 3, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(3)
         .await
         .unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
     for transports in [json!(["websocket"]), json!(["polling"])] {
-        let f = js_scenario(json!({
-            "scenario": "fanout",
-            "urls": urls,
-            "room": "room-x",
-            "messages": 300,
-            "transports": transports,
-            "waitMs": 20000,
-        }))
-        .await
-        .unwrap();
-        assert_eq!(f["acked"], 300, "{transports}: {f}");
-        for m in f["perMember"].as_array().unwrap() {
-            assert_eq!(
-                *m,
-                json!({"count": 300, "unique": 300, "inOrder": true, "missing": []}),
-                "{transports}: {f}"
-            );
-        }
-        assert_eq!(f["outsiderGot"], 0, "{f}");
+        let extra = json!({"transports": transports});
+        let f = fanout(&urls(&nodes), "room-x", 300, extra).await.unwrap();
+        assert_fanout(&f, 300);
     }
 
     // the counters saw the traffic and no loss
@@ -61,21 +51,16 @@ async fn room_broadcast_crosses_nodes_in_order_without_loss() {
 #[tokio::test]
 async fn chat_page_across_nodes_with_shared_history() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 3, &[]).await.unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_script("browser-chat.mjs", json!({"urls": urls}))
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .cluster(3)
         .await
         .unwrap();
-    assert_eq!(
-        f["tabA"],
-        json!(["hello from tab A", "hi back from tab B"]),
-        "{f}"
-    );
-    assert_eq!(f["tabB"], f["tabA"]);
-    assert_eq!(
-        f["lateTab"], f["tabA"],
-        "history from Redis on another node"
-    );
+    let f = js_script("browser-chat.mjs", json!({"urls": urls(&nodes)}))
+        .await
+        .unwrap();
+    // the late tab is on another node: its history comes from Redis
+    assert_browser_chat(&f);
     for node in nodes {
         node.shutdown().await.unwrap();
     }
@@ -85,8 +70,8 @@ async fn chat_page_across_nodes_with_shared_history() {
 #[tokio::test]
 async fn readiness_follows_redis() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 1, &[]).await.unwrap();
-    let addr = nodes[0].addr();
+    let node = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
+    let addr = node.addr();
     assert_eq!(http_get(addr, "/readyz").await.unwrap().0, 200);
     redis.container().stop().await.unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -111,15 +96,14 @@ async fn readiness_follows_redis() {
 #[tokio::test]
 async fn nodes_reconnect_and_resubscribe_after_redis_drops_them() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let fanout = || {
-        js_scenario(json!({
-            "scenario": "fanout", "urls": urls, "room": "room-r", "messages": 50, "waitMs": 20000,
-        }))
-    };
+    let urls = urls(&nodes);
+    let fanout = || fanout(&urls, "room-r", 50, json!({}));
     assert_eq!(fanout().await.unwrap()["perMember"][1]["count"], 50);
 
     for kind in ["pubsub", "normal"] {
@@ -130,34 +114,25 @@ async fn nodes_reconnect_and_resubscribe_after_redis_drops_them() {
         );
     }
     for node in &nodes {
-        sio_cluster_tests::wait_ready(node.addr()).await.unwrap();
+        wait_ready(node.addr()).await.unwrap();
     }
     let f = fanout().await.unwrap();
-    for m in f["perMember"].as_array().unwrap() {
-        assert_eq!(
-            *m,
-            json!({"count": 50, "unique": 50, "inOrder": true, "missing": []}),
-            "{f}"
-        );
-    }
+    assert_every_member_got(&f, 50);
 }
 
 /// Garbage, wrong shapes and foreign prefixes on every channel are logged, counted and
 /// dropped; the nodes keep delivering.
 #[tokio::test]
 async fn malformed_messages_on_the_channels_are_dropped() {
-    use fred::interfaces::{ClientLike, PubsubInterface};
+    use fred::interfaces::PubsubInterface;
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
-    let client = fred::clients::Client::new(
-        fred::types::config::Config::from_url(&redis.url).unwrap(),
-        None,
-        None,
-        None,
-    );
-    client.init().await.unwrap();
+    let client = redis.client().await.unwrap();
     let garbage: [&[u8]; 6] = [
         b"\xc1\xff\x00garbage",
         b"{not json",
@@ -181,19 +156,10 @@ async fn malformed_messages_on_the_channels_are_dropped() {
     }
     assert_eq!(sent, 30);
 
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": "room-g", "messages": 20, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
-    for m in f["perMember"].as_array().unwrap() {
-        assert_eq!(
-            *m,
-            json!({"count": 20, "unique": 20, "inOrder": true, "missing": []}),
-            "{f}"
-        );
-    }
+    let f = fanout(&urls(&nodes), "room-g", 20, json!({}))
+        .await
+        .unwrap();
+    assert_every_member_got(&f, 20);
     let (_, metrics) = http_get(nodes[1].addr(), "/metrics").await.unwrap();
     let malformed: u64 = metrics
         .lines()
@@ -212,17 +178,17 @@ async fn redis_url_with_password_and_db() {
     let redis = TestRedis::start_with(&["--requirepass", "s3cret"])
         .await
         .unwrap();
-    let port = redis.url.rsplit(':').next().unwrap();
+    let port = redis.port();
     let good = format!("redis://:s3cret@127.0.0.1:{port}/3");
-    let nodes = start_cluster_at(&good, 2, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&good)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": "room-p", "messages": 20, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
+    let f = fanout(&urls(&nodes), "room-p", 20, json!({}))
+        .await
+        .unwrap();
     assert_eq!(f["perMember"][1]["count"], 20, "{f}");
     // the chat history went to db 3
     js_scenario(json!({"scenario": "chat", "url": nodes[0].url()}))
@@ -244,7 +210,9 @@ async fn redis_url_with_password_and_db() {
 
     let bad = format!("redis://:wrong@127.0.0.1:{port}/3");
     let started = std::time::Instant::now();
-    let err = start_cluster_at(&bad, 1, &[])
+    let err = NodeBuilder::new()
+        .redis(&bad)
+        .cluster(1)
         .await
         .err()
         .expect("wrong password refused");

@@ -5,8 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use serde_json::{Value, json};
-use sio_cluster_tests::{NodePeer, RustPeer, TestNode, TestRedis, js_scenario, start_cluster};
+use serde_json::json;
+use sio_cluster_tests::clients::NodePeer;
+use sio_cluster_tests::node::{NodeBuilder, TestNode};
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::rust_peer::RustPeer;
+use sio_cluster_tests::scenario::{count, events, steps};
 
 // Fields drop in order: the nodes go before their Redis.
 struct Mixed {
@@ -20,28 +24,13 @@ async fn mixed() -> Mixed {
     let redis = TestRedis::start().await.unwrap();
     let rust = RustPeer::start(&redis).await.unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
-    let server = start_cluster(&redis, 1, &[]).await.unwrap().remove(0);
+    let server = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
     Mixed {
         rust,
         node,
         server,
         _redis: redis,
     }
-}
-
-async fn steps(steps: Value) -> Value {
-    js_scenario(json!({"scenario": "steps", "steps": steps}))
-        .await
-        .unwrap()
-}
-
-fn events(log: &Value, event: &str) -> Vec<Value> {
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e[0] == event)
-        .cloned()
-        .collect()
 }
 
 #[tokio::test]
@@ -61,7 +50,8 @@ async fn fetch_sockets_sees_every_node_both_ways() {
         {"op": {"kind": "fetchSockets", "rooms": ["f"]}, "via": "ctrlR", "as": "fromRust"},
         {"op": {"kind": "fetchSockets"}, "via": "ctrlR", "as": "allFromRust"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["fromNode"]["count"], 3, "{f}");
     assert_eq!(f["fromRust"], json!({"ok": true, "count": 3}), "{f}");
     assert_eq!(f["allFromRust"]["count"], 6, "{f}");
@@ -129,7 +119,8 @@ async fn remote_join_and_leave_both_ways() {
         {"log": "sc", "as": "sc"},
         {"log": "out", "as": "out"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["fetched"], json!({"ok": true, "count": 1}), "{f}");
     for c in ["rc", "nc", "sc"] {
         assert_eq!(events(&f[c], "e1"), [json!(["e1", 1])], "{c}: {f}");
@@ -159,7 +150,8 @@ async fn remote_disconnect_both_ways() {
         {"waitDisconnect": "nc", "as": "ncReason"},
         {"op": {"kind": "fetchSockets"}, "via": "ctrlN", "as": "left"},
     ]))
-    .await;
+    .await
+    .unwrap();
     for c in ["rcReason", "scReason", "ncReason"] {
         assert_eq!(f[c], "io server disconnect", "{c}: {f}");
     }
@@ -183,7 +175,8 @@ async fn server_side_emit_with_and_without_ack_both_ways() {
         {"op": {"kind": "serverSideLog"}, "via": "ctrlR", "as": "rustLog"},
         {"op": {"kind": "serverSideLog"}, "via": "ctrlN", "as": "nodeLog"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         f["fromRust"],
         json!({"ok": true, "replies": [{"from": "node", "got": ["r", 1]}], "pending": 0}),
@@ -216,7 +209,8 @@ async fn unanswered_request_times_out_with_a_clear_error() {
         {"connect": "ctrlR", "url": m.rust.url},
         {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": [], "withAck": true, "timeout": 500}, "via": "ctrlR", "as": "reply"},
     ]))
-    .await;
+    .await
+    .unwrap();
     let error = f["reply"]["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("timed out after 500ms: 1 of 2 other nodes answered"),
@@ -238,7 +232,8 @@ async fn rooms_and_server_count_span_the_cluster() {
         {"op": {"kind": "serverCount"}, "via": "rc", "as": "countRust"},
         {"op": {"kind": "serverCount"}, "via": "nc", "as": "countNode"},
     ]))
-    .await;
+    .await
+    .unwrap();
     for key in ["fromRust", "fromNode"] {
         let rooms: Vec<&str> = f[key]["rooms"]
             .as_array()
@@ -267,7 +262,8 @@ async fn node_broadcast_with_ack_collects_rust_clients_acks() {
         {"connect": "ctrlN", "url": n},
         {"op": {"kind": "emitWithAck", "rooms": ["k"], "event": "ask", "args": ["q"]}, "via": "ctrlN", "as": "acks"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["acks"]["ok"], true, "{f}");
     let mut from: Vec<String> = f["acks"]["replies"]
         .as_array()
@@ -311,8 +307,9 @@ async fn broadcast_flavours_reach_exactly_the_right_clients() {
         {"log": "s1", "as": "s1"},
         {"log": "ctrlN", "as": "ctrlN"},
     ]))
-    .await;
-    let count = |c: &str, e: &str| events(&f[c], e).len();
+    .await
+    .unwrap();
+    let count = |c: &str, e: &str| count(&f, c, e);
     // several rooms: once per socket, binary intact
     for c in ["r1", "r2", "n1", "s1"] {
         assert_eq!(
@@ -374,7 +371,8 @@ async fn rust_broadcast_with_ack_collects_acks_from_every_node() {
         {"connect": "silent", "url": n, "rooms": ["k2"], "noAck": true},
         {"op": {"kind": "emitWithAck", "rooms": ["k2"], "event": "ask", "args": [2], "timeout": 700}, "via": "ctrlR", "as": "oneSilent"},
     ]))
-    .await;
+    .await
+    .unwrap();
     let from = |key: &str| {
         let mut v: Vec<String> = f[key]["replies"]
             .as_array()

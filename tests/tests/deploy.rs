@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sio_cluster_tests::{TempDir, read_line, spawn_js, tests_dir};
+use sio_cluster_tests::clients::{read_line, spawn_js};
+use sio_cluster_tests::files::{TempDir, tests_dir};
+use sio_cluster_tests::http::{http_get, metric_in};
 use tokio::io::BufReader;
 
 /// The image tag the test builds and the compose file runs (`SIO_IMAGE`).
@@ -282,7 +284,7 @@ async fn ip_of(container: &str) -> anyhow::Result<String> {
 async fn get_ok(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        match sio_cluster_tests::http_get(addr, path).await {
+        match http_get(addr, path).await {
             Ok((200, body)) => return Ok(body),
             other if tokio::time::Instant::now() > deadline => {
                 bail!("GET {path} never answered 200: {other:?}")
@@ -304,11 +306,7 @@ async fn serving_node(addr: std::net::SocketAddr) -> anyhow::Result<String> {
 /// `sio_sockets_connected` of the node at `addr` (through nginx: the one serving this host).
 async fn sockets_connected(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
     let text = get_ok(addr, "/metrics").await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("sio_sockets_connected"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    Ok(metric_in(&text, "sio_sockets_connected"))
 }
 
 /// The whole compose life cycle, as a user runs it, with official clients through nginx;
@@ -528,8 +526,7 @@ async fn k8s_manifests_and_kustomizations_validate() {
     files.sort();
     assert!(files.len() >= 6, "{files:?}");
 
-    let out = TempDir(std::env::temp_dir().join(format!("sio-k8s-{}", std::process::id())));
-    std::fs::create_dir_all(&out.0).unwrap();
+    let out = TempDir::create("sio-k8s").unwrap();
     let mut renders = Vec::new();
     for (entry, name) in [
         (k8s.clone(), "ingress-nginx"),

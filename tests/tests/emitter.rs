@@ -5,32 +5,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::{Value, json};
-use sio_cluster_tests::{NodePeer, RustPeer, TestRedis, js_scenario, start_cluster};
-
-async fn steps(steps: Value) -> Value {
-    js_scenario(json!({"scenario": "steps", "steps": steps}))
-        .await
-        .unwrap()
-}
-
-fn count(f: &Value, client: &str, event: &str) -> usize {
-    f[client]
-        .as_array()
-        .unwrap_or_else(|| panic!("no log for {client}: {f}"))
-        .iter()
-        .filter(|e| e[0] == event)
-        .count()
-}
+use sio_cluster_tests::clients::NodePeer;
+use sio_cluster_tests::node::NodeBuilder;
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::rust_peer::RustPeer;
+use sio_cluster_tests::scenario::{count, op, steps};
 
 #[tokio::test]
 async fn our_emitter_reaches_clients_on_every_rust_node() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--namespaces", "/,/admin"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--namespaces", "/,/admin"])
+        .cluster(2)
         .await
         .unwrap();
     let peer = RustPeer::start(&redis).await.unwrap(); // hosts the emitter, via `op`
     let (n0, n1) = (nodes[0].url(), nodes[1].url());
-    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
+    let em = |extra: Value| op("emitter", extra);
     let f = steps(json!([
         {"connect": "a1", "url": n0, "rooms": ["news"]},
         {"connect": "a2", "url": n1, "rooms": ["news", "muted"]},
@@ -55,7 +47,8 @@ async fn our_emitter_reaches_clients_on_every_rust_node() {
         {"log": "adm", "as": "adm"},
         {"log": "out", "as": "out"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["a1"][0], json!(["n1", "x", {"$binary": "0a0b"}]), "{f}");
     assert_eq!(
         (
@@ -104,7 +97,7 @@ async fn our_emitter_reaches_a_node_js_server_and_waits_for_answers() {
     let redis = TestRedis::start().await.unwrap();
     let peer = RustPeer::start(&redis).await.unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
-    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
+    let em = |extra: Value| op("emitter", extra);
     let f = steps(json!([
         {"connect": "nc", "url": node.url, "rooms": ["r"]},
         {"connect": "rc", "url": peer.url, "rooms": ["r"]},
@@ -119,7 +112,8 @@ async fn our_emitter_reaches_a_node_js_server_and_waits_for_answers() {
         {"log": "nc", "as": "nc"},
         {"log": "rc", "as": "rc"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         f["nc"][0],
         json!(["hello", {"$binary": "ff00"}, {"k": [1, 2]}]),
@@ -157,11 +151,15 @@ async fn our_emitter_reaches_a_node_js_server_and_waits_for_answers() {
 #[tokio::test]
 async fn node_emitter_reaches_the_rust_cluster() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &[]).await.unwrap();
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .cluster(2)
+        .await
+        .unwrap();
     let peer = RustPeer::start(&redis).await.unwrap();
     let node = NodePeer::start(&redis).await.unwrap(); // hosts Node's emitter, via `op`
     let (n0, n1) = (nodes[0].url(), nodes[1].url());
-    let ne = |extra: Value| sio_cluster_tests::op("nodeEmitter", extra);
+    let ne = |extra: Value| op("nodeEmitter", extra);
     let f = steps(json!([
         {"connect": "a", "url": n0, "rooms": ["room"]},
         {"connect": "b", "url": n1, "rooms": ["room", "quiet"]},
@@ -181,7 +179,8 @@ async fn node_emitter_reaches_the_rust_cluster() {
         {"log": "b", "as": "b"},
         {"log": "c", "as": "c"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["a"][0], json!(["e1", "v", {"$binary": "beef"}]), "{f}");
     assert_eq!(
         (

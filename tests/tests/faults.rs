@@ -8,44 +8,30 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sio_cluster_tests::clients::{finish, read_line, spawn_js_script};
 use sio_cluster_tests::faults::{LinkState, ReadyWatch, TcpProxy, epoch_ms};
-use sio_cluster_tests::{
-    NodeProcess, TestRedis, finish, http_get, polling_sid, read_line, spawn_js_script,
-};
+use sio_cluster_tests::http::{SESSION_UNKNOWN, assert_session_served, http_get, polling_sid};
+use sio_cluster_tests::node::NodeBuilder;
+use sio_cluster_tests::redis::TestRedis;
 use tokio::io::BufReader;
 use tokio::process::Child;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sio-test-node");
 
 /// A Redis (`redis-server` with extra `args`) reached through a [`TcpProxy`].
 async fn redis_behind_proxy(args: &[&str]) -> (TestRedis, TcpProxy) {
     let redis = TestRedis::start_with(args).await.unwrap();
-    let port = redis
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse::<u16>()
-        .unwrap();
-    let proxy = TcpProxy::start(([127, 0, 0, 1], port).into())
+    let proxy = TcpProxy::start(([127, 0, 0, 1], redis.port()).into())
         .await
         .unwrap();
     (redis, proxy)
 }
 
-async fn node(id: &str, redis_url: &str) -> NodeProcess {
-    node_with(id, redis_url, &[]).await
-}
-
-/// [`node`] with more environment settings.
-async fn node_with(id: &str, redis_url: &str, env: &[(&str, &str)]) -> NodeProcess {
-    let mut all = vec![
-        ("SIO_REDIS_URL", redis_url),
-        ("SIO_NODE_ID", id),
-        ("SIO_CLIENT_PUBLISH", "room-*"),
-    ];
-    all.extend_from_slice(env);
-    NodeProcess::start(BIN, &all).await.unwrap()
+/// The faults tests' node process on `redis_url`: id `id`, clients may publish to
+/// `room-*`.
+fn node(id: &str, redis_url: &str) -> NodeBuilder {
+    NodeBuilder::new()
+        .redis(redis_url)
+        .id(id)
+        .env(&[("SIO_CLIENT_PUBLISH", "room-*")])
 }
 
 /// Starts the `stream` traffic (tests/js/faults.mjs) and waits until every subscriber is
@@ -83,21 +69,18 @@ fn last_lost_sent_at(facts: &Value) -> u64 {
 async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
     let (_redis, proxy) = redis_behind_proxy(&[]).await;
     proxy.set(LinkState::Down);
-    let mut node = NodeProcess::spawn(
-        BIN,
-        &[
-            ("SIO_REDIS_URL", &proxy.redis_url()),
-            ("SIO_NODE_ID", "late"),
-        ],
-    )
-    .await
-    .unwrap();
-    let (status, body) = http_get(node.addr, "/healthz").await.unwrap();
+    let mut node = NodeBuilder::new()
+        .redis(&proxy.redis_url())
+        .id("late")
+        .spawn_process()
+        .await
+        .unwrap();
+    let (status, body) = http_get(node.addr(), "/healthz").await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("starting"), "{body}");
-    let (status, body) = http_get(node.addr, "/readyz").await.unwrap();
+    let (status, body) = http_get(node.addr(), "/readyz").await.unwrap();
     assert_eq!(status, 503, "{body}");
-    let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+    let (status, body) = http_get(node.addr(), "/socket.io/?EIO=4&transport=polling")
         .await
         .unwrap();
     assert_eq!(status, 503, "{body}");
@@ -106,7 +89,8 @@ async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(node.is_running(), "the node keeps waiting");
     let retries: Vec<Value> = node
-        .logs()
+        .log()
+        .lines()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| {
@@ -132,7 +116,7 @@ async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
     );
     assert!(delays[1] > delays[0], "backoff grows: {delays:?}");
 
-    let watch = ReadyWatch::start(node.addr);
+    let watch = ReadyWatch::start(node.addr());
     let restored = epoch_ms();
     proxy.set(LinkState::Pass);
     let ready_at = watch.wait_for(200, Duration::from_secs(15)).await.unwrap();
@@ -141,7 +125,7 @@ async fn redis_unreachable_at_start_node_waits_not_ready_then_serves() {
         retries.len(),
         ready_at.saturating_sub(restored)
     );
-    let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+    let (status, body) = http_get(node.addr(), "/socket.io/?EIO=4&transport=polling")
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -157,9 +141,9 @@ async fn redis_restart_mid_traffic_nodes_recover() {
     // without persistence, as Redis often runs as a cache: a restart loses every key
     let (redis, proxy) = redis_behind_proxy(&["--save", "", "--appendonly", "no"]).await;
     let url = proxy.redis_url();
-    let mut a = node("restart-a", &url).await;
-    let mut b = node("restart-b", &url).await;
-    let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));
+    let mut a = node("restart-a", &url).start_process().await.unwrap();
+    let mut b = node("restart-b", &url).start_process().await.unwrap();
+    let (wa, wb) = (ReadyWatch::start(a.addr()), ReadyWatch::start(b.addr()));
     let (child, out) = stream(json!({
         "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 14000,
         "subscribers": [{"url": a.url(), "n": 10}, {"url": b.url(), "n": 10}],
@@ -168,7 +152,7 @@ async fn redis_restart_mid_traffic_nodes_recover() {
     .await;
 
     // a session of node a's, to be continued through node b after the restart
-    let sid = polling_sid(a.addr, &[]).await.unwrap();
+    let sid = polling_sid(a.addr(), &[]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = epoch_ms();
     redis.container().stop().await.unwrap();
@@ -193,19 +177,8 @@ async fn redis_restart_mid_traffic_nodes_recover() {
         "restart-a",
         "a's session entry is back"
     );
-    let (status, body) = sio_cluster_tests::http_request(
-        b.addr,
-        "POST",
-        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
-        b"40",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "ok"),
-        "b forwards a's session"
-    );
+    // b forwards a's session
+    assert_session_served(b.addr(), &sid).await;
 
     let f = stream_facts(child, out).await;
     assert!(a.is_running() && b.is_running(), "no node crashed");
@@ -248,9 +221,12 @@ async fn redis_restart_mid_traffic_nodes_recover() {
 async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
     // only node b goes through the proxy
     let (redis, proxy) = redis_behind_proxy(&[]).await;
-    let mut a = node("link-a", &redis.url).await;
-    let mut b = node("link-b", &proxy.redis_url()).await;
-    let (wa, wb) = (ReadyWatch::start(a.addr), ReadyWatch::start(b.addr));
+    let mut a = node("link-a", &redis.url).start_process().await.unwrap();
+    let mut b = node("link-b", &proxy.redis_url())
+        .start_process()
+        .await
+        .unwrap();
+    let (wa, wb) = (ReadyWatch::start(a.addr()), ReadyWatch::start(b.addr()));
     let (child, out) = stream(json!({
         "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 24000,
         "subscribers": [{"url": a.url(), "n": 10}, {"url": b.url(), "n": 10}],
@@ -311,27 +287,18 @@ async fn one_node_losing_redis_goes_not_ready_others_keep_delivering() {
 /// forward to the dead address.
 #[tokio::test]
 async fn killed_node_under_load_clients_move_and_registry_expires() {
-    use sio_cluster_tests::{Balance, Nginx, http_request, metric_at};
+    use sio_cluster_tests::http::{http_request, metric_at};
+    use sio_cluster_tests::nginx::{Balance, Nginx};
     let redis = TestRedis::start().await.unwrap();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(node(&format!("kill-{i}"), &redis.url).await);
-    }
-    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let mut nodes = node("kill", &redis.url).process_cluster(3).await.unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
     let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
 
     // a polling session of the victim whose owner node 0 has cached (one forwarded poll)
-    let (_, open) = http_request(addrs[2], "GET", "/socket.io/?EIO=4&transport=polling", b"")
-        .await
-        .unwrap();
-    let sid = open.split('"').nth(3).unwrap().to_string();
+    let sid = polling_sid(addrs[2], &[]).await.unwrap();
     let poll = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    let (status, body) = http_request(addrs[0], "POST", &poll, b"40").await.unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "ok"),
-        "forwarded to its owner"
-    );
+    // forwarded to its owner
+    assert_session_served(addrs[0], &sid).await;
 
     let (child, out) = stream(json!({
         "scenario": "stream", "publisherUrl": nginx.url, "rate": 50, "durationMs": 16000,
@@ -355,10 +322,7 @@ async fn killed_node_under_load_clients_move_and_registry_expires() {
         .await
         .unwrap();
     let (status, body) = http_request(addrs[0], "GET", &poll, b"").await.unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
-    );
+    assert_eq!((status, body.as_str()), (400, SESSION_UNKNOWN));
     let errors_after = metric_at(addrs[0], "sio_forward_errors_total")
         .await
         .unwrap();
@@ -402,19 +366,20 @@ struct SlowRun {
 /// pings blindly, so it stays connected).
 async fn slow_consumer_run(slow: bool, messages: usize) -> SlowRun {
     use futures_util::{SinkExt as _, StreamExt as _};
-    use sio_cluster_tests::{metric_at, spawn_js};
+    use sio_cluster_tests::clients::spawn_js;
+    use sio_cluster_tests::http::metric_at;
+    use sio_cluster_tests::process::ProcFigures;
     use tokio_tungstenite::tungstenite::Message;
 
     const SIZE: usize = 8 * 1024;
     let redis = TestRedis::start().await.unwrap();
     // jemalloc hands freed pages back at once, so RSS after the traffic is what the node
     // still holds, not what the allocator keeps for later
-    let node = node_with(
-        "slow",
-        &redis.url,
-        &[("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")],
-    )
-    .await;
+    let node = node("slow", &redis.url)
+        .env(&[("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")])
+        .start_process()
+        .await
+        .unwrap();
 
     // the next text frame starting with `prefix`, pings skipped
     async fn next_with<S>(rx: &mut S, prefix: &str) -> String
@@ -433,7 +398,7 @@ async fn slow_consumer_run(slow: bool, messages: usize) -> SlowRun {
     }
     let mut keepalive = None;
     if slow {
-        let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", node.addr);
+        let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", node.addr());
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let (mut tx, mut rx) = ws.split();
         next_with(&mut rx, "0{").await;
@@ -465,8 +430,8 @@ async fn slow_consumer_run(slow: bool, messages: usize) -> SlowRun {
     assert_eq!(read_line(&mut sink_out).await.unwrap()["ready"], true);
 
     let pid = node.pid();
-    let baseline = sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib;
-    let refused_before = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
+    let baseline = ProcFigures::read(pid).unwrap().rss_kib;
+    let refused_before = metric_at(node.addr(), "sio_redis_local_delivery_failed_total")
         .await
         .unwrap();
     let emitter = sio_emitter::Emitter::connect(&redis.url).await.unwrap();
@@ -480,23 +445,23 @@ async fn slow_consumer_run(slow: bool, messages: usize) -> SlowRun {
         let op = emitter.to("room-slow");
         op.emit("big", (i, &payload)).await.unwrap();
         if i % 500 == 0 {
-            peak = peak.max(sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib);
+            peak = peak.max(ProcFigures::read(pid).unwrap().rss_kib);
         }
     }
     let facts = loop {
         tokio::select! {
             line = read_line(&mut sink_out) => break line.unwrap(),
             () = tokio::time::sleep(Duration::from_millis(200)) => {
-                peak = peak.max(sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib);
+                peak = peak.max(ProcFigures::read(pid).unwrap().rss_kib);
             }
         }
     };
     let _ = finish(sink, "sink").await;
     // the readers have everything: what is left is the slow client's queue, if any
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let end = sio_cluster_tests::ProcFigures::read(pid).unwrap().rss_kib;
+    let end = ProcFigures::read(pid).unwrap().rss_kib;
     peak = peak.max(end);
-    let refused = metric_at(node.addr, "sio_redis_local_delivery_failed_total")
+    let refused = metric_at(node.addr(), "sio_redis_local_delivery_failed_total")
         .await
         .unwrap()
         - refused_before;
@@ -581,13 +546,10 @@ async fn a_slow_consumer_cannot_grow_server_memory() {
 /// nobody sees an error, and everyone receives again.
 #[tokio::test]
 async fn sigterm_drain_moves_clients_cleanly() {
-    use sio_cluster_tests::{Balance, Nginx};
+    use sio_cluster_tests::nginx::{Balance, Nginx};
     let redis = TestRedis::start().await.unwrap();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(node(&format!("drain-{i}"), &redis.url).await);
-    }
-    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let mut nodes = node("drain", &redis.url).process_cluster(3).await.unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
     let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
     let (child, out) = stream(json!({
         "scenario": "stream", "publisherUrl": nginx.url, "rate": 50, "durationMs": 10000,

@@ -7,16 +7,24 @@ use std::net::SocketAddr;
 
 use futures_util::SinkExt;
 use serde_json::json;
-use sio_cluster_tests::{
-    Balance, Nginx, TestRedis, Ws, http_request, js_scenario, metric_at, metric_sum, polling_sid,
-    publish_large_messages, start_cluster, ws_next_text,
+use sio_cluster_tests::clients::{js_scenario, read_line, spawn_js};
+use sio_cluster_tests::http::{
+    SESSION_UNKNOWN, Ws, http_request, metric_at, polling_sid, publish_large_messages, ws_join,
+    ws_next_text,
 };
+use sio_cluster_tests::nginx::{Balance, Nginx};
+use sio_cluster_tests::node::{NodeBuilder, metric_sum};
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::scenario::assert_quiet_clients_unharmed;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 async fn crowd_through(balance: Balance) -> (serde_json::Value, f64) {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 3, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(3)
         .await
         .unwrap();
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
@@ -84,19 +92,15 @@ async fn upgraded_through(owner: SocketAddr, other: SocketAddr) -> Ws {
 #[tokio::test]
 async fn forwarded_websocket_carries_large_messages_both_ways() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--client-publish", "big"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "big"])
+        .cluster(2)
         .await
         .unwrap();
     let (owner, other) = (nodes[0].addr(), nodes[1].addr());
     let mut receiver = upgraded_through(owner, other).await;
-    receiver
-        .send(Message::text(r#"420["join","big"]"#))
-        .await
-        .unwrap();
-    assert_eq!(
-        ws_next_text(&mut receiver).await.as_deref(),
-        Some(r#"430[{"ok":true}]"#)
-    );
+    ws_join(&mut receiver, "big").await;
     let mut sender = upgraded_through(owner, other).await;
     let sizes = [990_000, 300_001, 1, 65_537, 2_047, 2_049];
     publish_large_messages(&mut sender, &mut receiver, "big", &sizes).await;
@@ -111,8 +115,8 @@ async fn forwarded_websocket_carries_large_messages_both_ways() {
 #[tokio::test]
 async fn unknown_sid_is_refused_before_any_upgrade() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 1, &[]).await.unwrap();
-    let addr = nodes[0].addr();
+    let node = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
+    let addr = node.addr();
     let (status, body) = http_request(
         addr,
         "GET",
@@ -121,10 +125,7 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
-    );
+    assert_eq!((status, body.as_str()), (400, SESSION_UNKNOWN));
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -139,10 +140,7 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
         .unwrap();
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
-    assert!(
-        head.contains(r#"{"code":1,"message":"Session ID unknown"}"#),
-        "{head}"
-    );
+    assert!(head.contains(SESSION_UNKNOWN), "{head}");
 }
 
 /// SIGKILL one of three nodes under nginx round robin: websocket clients of the dead
@@ -153,35 +151,20 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
 /// being forwarded into the void.
 #[tokio::test]
 async fn a_killed_node_s_clients_move_to_the_survivors() {
-    use sio_cluster_tests::{NodeProcess, read_line, spawn_js};
     use tokio::io::BufReader;
-    let bin = env!("CARGO_BIN_EXE_sio-test-node");
     let redis = TestRedis::start().await.unwrap();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let id = format!("proc-{i}");
-        nodes.push(
-            NodeProcess::start(
-                bin,
-                &[
-                    ("SIO_REDIS_URL", &redis.url),
-                    ("SIO_NODE_ID", &id),
-                    ("SIO_CLIENT_PUBLISH", "room-*"),
-                ],
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let mut nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .id("proc")
+        .env(&[("SIO_CLIENT_PUBLISH", "room-*")])
+        .process_cluster(3)
+        .await
+        .unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
     let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
 
     // a polling session owned by the node about to die
-    let victim = nodes[2].addr;
-    let (_, open) = http_request(victim, "GET", "/socket.io/?EIO=4&transport=polling", b"")
-        .await
-        .unwrap();
-    let victim_sid = open.split('"').nth(3).unwrap().to_string();
+    let victim_sid = polling_sid(addrs[2], &[]).await.unwrap();
 
     let mut child = spawn_js(&json!({
         "scenario": "failover", "url": nginx.url, "websocket": 60, "polling": 30, "observeMs": 5000, "waitMs": 15000,
@@ -194,17 +177,14 @@ async fn a_killed_node_s_clients_move_to_the_survivors() {
     nodes[2].kill();
     let started = std::time::Instant::now();
     let (status, body) = http_request(
-        nodes[0].addr,
+        addrs[0],
         "GET",
         &format!("/socket.io/?EIO=4&transport=polling&sid={victim_sid}"),
         b"",
     )
     .await
     .unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (400, r#"{"code":1,"message":"Session ID unknown"}"#)
-    );
+    assert_eq!((status, body.as_str()), (400, SESSION_UNKNOWN));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "answered at once"
@@ -299,20 +279,19 @@ async fn session_entries_expire_unless_refreshed() {
 #[tokio::test]
 async fn short_header_timeout_cuts_no_forwarded_long_poll() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(
-        &redis,
-        2,
-        &[
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&[
             "--client-publish",
             "room-*",
             "--header-timeout-ms",
             "500",
             "--ping-interval-ms",
             "2000",
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .cluster(2)
+        .await
+        .unwrap();
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
     let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
     let facts = js_scenario(json!({
@@ -321,7 +300,7 @@ async fn short_header_timeout_cuts_no_forwarded_long_poll() {
     .await
     .unwrap();
     println!("clients: {facts}");
-    sio_cluster_tests::assert_quiet_clients_unharmed(&facts, 500);
+    assert_quiet_clients_unharmed(&facts, 500);
     let forwarded = metric_sum(&nodes, "sio_forwarded_total").await.unwrap();
     assert!(forwarded > 0.0, "nothing was forwarded: {forwarded}");
     let timeouts = metric_sum(&nodes, "sio_http_timeouts_total").await.unwrap();

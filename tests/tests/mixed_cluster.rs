@@ -3,44 +3,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use serde_json::{Value, json};
-use sio_cluster_tests::{NodePeer, TestRedis, js_scenario, start_cluster};
-
-fn assert_fanout(f: &Value, n: u64) {
-    assert_eq!(f["acked"], n, "{f}");
-    for m in f["perMember"].as_array().unwrap() {
-        assert_eq!(
-            *m,
-            json!({"count": n, "unique": n, "inOrder": true, "missing": []}),
-            "{f}"
-        );
-    }
-    assert_eq!(f["outsiderGot"], 0, "{f}");
-}
+use serde_json::json;
+use sio_cluster_tests::clients::{NodePeer, js_scenario};
+use sio_cluster_tests::node::NodeBuilder;
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::scenario::{assert_fanout, fanout};
 
 /// Room broadcasts flow both ways between Rust and Node.js nodes, once each and in
 /// order: a publisher on a Rust node, then a publisher on the Node node.
 #[tokio::test]
 async fn broadcasts_flow_between_rust_and_node_nodes() {
     let redis = TestRedis::start().await.unwrap();
-    let rust = start_cluster(&redis, 2, &["--client-publish", "room-*"])
+    let rust = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
 
+    let (r0, r1, n) = (rust[0].url(), rust[1].url(), node.url.clone());
     for urls in [
-        json!([rust[0].url(), node.url, rust[1].url()]),
-        json!([node.url, rust[0].url(), rust[1].url()]),
+        [r0.clone(), n.clone(), r1.clone()],
+        [n.clone(), r0.clone(), r1.clone()],
     ] {
-        let f = js_scenario(json!({
-            "scenario": "fanout",
-            "urls": urls,
-            "room": "room-mixed",
-            "messages": 200,
-            "waitMs": 20000,
-        }))
-        .await
-        .unwrap();
+        let f = fanout(&urls, "room-mixed", 200, json!({})).await.unwrap();
         assert_fanout(&f, 200);
     }
     node.stop().await;
@@ -52,7 +39,11 @@ async fn broadcasts_flow_between_rust_and_node_nodes() {
 #[tokio::test]
 async fn node_broadcast_with_rooms_except_and_binary_reaches_rust_clients() {
     let redis = TestRedis::start().await.unwrap();
-    let rust = start_cluster(&redis, 2, &[]).await.unwrap();
+    let rust = NodeBuilder::new()
+        .redis(&redis.url)
+        .cluster(2)
+        .await
+        .unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
     let (r0, r1) = (rust[0].url(), rust[1].url());
     let f = js_scenario(json!({
@@ -90,7 +81,11 @@ async fn node_broadcast_with_rooms_except_and_binary_reaches_rust_clients() {
 #[tokio::test]
 async fn node_counts_rust_nodes_as_servers() {
     let redis = TestRedis::start().await.unwrap();
-    let _rust = start_cluster(&redis, 2, &[]).await.unwrap();
+    let _rust = NodeBuilder::new()
+        .redis(&redis.url)
+        .cluster(2)
+        .await
+        .unwrap();
     let node = NodePeer::start(&redis).await.unwrap();
     let f = js_scenario(json!({
         "scenario": "ops",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fred::interfaces::{ClientLike as _, EventInterface as _, PubsubInterface as _};
 use sio_adapter_redis::{AdapterError, RedisAdapterConfig, RedisCluster};
-use sio_cluster_tests::TestRedis;
+use sio_cluster_tests::redis::TestRedis;
 
 /// Redis stops answering (CLIENT PAUSE) while 20 messages are published through a queue
 /// of 8: 8 are queued, 12 are refused at once with `Overloaded` and counted; when Redis

@@ -10,9 +10,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sio_cluster_tests::{
-    TestNode, js_scenario, polling_sid, redis_cli, start_cluster_at, wait_ready,
-};
+use sio_cluster_tests::http::{assert_session_served, polling_sid};
+use sio_cluster_tests::node::{NodeBuilder, TestNode, urls, wait_ready};
+use sio_cluster_tests::redis::redis_cli;
+use sio_cluster_tests::scenario::{assert_fanout, fanout};
 use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -71,39 +72,11 @@ impl Server<'_> {
 
 /// A burst of `messages` publishes from a client of the first node to a room with a
 /// member on every node: every member gets every message, in order.
-async fn assert_fanout(nodes: &[TestNode], room: &str, messages: u64) {
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": room, "messages": messages, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
-    assert_eq!(f["acked"], messages, "{f}");
-    for member in f["perMember"].as_array().unwrap() {
-        assert_eq!(member["count"], messages, "{f}");
-        assert_eq!(member["unique"], messages, "{f}");
-        assert_eq!(member["inOrder"], true, "{f}");
-    }
-    assert_eq!(f["outsiderGot"], 0, "{f}");
-}
-
-/// Session `sid` continued through `node`, which does not own it: `node` finds the
-/// owner in the session registry (a key on whichever Redis instance or slot holds it)
-/// and forwards the request; `40` (connect to `/`) is answered `ok`.
-async fn assert_forwarded(node: &TestNode, sid: &str) {
-    let (status, body) = sio_cluster_tests::http_request(
-        node.addr(),
-        "POST",
-        &format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
-        b"40",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "ok"),
-        "forwarded POST of {sid}"
-    );
+async fn fanout_across(nodes: &[TestNode], room: &str, messages: u64) {
+    let f = fanout(&urls(nodes), room, messages, json!({}))
+        .await
+        .unwrap();
+    assert_fanout(&f, messages);
 }
 
 /// Polls `check` every 100 ms until it returns true, at most `within`.
@@ -225,12 +198,17 @@ async fn sentinel_failover(auth: Option<SentinelAuth>) {
             a.master, a.sentinel
         ),
     };
-    let nodes = start_cluster_at(&url, 2, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&url)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
-    assert_fanout(&nodes, "room-sentinel-1", 20).await;
+    fanout_across(&nodes, "room-sentinel-1", 20).await;
+    // Node 0's sessions continued through node 1, which finds the owner in the session
+    // registry (a key on whichever Redis instance or slot holds it) and forwards.
     let before = polling_sid(nodes[0].addr(), &[]).await.unwrap();
-    assert_forwarded(&nodes[1], &before).await;
+    assert_session_served(nodes[1].addr(), &before).await;
 
     let failover = sentinel_r.cli(&["sentinel", "failover", "mymaster"]).await;
     assert!(failover.contains("OK"), "{failover}");
@@ -280,10 +258,10 @@ async fn sentinel_failover(auth: Option<SentinelAuth>) {
         || async { master_r.role().await.starts_with("slave") },
     )
     .await;
-    assert_forwarded(&nodes[1], &before).await;
+    assert_session_served(nodes[1].addr(), &before).await;
     let after = polling_sid(nodes[0].addr(), &[]).await.unwrap();
-    assert_forwarded(&nodes[1], &after).await;
-    assert_fanout(&nodes, "room-sentinel-2", 20).await;
+    assert_session_served(nodes[1].addr(), &after).await;
+    fanout_across(&nodes, "room-sentinel-2", 20).await;
 }
 
 /// A three-master Redis Cluster in one container (`redis-cli --cluster create`).
@@ -326,17 +304,16 @@ async fn redis_cluster_in_classic_and_sharded_modes() {
         ports[0], ports[1], ports[2]
     );
     for (mode, room) in [("classic", "room-cluster-c"), ("sharded", "room-cluster-s")] {
-        let nodes = start_cluster_at(
-            &url,
-            2,
-            &["--client-publish", "room-*", "--redis-mode", mode],
-        )
-        .await
-        .unwrap();
-        assert_fanout(&nodes, room, 30).await;
+        let nodes = NodeBuilder::new()
+            .redis(&url)
+            .args(&["--client-publish", "room-*", "--redis-mode", mode])
+            .cluster(2)
+            .await
+            .unwrap();
+        fanout_across(&nodes, room, 30).await;
         for _ in 0..5 {
             let sid = polling_sid(nodes[0].addr(), &[]).await.unwrap();
-            assert_forwarded(&nodes[1], &sid).await;
+            assert_session_served(nodes[1].addr(), &sid).await;
         }
     }
 }

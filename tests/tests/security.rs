@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sio_cluster_tests::{
-    NodeProcess, TempDir, TestPki, TestRedis, js_scenario, metric_sum, polling_sid, raw_http,
-    read_line, spawn_js, start_cluster, start_cluster_at, start_node, start_node_process_logged,
-};
+use sio_cluster_tests::clients::{js_scenario, read_line, spawn_js};
+use sio_cluster_tests::files::TempDir;
+use sio_cluster_tests::http::{http_get, polling_sid, raw_http};
+use sio_cluster_tests::node::{NodeBuilder, metric_sum, urls};
+use sio_cluster_tests::process::ProcessStart;
+use sio_cluster_tests::redis::{TestPki, TestRedis};
+use sio_cluster_tests::scenario::fanout;
 
 const SECRET: &str = "test-secret";
 
@@ -83,7 +86,11 @@ fn refused_with(facts: &Value, needle: &str) {
 /// refused with a connect_error naming the reason; the 60 s leeway is honoured both ways.
 #[tokio::test]
 async fn hs256_node_refuses_forged_and_stale_tokens() {
-    let node = start_node(&["--jwt-secret", SECRET]).await.unwrap();
+    let node = NodeBuilder::new()
+        .args(&["--jwt-secret", SECRET])
+        .start()
+        .await
+        .unwrap();
     let url = node.url();
     let t = now();
     let cases: Vec<(&str, Option<String>, Option<&str>)> = vec![
@@ -161,7 +168,9 @@ async fn hs256_node_refuses_forged_and_stale_tokens() {
 #[tokio::test]
 async fn rs256_node_refuses_hs256_signed_with_its_public_key() {
     let public = fixture("jwt-rs256-test-pub.pem");
-    let node = start_node(&["--jwt-public-key", public.to_str().unwrap()])
+    let node = NodeBuilder::new()
+        .args(&["--jwt-public-key", public.to_str().unwrap()])
+        .start()
         .await
         .unwrap();
     let url = node.url();
@@ -188,7 +197,9 @@ async fn rs256_node_refuses_hs256_signed_with_its_public_key() {
 /// the victim receives nothing; its own rooms work.
 #[tokio::test]
 async fn token_rooms_bound_join_and_publish() {
-    let node = start_node(&["--jwt-secret", SECRET, "--client-publish", "*"])
+    let node = NodeBuilder::new()
+        .args(&["--jwt-secret", SECRET, "--client-publish", "*"])
+        .start()
         .await
         .unwrap();
     let f = js_scenario(json!({
@@ -249,7 +260,10 @@ const GOOD: (&str, &str) = ("Origin", "https://app.example");
 #[tokio::test]
 async fn cors_allowlist_holds_on_every_transport_and_node() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(&redis, 2, &["--cors-origins", "https://app.example"])
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--cors-origins", "https://app.example"])
+        .cluster(2)
         .await
         .unwrap();
     let (a, b) = (nodes[0].addr(), nodes[1].addr());
@@ -324,20 +338,19 @@ async fn cors_allowlist_holds_on_every_transport_and_node() {
 #[tokio::test]
 async fn a_forged_forwarded_marker_grants_nothing() {
     let redis = TestRedis::start().await.unwrap();
-    let nodes = start_cluster(
-        &redis,
-        2,
-        &[
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&[
             "--cors-origins",
             "https://app.example",
             "--handshake-rate",
             "0.001",
             "--handshake-burst",
             "2",
-        ],
-    )
-    .await
-    .unwrap();
+        ])
+        .cluster(2)
+        .await
+        .unwrap();
     let (a, b) = (nodes[0].addr(), nodes[1].addr());
     let marker = ("x-sio-forwarded-by", "node-0");
     let hs = "/socket.io/?EIO=4&transport=polling";
@@ -402,7 +415,9 @@ async fn handshake_from(source: &str, addr: std::net::SocketAddr) -> (u16, Strin
 /// only from a trusted proxy. Off by default.
 #[tokio::test]
 async fn handshake_rate_limit_per_client_ip() {
-    let node = start_node(&["--handshake-rate", "0.001", "--handshake-burst", "3"])
+    let node = NodeBuilder::new()
+        .args(&["--handshake-rate", "0.001", "--handshake-burst", "3"])
+        .start()
         .await
         .unwrap();
     let addr = node.addr();
@@ -452,26 +467,25 @@ async fn handshake_rate_limit_per_client_ip() {
     assert_eq!((status, body.as_str()), (200, "ok"));
     // another client IP has its own bucket
     assert_eq!(handshake_from("127.0.0.2", addr).await.0, 200);
-    let text = sio_cluster_tests::http_get(addr, "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let text = http_get(addr, "/metrics").await.unwrap().1;
     assert!(
         text.contains("sio_rate_limited_total{limit=\"handshake\"} 4"),
         "{text}"
     );
 
     // behind a trusted proxy (here: loopback), the client is X-Forwarded-For's last hop
-    let proxied = start_node(&[
-        "--handshake-rate",
-        "0.001",
-        "--handshake-burst",
-        "1",
-        "--trusted-proxies",
-        "127.0.0.0/8",
-    ])
-    .await
-    .unwrap();
+    let proxied = NodeBuilder::new()
+        .args(&[
+            "--handshake-rate",
+            "0.001",
+            "--handshake-burst",
+            "1",
+            "--trusted-proxies",
+            "127.0.0.0/8",
+        ])
+        .start()
+        .await
+        .unwrap();
     let p = proxied.addr();
     let via = |chain: &'static str| [("X-Forwarded-For", chain)];
     assert_eq!(
@@ -500,7 +514,7 @@ async fn handshake_rate_limit_per_client_ip() {
     assert_eq!(raw_http(p, "GET", hs, &forged, b"").await.unwrap().0, 429);
 
     // default: no limit
-    let open = start_node(&[]).await.unwrap();
+    let open = NodeBuilder::new().start().await.unwrap();
     for _ in 0..30 {
         assert_eq!(
             raw_http(open.addr(), "GET", hs, &[], b"").await.unwrap().0,
@@ -516,16 +530,18 @@ async fn handshake_rate_limit_per_client_ip() {
 /// unaffected, and without the setting nothing is limited.
 #[tokio::test]
 async fn event_rate_limit_per_socket() {
-    let node = start_node(&[
-        "--event-rate",
-        "0.001",
-        "--event-burst",
-        "5",
-        "--client-publish",
-        "room-*",
-    ])
-    .await
-    .unwrap();
+    let node = NodeBuilder::new()
+        .args(&[
+            "--event-rate",
+            "0.001",
+            "--event-burst",
+            "5",
+            "--client-publish",
+            "room-*",
+        ])
+        .start()
+        .await
+        .unwrap();
     let f = js_scenario(json!({
         "scenario": "flood", "url": node.url(), "count": 100, "expectDisconnect": true,
         "event": "publish",
@@ -557,10 +573,7 @@ async fn event_rate_limit_per_socket() {
         json!(vec![json!({"ok": true}); 5]),
         "{f}"
     );
-    let text = sio_cluster_tests::http_get(node.addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let text = http_get(node.addr(), "/metrics").await.unwrap().1;
     assert!(
         text.contains("sio_rate_limited_total{limit=\"event_disconnect\"} 1"),
         "{text}"
@@ -576,7 +589,7 @@ async fn event_rate_limit_per_socket() {
     assert_eq!(calm["errors"], json!([]), "{calm}");
     assert_eq!(calm["disconnectReason"], "io client disconnect", "{calm}");
 
-    let open = start_node(&[]).await.unwrap();
+    let open = NodeBuilder::new().start().await.unwrap();
     let f = js_scenario(json!({"scenario": "flood", "url": open.url(), "count": 300}))
         .await
         .unwrap();
@@ -597,17 +610,17 @@ async fn redis_acl_user() {
     ])
     .await
     .unwrap();
-    let port = redis.url.rsplit(':').next().unwrap().to_string();
+    let port = redis.port();
     let good = format!("redis://sio:acl-pw@127.0.0.1:{port}");
-    let nodes = start_cluster_at(&good, 2, &["--client-publish", "room-*"])
+    let nodes = NodeBuilder::new()
+        .redis(&good)
+        .args(&["--client-publish", "room-*"])
+        .cluster(2)
         .await
         .unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": "room-acl", "messages": 20, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
+    let f = fanout(&urls(&nodes), "room-acl", 20, json!({}))
+        .await
+        .unwrap();
     assert_eq!(f["perMember"][1]["count"], 20, "{f}");
 
     for bad in [
@@ -615,7 +628,9 @@ async fn redis_acl_user() {
         format!("redis://127.0.0.1:{port}"),
     ] {
         let started = Instant::now();
-        let err = start_node(&["--redis-url", &bad])
+        let err = NodeBuilder::new()
+            .redis(&bad)
+            .start()
             .await
             .err()
             .expect("refused");
@@ -644,26 +659,20 @@ async fn redis_over_tls_with_a_private_ca() {
     let redis = TestRedis::start_tls(&pki, &["--requirepass", "tls-pw"])
         .await
         .unwrap();
-    let dir = TempDir(std::env::temp_dir().join(format!("sio-tls-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::create("sio-tls").unwrap();
     let ca = dir.0.join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let ca_str = ca.to_str().unwrap();
     let url = redis.url.replace("rediss://", "rediss://:tls-pw@");
 
-    let nodes = start_cluster_at(
-        &url,
-        2,
-        &["--redis-ca-file", ca_str, "--client-publish", "room-*"],
-    )
-    .await
-    .unwrap();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
-    let f = js_scenario(json!({
-        "scenario": "fanout", "urls": urls, "room": "room-tls", "messages": 20, "waitMs": 20000,
-    }))
-    .await
-    .unwrap();
+    let nodes = NodeBuilder::new()
+        .redis(&url)
+        .args(&["--redis-ca-file", ca_str, "--client-publish", "room-*"])
+        .cluster(2)
+        .await
+        .unwrap();
+    let urls = urls(&nodes);
+    let f = fanout(&urls, "room-tls", 20, json!({})).await.unwrap();
     assert_eq!(f["perMember"][0]["count"], 20, "{f}");
     assert_eq!(f["perMember"][1]["count"], 20, "{f}");
 
@@ -692,17 +701,12 @@ async fn redis_over_tls_with_a_private_ca() {
     let other = TestPki::generate("other").unwrap();
     let other_ca = dir.0.join("other-ca.pem");
     std::fs::write(&other_ca, &other.ca_pem).unwrap();
-    for args in [
-        vec![
-            "--redis-url",
-            url.as_str(),
-            "--redis-ca-file",
-            other_ca.to_str().unwrap(),
-        ],
-        vec!["--redis-url", url.as_str()],
-    ] {
+    for ca_args in [vec!["--redis-ca-file", other_ca.to_str().unwrap()], vec![]] {
         let started = Instant::now();
-        let err = start_node(&args)
+        let err = NodeBuilder::new()
+            .redis(&url)
+            .args(&ca_args)
+            .start()
             .await
             .err()
             .expect("untrusted certificate");
@@ -734,16 +738,15 @@ async fn secrets_never_reach_the_logs() {
     let redis = TestRedis::start_with(&["--requirepass", REDIS_PW])
         .await
         .unwrap();
-    let port = redis.url.rsplit(':').next().unwrap().to_string();
-    let url = format!("redis://:{REDIS_PW}@127.0.0.1:{port}");
-    let bin = env!("CARGO_BIN_EXE_sio-test-node");
-    let env = [
-        ("SIO_REDIS_URL", url.as_str()),
-        ("SIO_JWT_SECRET", JWT_SECRET),
-        ("RUST_LOG", "debug"),
-    ];
-    let (node, log, _) = start_node_process_logged(bin, &env).await.unwrap();
-    let node: NodeProcess = node.expect("the node started");
+    let url = format!("redis://:{REDIS_PW}@127.0.0.1:{}", redis.port());
+    let env = [("SIO_JWT_SECRET", JWT_SECRET), ("RUST_LOG", "debug")];
+    let node = NodeBuilder::new()
+        .redis(&url)
+        .env(&env)
+        .start_process()
+        .await
+        .expect("the node started");
+    let log = node.log();
     let good = hs256_with(json!({"sub": "u"}), JWT_SECRET.as_bytes());
     let forged = hs256_with(json!({"sub": "u"}), b"guess");
     let node_url = node.url();
@@ -756,12 +759,7 @@ async fn secrets_never_reach_the_logs() {
     // a Redis outage: the node notices (not ready) and logs it
     redis.container().stop().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while sio_cluster_tests::http_get(node.addr, "/readyz")
-        .await
-        .unwrap()
-        .0
-        != 503
-    {
+    while http_get(node.addr(), "/readyz").await.unwrap().0 != 503 {
         assert!(
             Instant::now() < deadline,
             "the node never noticed Redis went away"
@@ -779,14 +777,20 @@ async fn secrets_never_reach_the_logs() {
         .await
         .unwrap();
     let wrong = format!("redis://:{REDIS_PW}-wrong@127.0.0.1:{port}");
-    let env = [
-        ("SIO_REDIS_URL", wrong.as_str()),
-        ("SIO_JWT_SECRET", JWT_SECRET),
-        ("RUST_LOG", "debug"),
-    ];
-    let (none, fail_log, status) = start_node_process_logged(bin, &env).await.unwrap();
-    assert!(none.is_none(), "a refused password stops the node");
-    assert_eq!(status.unwrap().code(), Some(1));
+    let start = NodeBuilder::new()
+        .redis(&wrong)
+        .env(&env)
+        .try_start_process()
+        .await
+        .unwrap();
+    let ProcessStart::Exited {
+        status,
+        log: fail_log,
+    } = start
+    else {
+        panic!("a refused password stops the node");
+    };
+    assert_eq!(status.code(), Some(1));
 
     let text = format!("{}\n{}", log.text(), fail_log.text());
     assert!(

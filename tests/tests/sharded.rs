@@ -6,23 +6,17 @@
 
 use serde_json::{Value, json};
 use sio_adapter_redis::{AdapterMode, RedisAdapterConfig, SubscriptionMode};
-use sio_cluster_tests::{NodePeer, RustPeer, TestRedis, js_scenario, start_cluster};
+use sio_cluster_tests::clients::NodePeer;
+use sio_cluster_tests::node::NodeBuilder;
+use sio_cluster_tests::redis::TestRedis;
+use sio_cluster_tests::rust_peer::RustPeer;
+use sio_cluster_tests::scenario::{assert_fanout, count, fanout, op, steps};
 
 const SHARDED: [&str; 4] = ["--redis-mode", "sharded", "--client-publish", "room-*"];
 
-async fn steps(steps: Value) -> Value {
-    js_scenario(json!({"scenario": "steps", "steps": steps}))
-        .await
-        .unwrap()
-}
-
-fn count(f: &Value, client: &str, event: &str) -> usize {
-    f[client]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e[0] == event)
-        .count()
+/// A `sio-server` node in sharded mode on `redis`.
+fn sharded(redis: &TestRedis) -> NodeBuilder {
+    NodeBuilder::new().redis(&redis.url).args(&SHARDED)
 }
 
 /// Bursts cross Rust→Node and Node→Rust on room channels, once each and in order; and
@@ -30,37 +24,28 @@ fn count(f: &Value, client: &str, event: &str) -> usize {
 #[tokio::test]
 async fn sharded_broadcasts_flow_between_rust_and_node_nodes() {
     let redis = TestRedis::start().await.unwrap();
-    let rust = start_cluster(&redis, 2, &SHARDED).await.unwrap();
+    let rust = sharded(&redis).cluster(2).await.unwrap();
     let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
     // Node's sharded adapter (dynamic mode) sends SSUBSCRIBE for a new room's channel
     // without waiting for it, so its `join` is acked before the subscription holds: a
     // broadcast in the next few milliseconds misses the Node member (seen ~1 run in 10
     // without the pause, always message 0, always the Node.js member). A Rust node acks
     // a join only once subscribed (`sync_rooms`): the last round has no pause.
+    let (r0, r1, n) = (rust[0].url(), rust[1].url(), node.url.clone());
     for (i, (urls, settle_ms)) in [
-        (json!([rust[0].url(), node.url, rust[1].url()]), 300),
-        (json!([node.url, rust[0].url(), rust[1].url()]), 300),
-        (json!([rust[1].url(), rust[0].url()]), 0),
+        (vec![r0.clone(), n.clone(), r1.clone()], 300),
+        (vec![n.clone(), r0.clone(), r1.clone()], 300),
+        (vec![r1.clone(), r0.clone()], 0),
     ]
     .into_iter()
     .enumerate()
     {
-        let f = js_scenario(json!({
-            "scenario": "fanout", "urls": urls, "room": format!("room-sh-{i}"), "messages": 200,
-            "waitMs": 20000, "settleMs": settle_ms,
-        }))
-        .await
-        .unwrap();
-        assert_eq!(f["acked"], 200, "{f}");
-        for m in f["perMember"].as_array().unwrap() {
-            assert_eq!(
-                *m,
-                json!({"count": 200, "unique": 200, "inOrder": true, "missing": []}),
-                "members on {urls} (Node.js: {}): {f}",
-                node.url
-            );
-        }
-        assert_eq!(f["outsiderGot"], 0, "{f}");
+        let room = format!("room-sh-{i}");
+        let f = fanout(&urls, &room, 200, json!({"settleMs": settle_ms}))
+            .await
+            .unwrap();
+        println!("members on {urls:?} (Node.js: {n})");
+        assert_fanout(&f, 200);
     }
     node.stop().await;
 }
@@ -71,7 +56,7 @@ async fn sharded_cluster_operations_with_a_node_js_node() {
     let config =
         RedisAdapterConfig::default().with_mode(AdapterMode::Sharded(SubscriptionMode::Dynamic));
     let rust = RustPeer::start_with(&redis, config).await.unwrap();
-    let server = start_cluster(&redis, 1, &SHARDED).await.unwrap().remove(0);
+    let server = sharded(&redis).start().await.unwrap();
     let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
     let (r, n, s) = (&rust.url, &node.url, server.url());
     let f = steps(json!([
@@ -99,7 +84,8 @@ async fn sharded_cluster_operations_with_a_node_js_node() {
         {"log": "sc", "as": "sc"},
         {"log": "nc", "as": "nc"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(f["fromNode"]["count"], 3, "{f}");
     assert_eq!(f["fromRust"]["count"], 3, "{f}");
     assert_eq!(f["count"]["count"], 3, "{f}");
@@ -156,7 +142,8 @@ async fn sharded_server_side_emit_with_ack_both_ways() {
         {"sleep": 300},
         {"op": {"kind": "serverSideLog"}, "via": "ctrlN", "as": "nodeLog"},
     ]))
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         f["ssR"]["replies"],
         json!([{"from": "node", "got": ["r"]}]),
@@ -183,9 +170,9 @@ async fn sharded_emitter_reaches_rust_and_node_nodes() {
     let config =
         RedisAdapterConfig::default().with_mode(AdapterMode::Sharded(SubscriptionMode::Dynamic));
     let rust = RustPeer::start_with(&redis, config).await.unwrap(); // hosts the emitter
-    let server = start_cluster(&redis, 1, &SHARDED).await.unwrap().remove(0);
+    let server = sharded(&redis).start().await.unwrap();
     let node = NodePeer::start_sharded(&redis, "dynamic").await.unwrap();
-    let em = |extra: Value| sio_cluster_tests::op("emitter", extra);
+    let em = |extra: Value| op("emitter", extra);
     let f = steps(json!([
         {"connect": "sc", "url": server.url(), "rooms": ["news"]},
         {"connect": "nc", "url": node.url, "rooms": ["news"]},
@@ -200,7 +187,8 @@ async fn sharded_emitter_reaches_rust_and_node_nodes() {
         {"log": "sc", "as": "sc"},
         {"log": "nc", "as": "nc"},
     ]))
-    .await;
+    .await
+    .unwrap();
     for c in ["sc", "nc"] {
         assert_eq!(f[c][0], json!(["hello", {"$binary": "ab"}]), "{c}: {f}");
         assert_eq!(count(&f, c, "again"), 1, "{c}: {f}");

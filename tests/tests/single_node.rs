@@ -4,12 +4,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::{Value, json};
-use sio_cluster_tests::{http_get, http_request, js_scenario, js_script, py_script, start_node};
+use sio_cluster_tests::clients::{js_scenario, js_script, py_script};
+use sio_cluster_tests::files::{client_bundle, js_dir};
+use sio_cluster_tests::http::{http_get, http_request, polling_sid};
+use sio_cluster_tests::node::NodeBuilder;
+use sio_cluster_tests::scenario::{assert_browser_chat, merged};
 
 const GATEWAY_FLAGS: [&str; 4] = ["--namespaces", "/,/admin", "--client-publish", "room-*"];
 
 async fn gateway_scenario(transports: Value, expect_transport: &str) {
-    let node = start_node(&GATEWAY_FLAGS).await.unwrap();
+    let node = NodeBuilder::new()
+        .args(&GATEWAY_FLAGS)
+        .start()
+        .await
+        .unwrap();
     let f = js_scenario(json!({
         "scenario": "gateway",
         "url": node.url(),
@@ -103,7 +111,7 @@ async fn gateway_over_polling_upgraded_to_websocket() {
 /// one gets its ack (handlers exist before the CONNECT packet leaves the server).
 #[tokio::test]
 async fn join_emitted_on_connect_is_never_lost() {
-    let node = start_node(&[]).await.unwrap();
+    let node = NodeBuilder::new().start().await.unwrap();
     for transports in [json!(["polling"]), json!(["websocket"])] {
         let f = js_scenario(json!({
             "scenario": "burst",
@@ -130,15 +138,14 @@ fn hs256(claims: Value) -> String {
 
 #[tokio::test]
 async fn jwt_auth_gates_connect_and_rooms() {
-    let node = start_node(&["--jwt-secret", "test-secret", "--client-publish", "user:*"])
+    let node = NodeBuilder::new()
+        .args(&["--jwt-secret", "test-secret", "--client-publish", "user:*"])
+        .start()
         .await
         .unwrap();
     let handshake = |token: Option<String>, extra: Value| {
-        let mut opts = json!({"scenario": "handshake", "url": node.url(), "token": token});
-        if let (Some(o), Some(e)) = (opts.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
-        }
-        js_scenario(opts)
+        let opts = json!({"scenario": "handshake", "url": node.url(), "token": token});
+        js_scenario(merged(opts, &extra))
     };
 
     let none = handshake(None, json!({})).await.unwrap();
@@ -195,7 +202,7 @@ async fn jwt_auth_gates_connect_and_rooms() {
 
 #[tokio::test]
 async fn unknown_namespace_is_refused() {
-    let node = start_node(&[]).await.unwrap();
+    let node = NodeBuilder::new().start().await.unwrap();
     let f = js_scenario(json!({"scenario": "handshake", "url": node.url(), "namespace": "/nope"}))
         .await
         .unwrap();
@@ -206,7 +213,7 @@ async fn unknown_namespace_is_refused() {
 
 #[tokio::test]
 async fn chat_broadcasts_and_serves_history() {
-    let node = start_node(&[]).await.unwrap();
+    let node = NodeBuilder::new().start().await.unwrap();
     let f = js_scenario(json!({"scenario": "chat", "url": node.url()}))
         .await
         .unwrap();
@@ -230,7 +237,7 @@ async fn chat_broadcasts_and_serves_history() {
 /// A person's view: two Chromium tabs chat through the page, a late tab sees history.
 #[tokio::test]
 async fn chat_page_in_a_real_browser() {
-    let node = start_node(&[]).await.unwrap();
+    let node = NodeBuilder::new().start().await.unwrap();
     let shot = std::env::temp_dir().join(format!("sio-chat-{}.png", node.addr().port()));
     let f = js_script(
         "browser-chat.mjs",
@@ -238,14 +245,8 @@ async fn chat_page_in_a_real_browser() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        f["tabA"],
-        json!(["hello from tab A", "hi back from tab B"]),
-        "{f}"
-    );
-    assert_eq!(f["tabB"], f["tabA"]);
+    assert_browser_chat(&f);
     assert_eq!(f["namesInB"], json!(["alice", "bob"]));
-    assert_eq!(f["lateTab"], f["tabA"], "history for a newcomer");
     assert!(f.get("pageErrors").is_none(), "{f}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
     node.shutdown().await.unwrap();
@@ -253,7 +254,11 @@ async fn chat_page_in_a_real_browser() {
 
 #[tokio::test]
 async fn python_socketio_client_smoke() {
-    let node = start_node(&["--client-publish", "room-*"]).await.unwrap();
+    let node = NodeBuilder::new()
+        .args(&["--client-publish", "room-*"])
+        .start()
+        .await
+        .unwrap();
     for transport in ["polling", "websocket"] {
         let f = py_script("smoke.py", &[&node.url(), transport])
             .await
@@ -269,7 +274,11 @@ async fn python_socketio_client_smoke() {
 /// Socket.IO v2 clients (protocol v4 over Engine.IO v3) still connect and use the gateway.
 #[tokio::test]
 async fn legacy_v2_client_over_engine_io_v3() {
-    let node = start_node(&["--client-publish", "room-*"]).await.unwrap();
+    let node = NodeBuilder::new()
+        .args(&["--client-publish", "room-*"])
+        .start()
+        .await
+        .unwrap();
     for transports in [
         json!(["polling"]),
         json!(["websocket"]),
@@ -289,7 +298,7 @@ async fn legacy_v2_client_over_engine_io_v3() {
 
 #[tokio::test]
 async fn health_readiness_and_page() {
-    let node = start_node(&["--node-id", "node-a"]).await.unwrap();
+    let node = NodeBuilder::new().id("node-a").start().await.unwrap();
     let (s, body) = http_get(node.addr(), "/healthz").await.unwrap();
     assert_eq!((s, body.contains("node-a")), (200, true));
     let (s, body) = http_get(node.addr(), "/readyz").await.unwrap();
@@ -312,7 +321,7 @@ async fn health_readiness_and_page() {
 fn cdn_sri_matches_the_pinned_client() {
     use base64::Engine;
     use sha2::Digest;
-    let bundle = std::fs::read(sio_cluster_tests::client_bundle())
+    let bundle = std::fs::read(client_bundle())
         .expect("socket.io-client installed (npm ci --prefix tests/js)");
     let sri = format!(
         "sha384-{}",
@@ -320,10 +329,8 @@ fn cdn_sri_matches_the_pinned_client() {
     );
     assert_eq!(sri, sio_server::node::CLIENT_SRI);
     let pkg: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            sio_cluster_tests::js_dir().join("node_modules/socket.io-client/package.json"),
-        )
-        .unwrap(),
+        &std::fs::read_to_string(js_dir().join("node_modules/socket.io-client/package.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(pkg["version"], sio_server::node::CLIENT_VERSION);
@@ -333,7 +340,11 @@ fn cdn_sri_matches_the_pinned_client() {
 /// anything: a client connected before and after is served normally.
 #[tokio::test]
 async fn bad_http_requests_get_node_style_errors() {
-    let node = start_node(&["--max-payload", "2000"]).await.unwrap();
+    let node = NodeBuilder::new()
+        .args(&["--max-payload", "2000"])
+        .start()
+        .await
+        .unwrap();
     let addr = node.addr();
     let e = "/socket.io/?EIO=4&transport=polling";
     let cases: [(&str, String, &[u8], u16, &str); 4] = [
@@ -373,8 +384,7 @@ async fn bad_http_requests_get_node_style_errors() {
 
     // a session that sends garbage, and one that sends too much
     for (body, status) in [(b"garbage{{".to_vec(), 400), (vec![b'a'; 5000], 413)] {
-        let (_, open) = http_get(addr, e).await.unwrap();
-        let sid = open.split('"').nth(3).unwrap().to_string();
+        let sid = polling_sid(addr, &[]).await.unwrap();
         let (got, _) = http_request(addr, "POST", &format!("{e}&sid={sid}"), &body)
             .await
             .unwrap();
@@ -393,16 +403,15 @@ async fn bad_http_requests_get_node_style_errors() {
 /// threads for the extra workers' arenas), and both serve clients.
 #[tokio::test]
 async fn worker_threads_setting_sizes_the_runtime() {
-    use sio_cluster_tests::{NodeProcess, ProcFigures};
+    use sio_cluster_tests::process::ProcFigures;
     let mut threads = Vec::new();
     for n in ["1", "4"] {
-        let node = NodeProcess::start(
-            env!("CARGO_BIN_EXE_sio-test-node"),
-            &[("SIO_WORKER_THREADS", n), ("SIO_CHAT", "false")],
-        )
-        .await
-        .unwrap();
-        let (status, body) = http_get(node.addr, "/socket.io/?EIO=4&transport=polling")
+        let node = NodeBuilder::new()
+            .env(&[("SIO_WORKER_THREADS", n), ("SIO_CHAT", "false")])
+            .start_process()
+            .await
+            .unwrap();
+        let (status, body) = http_get(node.addr(), "/socket.io/?EIO=4&transport=polling")
             .await
             .unwrap();
         assert!(status == 200 && body.starts_with("0{"), "{status} {body}");
@@ -411,5 +420,15 @@ async fn worker_threads_setting_sizes_the_runtime() {
     assert!(
         threads[1] >= threads[0] + 3,
         "threads with 1 and 4 workers: {threads:?}"
+    );
+}
+
+/// The kit starts node processes from the binary cargo built for these tests.
+#[test]
+fn node_processes_run_the_binary_cargo_built() {
+    let bin = sio_cluster_tests::process::node_bin().unwrap();
+    assert_eq!(
+        bin,
+        std::path::Path::new(env!("CARGO_BIN_EXE_sio-test-node"))
     );
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use serde::Deserialize;
+use sio_adapter_redis::rmpv::Value;
 use std::collections::BTreeMap;
 
 /// The whole fixture file.
@@ -68,6 +69,27 @@ pub fn from_hex(hex: &str) -> Vec<u8> {
 /// Lowercase hex, for readable assertion failures.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A MessagePack string.
+pub fn s(text: &str) -> Value {
+    Value::from(text)
+}
+
+/// A MessagePack map with string keys, in the order given (notepack keeps insertion
+/// order).
+pub fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
+}
+
+/// Owned copies of `list`.
+pub fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// The handshake `gen.mjs` gives the fetched socket in both fetch-response fixtures.
