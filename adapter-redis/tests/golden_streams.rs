@@ -23,6 +23,7 @@ use sio_adapter_redis::protocol::{
     ShardedServerSideEmit, ShardedServerSideEmitResponse,
 };
 use sio_adapter_redis::rmpv::Value;
+use sio_adapter_redis::wire::{AdapterMode, Incoming, Outgoing, Wire, incoming};
 
 /// Every case in the `streams` part of `fixtures.json` must be checked by a test below.
 const CHECKED: &[&str] = &[
@@ -825,4 +826,149 @@ fn sessions_are_base64_msgpack_under_the_prefix() {
             ),
         ])
     );
+}
+
+/// [`Wire`] in streams mode, from the domain messages the adapter and the emitter use, writes
+/// what Node writes, where Node writes it (for the cases the domain types carry whole: they
+/// have no flags on requests and JSON server-side-emit data).
+#[test]
+fn the_wire_writes_what_node_writes() {
+    let mut cases: Vec<(&str, Setup, ShardedMessage)> = Vec::new();
+    let mut add = |name, message| cases.push((name, default_setup(), message));
+    add("emit_strings", emit("hello", vec![s("world"), s("again")]));
+    add(
+        "binary",
+        emit(
+            "file",
+            vec![
+                Value::Binary(vec![1, 2, 3]),
+                map(vec![
+                    ("name", s("x")),
+                    ("content", Value::Binary(b"hi".to_vec())),
+                ]),
+            ],
+        ),
+    );
+    add(
+        "sockets_join",
+        srv(ShardedBody::SocketsJoin(ShardedRoomsRequest {
+            opts: BroadcastOptions::default(),
+            rooms: strings(&["room5"]),
+        })),
+    );
+    add(
+        "disconnect_sockets",
+        srv(ShardedBody::DisconnectSockets(ShardedDisconnectRequest {
+            opts: BroadcastOptions::to_rooms(["room1"]),
+            close: true,
+        })),
+    );
+    add(
+        "fetch_sockets",
+        srv(ShardedBody::FetchSockets(ShardedFetchRequest {
+            opts: BroadcastOptions {
+                rooms: strings(&["room1"]),
+                except: strings(&["room2"]),
+                flags: BroadcastFlags::default(),
+            },
+            request_id: "5000000000000003".into(),
+        })),
+    );
+    add(
+        "server_side_emit",
+        srv(ShardedBody::ServerSideEmit(ShardedServerSideEmit {
+            request_id: None,
+            packet: vec![s("hello"), s("world"), Value::from(42)],
+        })),
+    );
+    let mut opts = BroadcastOptions::to_rooms(["room1"]);
+    opts.flags.timeout = Some(1000);
+    add(
+        "broadcast_with_ack",
+        srv(ShardedBody::Broadcast(ShardedBroadcast {
+            packet: Packet::event("/", "ask", [s("q")]),
+            request_id: Some("5000000000000002".into()),
+            opts,
+        })),
+    );
+    add(
+        "server_side_emit_response",
+        srv(ShardedBody::ServerSideEmitResponse(
+            ShardedServerSideEmitResponse {
+                request_id: "rq0002".into(),
+                packet: Some(map(vec![("ok", Value::Boolean(true)), ("got", s("x"))])),
+            },
+        )),
+    );
+    add(
+        "broadcast_ack_responses_undefined_2",
+        srv(ShardedBody::BroadcastAck(BroadcastAckResponse {
+            request_id: "rq0007".into(),
+            packet: None,
+        })),
+    );
+    cases.push((
+        "custom_options_emit",
+        Setup {
+            options: StreamsOptions {
+                stream_name: "app".into(),
+                max_len: 500,
+                ..StreamsOptions::default()
+            },
+            channels: ShardedChannels::new("myapp", "/chat"),
+        },
+        ShardedMessage::new(
+            "5000000000000007",
+            "/chat",
+            broadcast(
+                Packet::event("/chat", "msg", [s("hi")]),
+                BroadcastOptions::to_rooms(["lobby"]),
+            ),
+        ),
+    ));
+
+    for (name, setup, message) in cases {
+        let wire = Wire::new(AdapterMode::Streams, setup.channels.prefix(), &message.uid)
+            .with_streams(setup.options.clone());
+        let nsp = message.nsp.clone();
+        let outgoing = match incoming(message).expect("carries something") {
+            Incoming::Broadcast(b) => wire.broadcast(&nsp, &b),
+            Incoming::Request(r) => wire.request(&nsp, r).map(|o| o.expect("a streams request")),
+            Incoming::Response(r) => wire
+                .response(&nsp, Some(REMOTE), r)
+                .map(|o| o.expect("a streams response")),
+        }
+        .expect("encodes");
+        match (outgoing, fixture(name)) {
+            (
+                Outgoing::Append {
+                    stream,
+                    max_len,
+                    fields,
+                },
+                StreamsFixture::Xadd {
+                    stream: node_stream,
+                    cap,
+                    fields: node_fields,
+                },
+            ) => {
+                assert_eq!(stream, node_stream, "{name}: stream");
+                assert_eq!(max_len.to_string(), cap[2], "{name}: MAXLEN");
+                let fields: Vec<(String, String)> =
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                assert_eq!(fields, node_fields, "{name}: fields");
+            }
+            (
+                Outgoing::Publish { channel, payload },
+                StreamsFixture::Publish {
+                    channel: node_channel,
+                    hex,
+                },
+            ) => {
+                assert_eq!(channel, node_channel, "{name}: channel");
+                assert_eq!(to_hex(&payload), hex, "{name}: payload");
+            }
+            (ours, node) => panic!("{name}: we send {ours:?}, Node sent {node:?}"),
+        }
+    }
 }

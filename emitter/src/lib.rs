@@ -31,10 +31,8 @@
 
 mod emitter;
 mod error;
-mod message;
 mod redis_io;
 
 pub use emitter::{Emitter, Operator};
 pub use error::EmitError;
-pub use message::Publish;
-pub use sio_protocol::FetchedSocket;
+pub use sio_protocol::{FetchedSocket, Outgoing};

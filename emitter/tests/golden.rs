@@ -5,16 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::json;
-use sio_emitter::{Emitter, Publish};
+use sio_emitter::{Emitter, Outgoing};
 
-fn fixture(name: &str) -> Publish {
+fn fixture(name: &str) -> Outgoing {
     let all: serde_json::Value = serde_json::from_str(include_str!(
         "../../adapter-redis/tests/golden/fixtures.json"
     ))
     .unwrap();
     let case = &all["cases"][name];
     let hex = case["hex"].as_str().unwrap();
-    Publish {
+    Outgoing::Publish {
         channel: case["channel"].as_str().unwrap().to_string(),
         payload: (0..hex.len())
             .step_by(2)

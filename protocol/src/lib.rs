@@ -135,4 +135,4 @@ pub fn is_json(payload: &[u8]) -> bool {
 /// version.
 pub use rmpv;
 pub use streams::StreamsOptions;
-pub use wire::{AdapterMode, Incoming, Wire};
+pub use wire::{AdapterMode, Incoming, Outgoing, Wire};
