@@ -496,3 +496,22 @@ fn base64_padding_is_optional_on_read() {
         read_back(&fields).expect("decodes")
     );
 }
+
+/// Found by mutating the golden payloads: a handshake's `issued` beyond 2^53 is written as a
+/// float 64 (as `@msgpack/msgpack` writes that JS number), which must read back.
+#[test]
+fn a_fetched_handshake_with_a_huge_issued_date_reads_back() {
+    let mut socket = crate::FetchedSocket::default();
+    socket.handshake.issued = u64::MAX - 1;
+    let sent = message(ShardedBody::FetchSocketsResponse(FetchResponse {
+        request_id: "rq".into(),
+        sockets: vec![socket],
+    }));
+    let bytes = encode_pubsub(&sent).expect("encodes");
+    let read = decode_pubsub(&bytes).expect("decodes");
+    let ShardedBody::FetchSocketsResponse(response) = &read.body else {
+        panic!("not a fetch response");
+    };
+    assert_eq!(response.sockets[0].handshake.issued, u64::MAX);
+    assert_eq!(encode_pubsub(&read).expect("encodes again"), bytes);
+}
