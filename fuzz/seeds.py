@@ -37,6 +37,11 @@ for case in classic:
 for case in sharded:
     put("sharded_message", bytes.fromhex(case["hex"]))
     put("channels", "socket.io\n/\nsrv001\n" + case["channel"])
+for case in fixtures["streams"]["cases"].values():
+    if case["kind"] == "xadd":
+        put("streams_entry", b"\0".join(part.encode() for pair in case["fields"] for part in pair))
+    else:
+        put("streams_pubsub", bytes.fromhex(case["hex"]))
 for channel in ["socket.io#/#", "socket.io#/chat#lobby#", "socket.io-request#/#",
                 "socket.io-response#/#", "socket.io-response#/#abc123#", "other-app#/#",
                 "socket.io#/#é#", "socket.io-requestx#/#"]:

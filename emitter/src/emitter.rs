@@ -8,15 +8,15 @@ use fred::types::Builder;
 use serde::Serialize;
 use sio_protocol::{
     AdapterMode, BroadcastMessage, BroadcastOptions, DEFAULT_PREFIX, DisconnectRequest,
-    EMITTER_UID, FetchRequest, FetchedSocket, Layout, Packet, RESERVED_EVENTS, Request,
-    RequestOpts, RequestType, Response, RoomsRequest, ServerSideEmitRequest, Wire, new_request_id,
-    rmpv,
+    EMITTER_UID, FetchRequest, FetchedSocket, Layout, Outgoing, Packet, RESERVED_EVENTS, Request,
+    RequestOpts, RequestType, Response, RoomsRequest, ServerSideEmitRequest, StreamsOptions, Wire,
+    new_request_id, rmpv,
 };
 
 use sio_redis_config::redis_url;
 
+use crate::EmitError;
 use crate::redis_io;
-use crate::{EmitError, Publish};
 
 /// Publishes into a cluster through one Redis connection. Cheap to clone.
 #[derive(Clone)]
@@ -35,8 +35,10 @@ impl std::fmt::Debug for Emitter {
     }
 }
 
-fn emitter_wire(mode: AdapterMode, prefix: &str) -> Wire {
-    Wire::new(mode, prefix, EMITTER_UID).with_layout(Layout::Emitter)
+fn emitter_wire(mode: AdapterMode, prefix: &str, streams: StreamsOptions) -> Wire {
+    Wire::new(mode, prefix, EMITTER_UID)
+        .with_layout(Layout::Emitter)
+        .with_streams(streams)
 }
 
 impl Emitter {
@@ -45,7 +47,11 @@ impl Emitter {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            wire: emitter_wire(AdapterMode::Classic, DEFAULT_PREFIX),
+            wire: emitter_wire(
+                AdapterMode::Classic,
+                DEFAULT_PREFIX,
+                StreamsOptions::default(),
+            ),
             request_timeout: Duration::from_secs(5),
         }
     }
@@ -80,14 +86,33 @@ impl Emitter {
 
     /// Uses another channel prefix (must match the cluster's).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.wire = emitter_wire(self.wire.mode(), &prefix.into());
+        self.wire = emitter_wire(
+            self.wire.mode(),
+            &prefix.into(),
+            self.wire.streams().clone(),
+        );
         self
     }
 
-    /// Publishes for a cluster in this mode: classic (default) or sharded, which Node's
-    /// emitter cannot do. It must match the cluster's adapters.
+    /// Publishes for a cluster in this mode: classic (default), sharded or streams, which
+    /// Node's emitter cannot do. It must match the cluster's adapters.
+    ///
+    /// In streams mode the emitter writes what a `@socket.io/redis-streams-adapter` node
+    /// would, as node `emitter`: broadcasts, `socketsJoin` / `socketsLeave` and
+    /// `disconnectSockets` are `XADD`ed to the namespace's stream (see
+    /// [`Emitter::with_streams`]); server-side emits and `fetchSockets` are `PUBLISH`ed on the
+    /// namespace's channel `<prefix>#<nsp>#`, and answers come back on
+    /// `<prefix>#<nsp>#emitter#`.
     pub fn with_mode(mut self, mode: AdapterMode) -> Self {
-        self.wire = emitter_wire(mode, self.wire.prefix());
+        self.wire = emitter_wire(mode, self.wire.prefix(), self.wire.streams().clone());
+        self
+    }
+
+    /// The cluster's streams options (stream name, count, length; default: Node's), used in
+    /// streams mode ([`AdapterMode::Streams`], set with [`Emitter::with_mode`]); they must
+    /// match the cluster's adapters.
+    pub fn with_streams(mut self, options: StreamsOptions) -> Self {
+        self.wire = self.wire.with_streams(options);
         self
     }
 
@@ -127,8 +152,8 @@ impl Emitter {
         self.of("/").emit(event, args).await
     }
 
-    async fn publish(&self, message: Publish) -> Result<(), EmitError> {
-        redis_io::publish(&self.client, &self.wire, message.channel, message.payload).await
+    async fn publish(&self, message: Outgoing) -> Result<(), EmitError> {
+        redis_io::send(&self.client, &self.wire, message).await
     }
 }
 
@@ -170,10 +195,10 @@ impl Operator<'_> {
         self
     }
 
-    /// The message [`Operator::emit`] publishes: `args` is a tuple, array or `Vec` of
+    /// The message [`Operator::emit`] sends: `args` is a tuple, array or `Vec` of
     /// arguments (or one value); byte buffers (`bytes::Bytes`, `serde_bytes`) travel
     /// as binary.
-    pub fn emit_message<T: Serialize>(&self, event: &str, args: T) -> Result<Publish, EmitError> {
+    pub fn emit_message<T: Serialize>(&self, event: &str, args: T) -> Result<Outgoing, EmitError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(EmitError::ReservedEvent(event.to_string()));
         }
@@ -185,8 +210,7 @@ impl Operator<'_> {
         };
         let packet = Packet::event(self.nsp.clone(), event, args);
         let message = BroadcastMessage::from_emitter(packet, self.opts.clone());
-        let (channel, payload) = self.emitter.wire.broadcast(&self.nsp, &message)?;
-        Ok(Publish { channel, payload })
+        Ok(self.emitter.wire.broadcast(&self.nsp, &message)?)
     }
 
     /// Emits `event` with `args` to the targeted sockets on every node.
@@ -201,16 +225,16 @@ impl Operator<'_> {
         }
     }
 
-    fn request_message(&self, request: Request) -> Result<Publish, EmitError> {
+    fn request_message(&self, request: Request) -> Result<Outgoing, EmitError> {
         match self.emitter.wire.request(&self.nsp, request) {
-            Ok(Some((channel, payload))) => Ok(Publish { channel, payload }),
+            Ok(Some(outgoing)) => Ok(outgoing),
             Ok(None) => Err(EmitError::Args("request not available in this mode".into())),
             Err(e) => Err(EmitError::Protocol(e)),
         }
     }
 
-    /// The message [`Operator::sockets_join`] publishes.
-    pub fn sockets_join_message<I, S>(&self, rooms: I) -> Result<Publish, EmitError>
+    /// The message [`Operator::sockets_join`] sends.
+    pub fn sockets_join_message<I, S>(&self, rooms: I) -> Result<Outgoing, EmitError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -233,8 +257,8 @@ impl Operator<'_> {
             .await
     }
 
-    /// The message [`Operator::sockets_leave`] publishes.
-    pub fn sockets_leave_message<I, S>(&self, rooms: I) -> Result<Publish, EmitError>
+    /// The message [`Operator::sockets_leave`] sends.
+    pub fn sockets_leave_message<I, S>(&self, rooms: I) -> Result<Outgoing, EmitError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -257,8 +281,8 @@ impl Operator<'_> {
             .await
     }
 
-    /// The message [`Operator::disconnect_sockets`] publishes.
-    pub fn disconnect_sockets_message(&self, close: bool) -> Result<Publish, EmitError> {
+    /// The message [`Operator::disconnect_sockets`] sends.
+    pub fn disconnect_sockets_message(&self, close: bool) -> Result<Outgoing, EmitError> {
         self.request_message(Request::RemoteDisconnect(DisconnectRequest {
             uid: None,
             opts: self.request_opts(),
@@ -274,12 +298,12 @@ impl Operator<'_> {
             .await
     }
 
-    /// The message [`Operator::server_side_emit`] publishes.
+    /// The message [`Operator::server_side_emit`] sends.
     pub fn server_side_emit_message(
         &self,
         event: &str,
         args: Vec<serde_json::Value>,
-    ) -> Result<Publish, EmitError> {
+    ) -> Result<Outgoing, EmitError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(EmitError::ReservedEvent(event.to_string()));
         }

@@ -24,17 +24,19 @@
 //! ```
 //!
 //! Beyond the Node emitter: [`Operator::fetch_sockets`] and
-//! [`Operator::server_side_emit_with_ack`] wait for the nodes' answers (with a timeout).
+//! [`Operator::server_side_emit_with_ack`] wait for the nodes' answers (with a timeout), and
+//! [`Emitter::with_mode`] also speaks the sharded adapter's protocol and that of
+//! `@socket.io/redis-streams-adapter` (streams mode: broadcasts become stream entries, see
+//! [`Emitter::with_streams`]). What each message becomes is an [`Outgoing`]: a payload to
+//! publish, or an entry to append to a stream.
 //!
 //! The `sio-emit` binary does the same from a shell:
 //! `sio-emit --redis redis://127.0.0.1:6379 --to user:42 notice '"you have mail"'`.
 
 mod emitter;
 mod error;
-mod message;
 mod redis_io;
 
 pub use emitter::{Emitter, Operator};
 pub use error::EmitError;
-pub use message::Publish;
-pub use sio_protocol::FetchedSocket;
+pub use sio_protocol::{FetchedSocket, Outgoing};

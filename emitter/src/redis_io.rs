@@ -1,27 +1,42 @@
-//! The emitter's Redis commands, whatever the mode: publishing, listening for answers
-//! and counting nodes. The only module of the emitter whose commands depend on the mode;
-//! what is sent, and how answers are read, is [`Wire`]'s business.
+//! The emitter's Redis commands, whatever the mode: sending, listening for answers and
+//! counting nodes. The only module of the emitter whose commands depend on the mode; what is
+//! sent, and how answers are read, is [`Wire`]'s business.
+//!
+//! | mode | send | answers | nodes |
+//! |---|---|---|---|
+//! | classic | `PUBLISH` | `SUBSCRIBE` | `PUBSUB NUMSUB <request channel>` |
+//! | sharded | `SPUBLISH` | `SSUBSCRIBE` | `PUBSUB SHARDNUMSUB <main channel>` |
+//! | streams | `XADD` or `PUBLISH` | `SUBSCRIBE` | `PUBSUB NUMSUB <public channel>` |
 
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, PubsubInterface};
+use fred::interfaces::{ClientLike, PubsubInterface, StreamsInterface};
 use fred::types::{Builder, Value as RedisValue};
-use sio_protocol::Wire;
+use sio_protocol::{Outgoing, Wire};
 
 use crate::EmitError;
 
-/// Publishes `payload` on `channel` (`PUBLISH`, or `SPUBLISH` in sharded mode).
-pub(crate) async fn publish(
-    client: &Client,
-    wire: &Wire,
-    channel: String,
-    payload: Vec<u8>,
-) -> Result<(), EmitError> {
-    let payload = RedisValue::Bytes(payload.into());
-    let _: i64 = if wire.is_sharded() {
-        client.spublish(channel, payload).await?
-    } else {
-        client.publish(channel, payload).await?
-    };
+/// Sends one message: `PUBLISH` (`SPUBLISH` in sharded mode) of a payload on its channel, or
+/// `XADD <stream> MAXLEN ~ <max_len> * <fields>` of a stream entry.
+pub(crate) async fn send(client: &Client, wire: &Wire, message: Outgoing) -> Result<(), EmitError> {
+    match message {
+        Outgoing::Publish { channel, payload } => {
+            let payload = RedisValue::Bytes(payload.into());
+            let _: i64 = if wire.is_sharded() {
+                client.spublish(channel, payload).await?
+            } else {
+                client.publish(channel, payload).await?
+            };
+        }
+        Outgoing::Append {
+            stream,
+            max_len,
+            fields,
+        } => {
+            // The threshold as text: fred would write a u64 through an i64.
+            let cap = ("MAXLEN", "~", max_len.to_string());
+            let _: RedisValue = client.xadd(stream, false, cap, "*", fields).await?;
+        }
+    }
     Ok(())
 }
 
@@ -43,21 +58,22 @@ pub(crate) async fn listen_for_answers(
     Ok(subscriber)
 }
 
-/// How many nodes serve `nsp`: `PUBSUB NUMSUB` of its request channel, or `PUBSUB
-/// SHARDNUMSUB` of its main channel in sharded mode.
+/// How many nodes serve `nsp`: `PUBSUB NUMSUB` of its request channel, `PUBSUB SHARDNUMSUB`
+/// of its main channel in sharded mode, `PUBSUB NUMSUB` of its public channel in streams mode.
 pub(crate) async fn node_count(
     client: &Client,
     wire: &Wire,
     nsp: &str,
 ) -> Result<usize, EmitError> {
+    let main = || {
+        sio_protocol::ShardedChannels::new(wire.prefix(), nsp)
+            .main()
+            .to_string()
+    };
     let reply: Vec<RedisValue> = if wire.is_sharded() {
-        client
-            .pubsub_shardnumsub(
-                sio_protocol::ShardedChannels::new(wire.prefix(), nsp)
-                    .main()
-                    .to_string(),
-            )
-            .await?
+        client.pubsub_shardnumsub(main()).await?
+    } else if wire.is_streams() {
+        client.pubsub_numsub(main()).await?
     } else {
         client
             .pubsub_numsub(

@@ -15,6 +15,8 @@
 //! - [`response`]: responses to those requests.
 //! - [`sharded`]: sharded mode: its subscription modes, channels and `{type, data, uid, nsp}`
 //!   messages.
+//! - [`streams`]: streams mode (`@socket.io/redis-streams-adapter`): the same messages as
+//!   stream entries and `@msgpack/msgpack` pub/sub payloads, and which stream a namespace uses.
 //! - [`msgpack`]: MessagePack exactly as notepack.io writes and reads it.
 //! - [`wire`]: [`Wire`], domain messages to and from the mode a cluster speaks.
 //! - [`ids`]: the emitter's uid and request ids.
@@ -84,6 +86,7 @@ pub mod msgpack;
 pub mod request;
 pub mod response;
 pub mod sharded;
+pub mod streams;
 mod timestamp;
 mod value;
 pub mod wire;
@@ -131,4 +134,5 @@ pub fn is_json(payload: &[u8]) -> bool {
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;
-pub use wire::{AdapterMode, Incoming, Wire};
+pub use streams::StreamsOptions;
+pub use wire::{AdapterMode, Incoming, Outgoing, Wire};

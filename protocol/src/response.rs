@@ -36,7 +36,10 @@ pub struct Handshake {
     pub xdomain: bool,
     /// Whether the connection was encrypted.
     pub secure: bool,
-    /// Creation date in milliseconds since the epoch.
+    /// Creation date in milliseconds since the epoch. Read from any JSON number, as a JS peer
+    /// may send one (a float beyond 2^53 when written by `@msgpack/msgpack`): truncated, and
+    /// saturated to the `u64` range.
+    #[serde(deserialize_with = "js_number_as_u64")]
     pub issued: u64,
     /// The request URL (path and query).
     pub url: String,
@@ -290,6 +293,18 @@ pub(crate) fn raw_field<'a>(map: &'a [(Value, Value)], key: &str) -> Option<&'a 
         .rev()
         .find(|(k, _)| k.as_str() == Some(key))
         .map(|(_, v)| v)
+}
+
+/// Any JSON number as a `u64`: whole part, saturated (a float beyond the range, a negative).
+fn js_number_as_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    Ok(match (number.as_u64(), number.as_i64(), number.as_f64()) {
+        (Some(n), ..) => n,
+        (None, Some(_), _) => 0, // negative
+        // `as` truncates toward zero and saturates; JSON numbers are never NaN.
+        (None, None, Some(f)) => f as u64,
+        (None, None, None) => 0,
+    })
 }
 
 /// One socket of a fetch response: `{id, handshake, rooms, data}`.

@@ -220,7 +220,7 @@ fn buffer_json(bytes: &[u8]) -> serde_json::Value {
 }
 
 /// The property name a JS object gets for a decoded map key.
-fn js_property_name(key: &Value) -> String {
+pub(crate) fn js_property_name(key: &Value) -> String {
     match key {
         Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         Value::Nil => "null".to_owned(),

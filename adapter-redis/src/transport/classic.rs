@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::link::Link;
 use super::publisher::Command;
-use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport};
+use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport, publish_only};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{BroadcastMessage, Channel, Channels, Request, Response, parse_channel};
@@ -112,7 +112,7 @@ impl Transport for Classic {
         message: &BroadcastMessage,
         volatile: bool,
     ) -> Result<(), AdapterError> {
-        let (channel, payload) = self.wire.broadcast(nsp, message)?;
+        let (channel, payload) = publish_only(self.wire.broadcast(nsp, message)?)?;
         if volatile {
             self.link.publisher.enqueue_volatile(channel, payload);
             Ok(())
@@ -122,7 +122,12 @@ impl Transport for Classic {
     }
 
     fn request(&self, nsp: &str, request: Request) -> Result<bool, AdapterError> {
-        match self.wire.request(nsp, request)? {
+        match self
+            .wire
+            .request(nsp, request)?
+            .map(publish_only)
+            .transpose()?
+        {
             Some((channel, payload)) => {
                 self.link.publisher.enqueue(channel, payload).map(|()| true)
             }
@@ -131,7 +136,12 @@ impl Transport for Classic {
     }
 
     fn respond(&self, nsp: &str, to: Option<&str>, response: Response) -> Result<(), AdapterError> {
-        match self.wire.response(nsp, to, response)? {
+        match self
+            .wire
+            .response(nsp, to, response)?
+            .map(publish_only)
+            .transpose()?
+        {
             Some((channel, payload)) => self.link.publisher.enqueue(channel, payload),
             None => Ok(()),
         }

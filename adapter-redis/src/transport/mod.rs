@@ -35,7 +35,7 @@ use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{BroadcastMessage, ProtocolError, Request, Response};
 use crate::stats::Stats;
-use crate::wire::AdapterMode;
+use crate::wire::{AdapterMode, Outgoing};
 
 /// A boxed future, as trait objects return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -173,6 +173,17 @@ pub(crate) enum InboundResponse<'a> {
     Typed(Response),
 }
 
+/// The channel and payload of a message for a pub/sub-only mode (classic, sharded), whose
+/// [`crate::Wire`] never asks to append to a stream.
+pub(crate) fn publish_only(outgoing: Outgoing) -> Result<(String, Vec<u8>), AdapterError> {
+    match outgoing {
+        Outgoing::Publish { channel, payload } => Ok((channel, payload)),
+        Outgoing::Append { stream, .. } => Err(AdapterError::Config(format!(
+            "a stream entry for {stream:?} in a pub/sub-only mode"
+        ))),
+    }
+}
+
 /// Connects to Redis at `url` with the transport of `config.mode`, for node `uid`.
 pub(crate) async fn connect(
     url: &str,
@@ -184,6 +195,12 @@ pub(crate) async fn connect(
         AdapterMode::Classic => Box::new(classic::Classic::connect(url, config, uid, stats).await?),
         AdapterMode::Sharded(mode) => {
             Box::new(sharded::Sharded::connect(url, config, uid, stats, mode).await?)
+        }
+        // The streams transport (`streams.rs`) is not part of this crate yet.
+        AdapterMode::Streams => {
+            return Err(AdapterError::Config(
+                "the streams mode has no transport yet".into(),
+            ));
         }
     })
 }

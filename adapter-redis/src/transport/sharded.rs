@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::link::Link;
 use super::publisher::Command;
-use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport};
+use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport, publish_only};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::sharded::{
@@ -160,7 +160,7 @@ impl Transport for Sharded {
         message: &BroadcastMessage,
         volatile: bool,
     ) -> Result<(), AdapterError> {
-        let (channel, payload) = self.wire.broadcast(nsp, message)?;
+        let (channel, payload) = publish_only(self.wire.broadcast(nsp, message)?)?;
         if volatile {
             self.link.publisher.enqueue_volatile(channel, payload);
             Ok(())
@@ -170,7 +170,12 @@ impl Transport for Sharded {
     }
 
     fn request(&self, nsp: &str, request: Request) -> Result<bool, AdapterError> {
-        match self.wire.request(nsp, request)? {
+        match self
+            .wire
+            .request(nsp, request)?
+            .map(publish_only)
+            .transpose()?
+        {
             Some((channel, payload)) => {
                 self.link.publisher.enqueue(channel, payload).map(|()| true)
             }
@@ -179,7 +184,12 @@ impl Transport for Sharded {
     }
 
     fn respond(&self, nsp: &str, to: Option<&str>, response: Response) -> Result<(), AdapterError> {
-        match self.wire.response(nsp, to, response)? {
+        match self
+            .wire
+            .response(nsp, to, response)?
+            .map(publish_only)
+            .transpose()?
+        {
             Some((channel, payload)) => self.link.publisher.enqueue(channel, payload),
             None => Ok(()),
         }

@@ -16,6 +16,51 @@ pub struct Fixtures {
     pub cases: BTreeMap<String, Fixture>,
     /// What the sharded adapter (`createShardedAdapter`) published and subscribed to.
     pub sharded: ShardedFixtures,
+    /// What the streams adapter (`@socket.io/redis-streams-adapter`) wrote, read and subscribed
+    /// to.
+    pub streams: StreamsFixtures,
+}
+
+/// The streams-mode recordings.
+#[derive(Debug, Deserialize)]
+pub struct StreamsFixtures {
+    /// Case name → what was `XADD`ed or `PUBLISH`ed.
+    pub cases: BTreeMap<String, StreamsFixture>,
+    /// The `SUBSCRIBE` calls of the server under observation, each with its channels.
+    pub subscriptions: Vec<Vec<String>>,
+    /// The command that counts the servers, e.g. `["PUBSUB", "NUMSUB", "socket.io#/#"]`.
+    pub server_count: Vec<String>,
+    /// Setup → the `XREAD` calls its readers made, e.g. `["BLOCK", 5000, "COUNT", 100,
+    /// "STREAMS", "socket.io", "$"]`.
+    pub reads: BTreeMap<String, Vec<Vec<serde_json::Value>>>,
+    /// `streamCount` → namespace → the stream its broadcasts were `XADD`ed to.
+    pub stream_names: BTreeMap<String, BTreeMap<String, String>>,
+    /// What `init()` and `close()` wrote: nothing.
+    pub published_on_init_and_close: Vec<String>,
+    /// `SET <key> <value> PX <ms>` of a persisted session.
+    pub session: Vec<String>,
+}
+
+/// One write of the streams adapter.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StreamsFixture {
+    /// `XADD <stream> <cap...> <field> <value> ...`.
+    Xadd {
+        /// The stream.
+        stream: String,
+        /// What comes between the stream and the fields: `["MAXLEN", "~", "10000", "*"]`.
+        cap: Vec<String>,
+        /// The entry's fields, in order.
+        fields: Vec<(String, String)>,
+    },
+    /// `PUBLISH <channel> <payload>`.
+    Publish {
+        /// The channel.
+        channel: String,
+        /// The payload, hex-encoded.
+        hex: String,
+    },
 }
 
 /// The sharded-mode recordings.

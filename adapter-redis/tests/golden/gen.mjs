@@ -1,6 +1,6 @@
 // Generates the golden wire bytes that `adapter-redis/tests/golden.rs` (classic mode, under
-// `cases`) and `adapter-redis/tests/golden_sharded.rs` (sharded mode, under `sharded`) check
-// against.
+// `cases`), `adapter-redis/tests/golden_sharded.rs` (sharded mode, under `sharded`) and
+// `adapter-redis/tests/golden_streams.rs` (streams mode, under `streams`) check against.
 //
 // Run from this folder:
 //
@@ -8,12 +8,14 @@
 //     node gen.mjs > fixtures.json
 //
 // Nothing here is re-implemented: every message is produced by the real, pinned Node packages
-// (socket.io, @socket.io/redis-adapter, @socket.io/redis-emitter, notepack.io; see
-// package-lock.json) talking to a fake Redis client that records what they PUBLISH (or SPUBLISH,
-// SSUBSCRIBE, SUNSUBSCRIBE in sharded mode). No network, no Redis server. The only tweaks are for
-// stable output from one run to the next: a deterministic `uid2` for request ids and readable
-// server uids set on the classic adapters, and a counter for the 8-byte `crypto.randomBytes`
-// draws the sharded adapter takes its uid and request ids from.
+// (socket.io, @socket.io/redis-adapter, @socket.io/redis-emitter, notepack.io,
+// @socket.io/redis-streams-adapter, @msgpack/msgpack; see package-lock.json) talking to a fake
+// Redis client that records what they PUBLISH (or SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE in sharded
+// mode; XADD, PUBLISH, SUBSCRIBE, XREAD and SET in streams mode). No network, no Redis server.
+// The only tweaks are for stable output from one run to the next: a deterministic `uid2` for
+// request ids and readable server uids set on the classic adapters, and a counter for the 8-byte
+// `crypto.randomBytes` draws the sharded and streams adapters take their uid and request ids
+// from.
 
 import { createRequire } from "node:module";
 import { EventEmitter } from "node:events";
@@ -456,11 +458,271 @@ for (const [name, opts, action] of [
 }
 crypto.randomBytes = realRandomBytes;
 
+// --- streams mode (@socket.io/redis-streams-adapter: XADD for most messages, PUBLISH for the rest)
+// Also a ClusterAdapter: 8-byte draws are a counter again, prefixed with 5 (5000000000000001,
+// 5000000000000002, ...) so that these ids cannot be mistaken for the sharded ones.
+let streamsIdCalls = 0;
+crypto.randomBytes = function (size, callback) {
+  if (size === 8 && callback === undefined) {
+    streamsIdCalls += 1;
+    return Buffer.from("5" + streamsIdCalls.toString(16).padStart(15, "0"), "hex");
+  }
+  return realRandomBytes.call(this, size, callback);
+};
+
+const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
+const jsMsgpack = require("@msgpack/msgpack");
+
+// The ioredis call shape the streams adapter falls back to: duplicate() for its readers and its
+// subscriber, xadd(args) with one array, xread(...) (which never answers here, so the polling
+// loops wait forever), publish, subscribe + "messageBuffer" events, send_command for PUBSUB
+// NUMSUB, set for sessions. Every duplicate records into the same `rec`.
+class FakeStreamsRedis extends EventEmitter {
+  constructor(rec) {
+    super();
+    this.rec = rec;
+    this.options = {};
+  }
+  duplicate() {
+    return new FakeStreamsRedis(this.rec);
+  }
+  xadd(args) {
+    this.rec.log.push({ kind: "xadd", args });
+    this.rec.entryIds += 1;
+    return Promise.resolve(`1700000000000-${this.rec.entryIds}`);
+  }
+  xread(...args) {
+    this.rec.reads.push(args);
+    return new Promise(() => {});
+  }
+  publish(channel, payload) {
+    this.rec.log.push({ kind: "publish", channel, payload });
+    return Promise.resolve(1);
+  }
+  subscribe(channels) {
+    this.rec.subscriptions.push(channels);
+    this.rec.subscribers.push(this);
+  }
+  send_command(cmd, args, cb) {
+    this.rec.commands.push([cmd, ...args]);
+    cb(null, [args[1], 3]); // three servers listen
+  }
+  set(...args) {
+    this.rec.log.push({ kind: "set", args });
+    return Promise.resolve("OK");
+  }
+  disconnect() {}
+}
+
+function streamsRecorder() {
+  return { log: [], reads: [], subscriptions: [], subscribers: [], commands: [], entryIds: 0 };
+}
+
+/** A server on the streams adapter with `opts`, recording into a new recorder. */
+async function streamsServer(opts, serverOpts = {}) {
+  const rec = streamsRecorder();
+  const server = new Server({ ...serverOpts, adapter: createStreamsAdapter(new FakeStreamsRedis(rec), opts) });
+  server.of("/"); // the adapter of "/" exists once the namespace does
+  await tick(); // the readers and the subscriber are duplicated asynchronously
+  return { server, rec };
+}
+
+const streams = {
+  cases: {},
+  subscriptions: null,
+  server_count: null,
+  reads: {},
+  stream_names: {},
+  published_on_init_and_close: null,
+  session: null,
+};
+
+/** Runs `action` on the server recorded by `rec`, and stores what it wrote under `name`. */
+async function recordStreams(name, rec, action) {
+  rec.log.length = 0;
+  await action();
+  await tick();
+  if (rec.log.length === 0) throw new Error(`${name}: nothing was written`);
+  rec.log.forEach((op, i) => {
+    let entry;
+    if (op.kind === "xadd") {
+      // [stream, "MAXLEN", "~", maxLen, "*", field, value, ...]
+      const [stream, ...rest] = op.args.map(String);
+      const cap = rest.slice(0, 4);
+      const fields = [];
+      for (let j = 4; j < rest.length; j += 2) fields.push([rest[j], rest[j + 1]]);
+      entry = { kind: "xadd", stream, cap, fields };
+    } else if (op.kind === "publish") {
+      entry = { kind: "publish", channel: op.channel, hex: Buffer.from(op.payload).toString("hex") };
+    } else {
+      throw new Error(`${name}: unexpected ${op.kind}`);
+    }
+    streams.cases[rec.log.length === 1 ? name : `${name}_${i + 1}`] = entry;
+  });
+}
+
+// The server under observation: default options, the two fake sockets in "/".
+const { server: sst, rec: sstRec } = await streamsServer(undefined);
+const sstNsp = addShardedSockets(sst);
+streams.subscriptions = sstRec.subscriptions.slice();
+streams.reads["default"] = sstRec.reads.slice();
+const rs = (name, action) => recordStreams(name, sstRec, action);
+/** Delivers a pub/sub message to the server as if another node had PUBLISHed it on `channel`. */
+function deliverStreams(channel, message) {
+  const payload = Buffer.from(jsMsgpack.encode(message));
+  for (const sub of sstRec.subscribers) sub.emit("messageBuffer", Buffer.from(channel), payload);
+}
+
+// Broadcasts: stream entries, JSON or (with binaries) base64 of @msgpack/msgpack.
+await rs("emit_strings", () => sst.emit("hello", "world", "again"));
+await rs("to_one_room", () => sst.to("room1").emit("news", "a"));
+await rs("rooms_except", () => sst.to(["room1", "room2"]).except(["room3", SOCKET_B]).emit("msg", 1));
+await rs("volatile_compress", () => sst.volatile.compress(true).emit("tick", 42));
+await rs("numbers", () => sst.emit("n", 0, -1, 1.5, -0.25, 2.0, -0, 4294967296, 2 ** 53, NaN, Infinity));
+await rs("dates", () => sst.emit("when", new Date("2024-01-02T03:04:05.678Z"), new Date(NaN)));
+await rs("nested", () =>
+  sst.emit("obj", { a: 1, b: [true, false, null], c: { d: "e" }, skipped: undefined, u: "héllo ✓ 😀" }, [[], {}]),
+);
+await rs("binary", () => sst.emit("file", Buffer.from([1, 2, 3]), { name: "x", content: Buffer.from("hi") }));
+await rs("binary_to_one_room", () => sst.to("room1").emit("file", Buffer.from([4])));
+// @msgpack/msgpack writes an integer only for a safe integer, and keeps undefined properties.
+await rs("binary_numbers", () =>
+  sst.emit("n", Buffer.from([0]), 0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, 2 ** 53 - 1, 2 ** 53,
+    2 ** 63, 2 ** 64, 1e300, -1, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649, -(2 ** 53 - 1),
+    -(2 ** 53), 1.5, -0.25, 2.0, -0, NaN, Infinity, -Infinity),
+);
+await rs("binary_undefined", () => sst.emit("u", Buffer.from([9]), { skipped: undefined, kept: 1 }, [undefined]));
+await rs("binary_dates", () =>
+  sst.emit("when", Buffer.from([1]), new Date("2024-01-02T03:04:05.678Z"), new Date(1700000000000)),
+);
+await rs("binary_sizes", () =>
+  sst.emit(
+    "big",
+    Buffer.alloc(300, 7),
+    "x".repeat(31),
+    "x".repeat(32),
+    "y".repeat(255),
+    "y".repeat(256),
+    Array.from({ length: 15 }, (_, i) => i),
+    Array.from({ length: 16 }, (_, i) => i),
+    Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${String(i).padStart(2, "0")}`, i])),
+    Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${String(i).padStart(2, "0")}`, i])),
+    "é✓😀",
+  ),
+);
+await rs("broadcast_with_ack", () => sst.to("room1").timeout(1000).emit("ask", "q", () => {}));
+
+// Requests.
+await rs("sockets_join", () => sst.socketsJoin("room5"));
+await rs("sockets_leave", () => sst.in("room1").except("room2").socketsLeave(["room3", "room4"]));
+await rs("disconnect_sockets", () => sst.in("room1").disconnectSockets(true));
+await rs("fetch_sockets", () => sst.in("room1").except("room2").fetchSockets().catch(() => {}));
+await rs("fetch_sockets_timeout", () => sst.timeout(1000).fetchSockets().catch(() => {}));
+await rs("server_side_emit", () => sst.serverSideEmit("hello", "world", 42));
+await rs("server_side_emit_with_ack", () => sst.serverSideEmit("ping", () => {}));
+await rs("server_side_emit_binary", () => sst.serverSideEmit("blob", Buffer.from([0xde, 0xad])));
+streams.server_count = sstRec.commands[0];
+
+// Responses: what this server answers to another node ("remote"), on that node's channel.
+const streamsPublic = "socket.io#/#";
+const fromRemoteStreams = (type, data) => ({ type, data, uid: "remote", nsp: "/" });
+await rs("fetch_sockets_response", () =>
+  deliverStreams(streamsPublic, fromRemoteStreams(7, { opts: { rooms: ["room1"], except: [], flags: {} }, requestId: "rq0001" })),
+);
+sstNsp.on("ping", (arg, ack) => ack({ ok: true, got: arg }));
+sstNsp.on("pingbin", (ack) => ack(Buffer.from([1, 2])));
+sstNsp.on("pingnothing", (ack) => ack());
+await rs("server_side_emit_response", () =>
+  deliverStreams(streamsPublic, fromRemoteStreams(9, { requestId: "rq0002", packet: ["ping", "x"] })),
+);
+await rs("server_side_emit_response_binary", () =>
+  deliverStreams(streamsPublic, fromRemoteStreams(9, { requestId: "rq0003", packet: ["pingbin"] })),
+);
+await rs("server_side_emit_response_undefined", () =>
+  deliverStreams(streamsPublic, fromRemoteStreams(9, { requestId: "rq0004", packet: ["pingnothing"] })),
+);
+/** A BROADCAST-with-ack from "remote" to room1; SOCKET_A acknowledges with `args`. */
+async function remoteStreamsBroadcastWithAck(requestId, ...args) {
+  deliverStreams(
+    streamsPublic,
+    fromRemoteStreams(3, {
+      packet: { type: 2, data: ["ask", "q"] },
+      requestId,
+      opts: { rooms: ["room1"], except: [], flags: { timeout: 1000 } },
+    }),
+  );
+  await tick();
+  const ack = [...sstNsp.sockets.get(SOCKET_A).acks.values()].pop();
+  ack(...args);
+}
+await rs("broadcast_ack_responses", () => remoteStreamsBroadcastWithAck("rq0005", "answer", "ignored"));
+await rs("broadcast_ack_responses_binary", () => remoteStreamsBroadcastWithAck("rq0006", Buffer.from([0xca, 0xfe])));
+await rs("broadcast_ack_responses_undefined", () => remoteStreamsBroadcastWithAck("rq0007"));
+
+// Other options, each with its own server: a custom stream name, length and channel prefix.
+{
+  const { server, rec } = await streamsServer({ streamName: "app", maxLen: 500, channelPrefix: "myapp" });
+  await recordStreams("custom_options_emit", rec, () => server.of("/chat").to("lobby").emit("msg", "hi"));
+  await recordStreams("custom_options_server_side_emit", rec, () => server.of("/chat").serverSideEmit("hey"));
+  streams.reads["custom"] = rec.reads.slice();
+}
+
+// Which stream each namespace writes to, for several stream counts; and what the nodes read.
+// "/a-long-namespace-name" hashes to a negative number: JS's % keeps the sign.
+const namespaces = ["/", "/chat", "/admin", "/orders", "/a-long-namespace-name", "/😀", "/x"];
+for (const streamCount of [2, 3, 4]) {
+  const { server, rec } = await streamsServer({ streamCount });
+  const names = {};
+  for (const name of namespaces) {
+    rec.log.length = 0;
+    server.of(name).emit("x");
+    await tick();
+    names[name] = String(rec.log[0].args[0]);
+  }
+  streams.stream_names[streamCount] = names;
+  streams.reads[`count_${streamCount}`] = rec.reads.slice();
+}
+
+// The streams adapter extends ClusterAdapter: nothing is written when it starts or closes.
+{
+  const { server, rec } = await streamsServer(undefined);
+  const adapter = server.of("/").adapter;
+  await adapter.init();
+  await adapter.close();
+  await tick();
+  streams.published_on_init_and_close = rec.log.map((op) => op.kind);
+}
+
+// A session, as socket.io persists it for connection state recovery (`SET key value PX ms`).
+{
+  const { server, rec } = await streamsServer(undefined, {
+    connectionStateRecovery: { maxDisconnectionDuration: 120000 },
+  });
+  rec.log.length = 0;
+  server.of("/").adapter.persistSession({
+    sid: SOCKET_A,
+    pid: "PidA0000000000000000",
+    rooms: [SOCKET_A, "room1"],
+    data: { user: "alice", n: 1 },
+  });
+  await tick();
+  streams.session = rec.log[0].args.map(String);
+}
+crypto.randomBytes = realRandomBytes;
+
 const versions = {};
-for (const name of ["socket.io", "socket.io-adapter", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "notepack.io"]) {
+for (const name of [
+  "socket.io",
+  "socket.io-adapter",
+  "@socket.io/redis-adapter",
+  "@socket.io/redis-emitter",
+  "notepack.io",
+  "@socket.io/redis-streams-adapter",
+  "@msgpack/msgpack",
+]) {
   const manifest = new URL(`node_modules/${name}/package.json`, import.meta.url);
   versions[name] = JSON.parse(readFileSync(manifest, "utf8")).version;
 }
-process.stdout.write(JSON.stringify({ generator: "gen.mjs", versions, cases, sharded }, null, 2) + "\n");
+process.stdout.write(JSON.stringify({ generator: "gen.mjs", versions, cases, sharded, streams }, null, 2) + "\n");
 // Pending request and ack timers would keep the process alive until they expire.
 process.exit(0);

@@ -2,9 +2,15 @@
 //!
 //! ```text
 //! sio-emit --redis redis://127.0.0.1:6379 [--redis-ca-file ca.pem] [--prefix socket.io] [--nsp /] \
+//!          [--redis-mode classic|sharded|...|streams] \
+//!          [--stream-name socket.io] [--stream-count 1] [--stream-max-len 10000] \
 //!          [--to ROOM]... [--except ROOM]... [--volatile] EVENT [JSON_ARG]...
 //! echo '{"text":"hi"} 42' | sio-emit --redis ... --to user:42 notice -
 //! ```
+//!
+//! In streams mode (`@socket.io/redis-streams-adapter`) the event is `XADD`ed to the
+//! namespace's stream, which the `--stream-*` options (the adapter's `streamName`,
+//! `streamCount`, `maxLen`) must name as the cluster does; other modes ignore them.
 //!
 //! Each `JSON_ARG` is one argument; `-` reads the arguments from stdin as a sequence of
 //! JSON values. Exit codes: 0 sent, 2 bad usage / bad JSON / bad URL, 1 Redis failure.
@@ -14,7 +20,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sio_emitter::{EmitError, Emitter};
-use sio_protocol::{AdapterMode, SubscriptionMode};
+use sio_protocol::streams::{DEFAULT_MAX_LEN, DEFAULT_STREAM_COUNT, DEFAULT_STREAM_NAME};
+use sio_protocol::{AdapterMode, StreamsOptions, SubscriptionMode};
 
 /// Emit a Socket.IO event into a sio-cluster (or Node.js socket.io) cluster via Redis.
 #[derive(Debug, Parser)]
@@ -26,10 +33,19 @@ struct Cli {
     /// Channel prefix of the cluster (the adapter's `key`).
     #[arg(long, env = "SIO_REDIS_PREFIX", default_value = "socket.io")]
     prefix: String,
-    /// The cluster's pub/sub mode: classic, sharded (= sharded-dynamic),
-    /// sharded-dynamic-private or sharded-static.
+    /// The cluster's mode: classic, sharded (= sharded-dynamic), sharded-dynamic-private,
+    /// sharded-static or streams.
     #[arg(long, env = "SIO_REDIS_MODE", default_value = "classic")]
     redis_mode: String,
+    /// Streams mode: the cluster's stream name (`streamName`).
+    #[arg(long, env = "SIO_REDIS_STREAM_NAME", default_value = DEFAULT_STREAM_NAME)]
+    stream_name: String,
+    /// Streams mode: how many streams the cluster spreads its namespaces over (`streamCount`).
+    #[arg(long, env = "SIO_REDIS_STREAM_COUNT", default_value_t = DEFAULT_STREAM_COUNT)]
+    stream_count: u32,
+    /// Streams mode: the approximate length each entry trims its stream to (`maxLen`).
+    #[arg(long, env = "SIO_REDIS_STREAM_MAX_LEN", default_value_t = DEFAULT_MAX_LEN)]
+    stream_max_len: u64,
     /// PEM file of the CA(s) a `rediss://` server must chain to (default: system roots).
     #[arg(long, env = "SIO_REDIS_CA_FILE")]
     redis_ca_file: Option<std::path::PathBuf>,
@@ -148,6 +164,7 @@ fn parse_mode(mode: &str) -> Result<AdapterMode, String> {
         "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
         "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
         "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
+        "streams" => AdapterMode::Streams,
         other => return Err(format!("--redis-mode: unknown mode {other:?}")),
     })
 }
@@ -156,7 +173,12 @@ async fn send(cli: &Cli, mode: AdapterMode, args: Vec<serde_json::Value>) -> Res
     let emitter = Emitter::connect_with_ca(&cli.redis, cli.redis_ca_file.as_deref())
         .await?
         .with_prefix(cli.prefix.clone())
-        .with_mode(mode);
+        .with_mode(mode)
+        .with_streams(StreamsOptions {
+            stream_name: cli.stream_name.clone(),
+            stream_count: cli.stream_count,
+            max_len: cli.stream_max_len,
+        });
     let mut op = emitter.of(&cli.nsp);
     for room in &cli.to {
         op = op.to(room.clone());
@@ -180,6 +202,26 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_by_name() {
+        assert_eq!(parse_mode("streams"), Ok(AdapterMode::Streams));
+        assert_eq!(parse_mode("classic"), Ok(AdapterMode::Classic));
+        assert!(parse_mode("stream").is_err());
+    }
+
+    #[test]
+    fn stream_options_default_to_nodes() {
+        let cli = Cli::try_parse_from(["sio-emit", "--redis", "redis://x", "ev"]).unwrap();
+        assert_eq!(
+            (
+                cli.stream_name.as_str(),
+                cli.stream_count,
+                cli.stream_max_len
+            ),
+            ("socket.io", 1, 10_000)
+        );
     }
 
     #[test]

@@ -234,8 +234,10 @@ impl ShardedBody {
         }
     }
 
-    /// The `data` object in Node's key order, or `None` for the types without data.
-    fn data_value(&self) -> Result<Option<Value>, ProtocolError> {
+    /// The `data` object in Node's key order, or `None` for the types without data. An
+    /// `undefined` property (a response's absent `packet`) is left out, as `JSON.stringify` and
+    /// notepack do.
+    pub(crate) fn data_value(&self) -> Result<Option<Value>, ProtocolError> {
         let opts = |opts: &BroadcastOptions| (key("opts"), opts.to_value(Layout::Adapter));
         let request_id = |id: &str| (key("requestId"), Value::from(id));
         let entries = match self {
@@ -299,7 +301,7 @@ impl ShardedBody {
     }
 
     /// Reads the `data` of a message of type `kind`; `nsp` is the message's namespace.
-    fn from_data(
+    pub(crate) fn from_data(
         kind: MessageType,
         data: Option<&Value>,
         nsp: &str,
@@ -461,8 +463,12 @@ impl ShardedMessage {
     /// sender sets them; Node drops a message whose `nsp` is not its own), and so is `opts`
     /// where the type has one (Node would throw without it).
     pub fn decode(payload: &[u8]) -> Result<Self, ProtocolError> {
-        let message = value::decode_payload(payload)?;
-        let map = value::as_map(&message, "message")?;
+        Self::from_value(&value::decode_payload(payload)?)
+    }
+
+    /// Reads a decoded `{type, data, uid, nsp}` object, as [`ShardedMessage::decode`] does.
+    pub(crate) fn from_value(message: &Value) -> Result<Self, ProtocolError> {
+        let map = value::as_map(message, "message")?;
         let code = value::require(map, "type", "type")?;
         let code = value::as_whole_number(code).ok_or(ProtocolError::InvalidField {
             field: "type",
@@ -491,17 +497,17 @@ fn is_timestamp(value: &Value) -> bool {
 
 /// What a walk over the data found, as the adapter's `hasBinary` sees it.
 #[derive(Default)]
-struct Scan {
+pub(crate) struct Scan {
     /// A binary (a `Buffer`), or an extension that is not a date.
-    binary: bool,
+    pub(crate) binary: bool,
     /// A timestamp (a `Date`), which JSON writes as its ISO string.
-    dates: bool,
+    pub(crate) dates: bool,
 }
 
 impl Scan {
     /// Walks `value` at nesting `depth`, refusing what [`msgpack::encode`] would refuse, so that
     /// the JSON path has the same bound.
-    fn visit(&mut self, value: &Value, depth: usize) -> Result<(), ProtocolError> {
+    pub(crate) fn visit(&mut self, value: &Value, depth: usize) -> Result<(), ProtocolError> {
         match value {
             Value::Binary(_) => self.binary = true,
             Value::Ext(..) if is_timestamp(value) => self.dates = true,
@@ -528,7 +534,7 @@ impl Scan {
 
 /// A copy of `value` with every timestamp replaced by what a JS peer reads for the `Date`: its
 /// ISO-8601 string, or nil for an invalid date. Called on values [`Scan`] has bounded.
-fn dates_to_iso(value: Value) -> Result<Value, ProtocolError> {
+pub(crate) fn dates_to_iso(value: Value) -> Result<Value, ProtocolError> {
     Ok(match value {
         ext @ Value::Ext(..) if is_timestamp(&ext) => msgpack::decode(&msgpack::encode(&ext)?)?,
         Value::Array(items) => Value::Array(

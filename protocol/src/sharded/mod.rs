@@ -24,7 +24,7 @@
 //! | 12 | `BROADCAST_ACK` | `{requestId, packet}` | requester's |
 //! | 13 | `ADAPTER_CLOSE` | none | main |
 //!
-//! `opts` is `{rooms, except, flags}` for every type that has it (a [`BroadcastOptions`]: both
+//! `opts` is `{rooms, except, flags}` for every type that has it (a [`BroadcastOptions`](crate::BroadcastOptions): both
 //! lists spread from JS Sets, `flags` as the program set them, `{}` when none). A broadcast's
 //! `packet` is the Socket.IO packet *without* `nsp`: `{type: 2, data: [event, ...args]}`; the
 //! receiver uses its own namespace. A `requestId` on a `BROADCAST` means "with
@@ -38,12 +38,12 @@
 //! are notepack.io MessagePack when their data does hold one (a `Buffer`). A receiver tells them
 //! apart by the first byte, `{` being JSON. In the JSON form a `Date` is its ISO-8601 string
 //! (`null` when invalid), `NaN` and `±Infinity` are `null`, and `-0` is `0`; in the MessagePack
-//! form a `Date` is a timestamp. Here a [`Value::Ext`] of type -1 holding a 32, 64 or 96-bit
+//! form a `Date` is a timestamp. Here a [`Value::Ext`](rmpv::Value::Ext) of type -1 holding a 32, 64 or 96-bit
 //! timestamp stands for a `Date`; any other extension counts as binary.
 //!
 //! # Channels
 //!
-//! For the prefix `channelPrefix` (default `socket.io`, [`DEFAULT_PREFIX`]) and a namespace:
+//! For the prefix `channelPrefix` (default `socket.io`, [`DEFAULT_PREFIX`](crate::DEFAULT_PREFIX)) and a namespace:
 //!
 //! | channel | name | carries |
 //! |---|---|---|
@@ -100,6 +100,7 @@ pub use message::{
     MessageType, ShardedBody, ShardedBroadcast, ShardedDisconnectRequest, ShardedFetchRequest,
     ShardedMessage, ShardedRoomsRequest, ShardedServerSideEmit, ShardedServerSideEmitResponse,
 };
+pub(crate) use message::{Scan, dates_to_iso};
 pub use mode::{
     DEFAULT_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, SOCKET_ID_LEN,
     SubscriptionMode, looks_like_a_socket_id,
