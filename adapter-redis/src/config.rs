@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::protocol::DEFAULT_PREFIX;
+use crate::protocol::streams::StreamsOptions;
 use crate::wire::AdapterMode;
 
 /// Settings of a [`RedisCluster`](crate::RedisCluster). Every field has a documented
@@ -35,9 +36,13 @@ pub struct RedisAdapterConfig {
     /// How often the node sends itself a message through Redis pub/sub to prove the
     /// subscription is alive. Default 1 s; the node is not ready after 3 missed rounds.
     pub liveness_interval: Duration,
-    /// Classic (`PUBLISH`, default) or sharded (`SPUBLISH`, Redis 7) pub/sub. Every node of
-    /// a cluster must use the same mode (and, for sharded, the same subscription mode).
+    /// Classic (`PUBLISH`, default), sharded (`SPUBLISH`, Redis 7) pub/sub, or streams
+    /// (`XADD`/`XREAD`, at-least-once). Every node of a cluster must use the same mode
+    /// (and, for sharded, the same subscription mode; for streams, the same options).
     pub mode: AdapterMode,
+    /// Streams mode: stream name, stream count and maximum length (Node's `streamName`,
+    /// `streamCount`, `maxLen`; defaults `socket.io`, 1, 10,000). Ignored in other modes.
+    pub streams: StreamsOptions,
     /// PEM file of the CA(s) a `rediss://` server must chain to. Default `None`: the
     /// system's roots.
     pub tls_ca_file: Option<std::path::PathBuf>,
@@ -52,6 +57,7 @@ impl Default for RedisAdapterConfig {
             subscriber_buffer: 65_536,
             liveness_interval: Duration::from_secs(1),
             mode: AdapterMode::Classic,
+            streams: StreamsOptions::default(),
             tls_ca_file: None,
         }
     }
@@ -76,6 +82,12 @@ impl RedisAdapterConfig {
     /// Sets the pub/sub mode.
     pub fn with_mode(mut self, mode: AdapterMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Sets the streams-mode options.
+    pub fn with_streams(mut self, streams: StreamsOptions) -> Self {
+        self.streams = streams;
         self
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct Stats {
     pub volatile_dropped: AtomicU64,
     /// Other messages refused because the publish queue was full.
     pub publish_dropped: AtomicU64,
+    /// Stream entries trimmed before this node read them (streams mode).
+    pub stream_entries_lost: AtomicU64,
 }
 
 /// A point-in-time copy of the adapter's counters. Every way a message can be lost
@@ -43,6 +45,9 @@ pub struct StatsSnapshot {
     pub volatile_dropped: u64,
     /// Other messages (broadcasts, requests) refused because the publish queue was full.
     pub publish_dropped: u64,
+    /// Stream entries trimmed (`MAXLEN`) before this node read them, in streams mode:
+    /// broadcasts its clients did not get. Each loss is also logged.
+    pub stream_entries_lost: u64,
 }
 
 impl Stats {
@@ -63,6 +68,7 @@ impl Stats {
             local_delivery_failed: get(&self.local_delivery_failed),
             volatile_dropped: get(&self.volatile_dropped),
             publish_dropped: get(&self.publish_dropped),
+            stream_entries_lost: get(&self.stream_entries_lost),
         }
     }
 }

@@ -38,7 +38,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 pub async fn connect(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
     let mut adapter_config = RedisAdapterConfig::default()
         .with_prefix(config.redis_prefix.clone())
-        .with_mode(config.redis_mode);
+        .with_mode(config.redis_mode)
+        .with_streams(config.redis_streams.clone());
     if let Some(ca) = &config.redis_ca_file {
         adapter_config = adapter_config.with_tls_ca_file(ca.clone());
     }

@@ -40,6 +40,12 @@ pub mod env {
     pub const REDIS_PREFIX: &str = "SIO_REDIS_PREFIX";
     /// [`Cli::redis_mode`](super::Cli::redis_mode).
     pub const REDIS_MODE: &str = "SIO_REDIS_MODE";
+    /// [`Cli::redis_stream_name`](super::Cli::redis_stream_name).
+    pub const REDIS_STREAM_NAME: &str = "SIO_REDIS_STREAM_NAME";
+    /// [`Cli::redis_stream_count`](super::Cli::redis_stream_count).
+    pub const REDIS_STREAM_COUNT: &str = "SIO_REDIS_STREAM_COUNT";
+    /// [`Cli::redis_stream_max_len`](super::Cli::redis_stream_max_len).
+    pub const REDIS_STREAM_MAX_LEN: &str = "SIO_REDIS_STREAM_MAX_LEN";
     /// [`Cli::advertise_addr`](super::Cli::advertise_addr).
     pub const ADVERTISE_ADDR: &str = "SIO_ADVERTISE_ADDR";
     /// [`Cli::node_id`](super::Cli::node_id).
@@ -118,11 +124,28 @@ pub struct Cli {
     #[arg(long, env = env::REDIS_PREFIX, default_value = "socket.io")]
     pub redis_prefix: String,
 
-    /// Redis pub/sub mode: `classic` (PUBLISH, Node's createAdapter), or sharded (Redis 7
-    /// SPUBLISH, Node's createShardedAdapter) with its subscription mode: `sharded`
-    /// (= `sharded-dynamic`, Node's default), `sharded-dynamic-private`, `sharded-static`.
+    /// How messages travel through Redis: `classic` (PUBLISH, Node's createAdapter),
+    /// sharded (Redis 7 SPUBLISH, Node's createShardedAdapter) with its subscription mode:
+    /// `sharded` (= `sharded-dynamic`, Node's default), `sharded-dynamic-private`,
+    /// `sharded-static`; or `streams` (a Redis stream each node reads from where it
+    /// stopped, so a dropped Redis link loses nothing: @socket.io/redis-streams-adapter).
     #[arg(long, env = env::REDIS_MODE, default_value = "classic")]
     pub redis_mode: String,
+
+    /// Streams mode: the stream's name (Node's `streamName`).
+    #[arg(long, env = env::REDIS_STREAM_NAME, default_value = "socket.io")]
+    pub redis_stream_name: String,
+
+    /// Streams mode: how many streams the namespaces are spread over (Node's
+    /// `streamCount`; more than one spreads them over a Redis Cluster's shards).
+    #[arg(long, env = env::REDIS_STREAM_COUNT, default_value_t = 1)]
+    pub redis_stream_count: u64,
+
+    /// Streams mode: the length each stream is trimmed to, about (`XADD MAXLEN ~`, Node's
+    /// `maxLen`). A node disconnected longer than it takes to add this many entries misses
+    /// the oldest ones, and counts them.
+    #[arg(long, env = env::REDIS_STREAM_MAX_LEN, default_value_t = 10_000)]
+    pub redis_stream_max_len: u64,
 
     /// Address (`host:port`) other nodes use to forward requests to this one. Default:
     /// `$POD_IP:<port>` when POD_IP is set, else the listen address (127.0.0.1 for 0.0.0.0).
@@ -260,6 +283,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// [`Cli::redis_mode`].
     pub redis_mode: sio_adapter_redis::AdapterMode,
+    /// [`Cli::redis_stream_name`], [`Cli::redis_stream_count`], [`Cli::redis_stream_max_len`].
+    pub redis_streams: sio_adapter_redis::protocol::streams::StreamsOptions,
     /// [`Cli::advertise_addr`] (or `$POD_IP:<port>`); `None`: derived from the bound
     /// address.
     pub advertise_addr: Option<String>,
@@ -353,7 +378,7 @@ pub enum ConfigError {
     )]
     RedisUrl,
     /// The Redis mode is unknown.
-    #[error("invalid {var}: {0:?} (classic, sharded, sharded-dynamic, sharded-dynamic-private, sharded-static)", var = env::REDIS_MODE)]
+    #[error("invalid {var}: {0:?} (classic, sharded, sharded-dynamic, sharded-dynamic-private, sharded-static, streams)", var = env::REDIS_MODE)]
     RedisMode(String),
     /// The Redis channel prefix is empty or has a `#`.
     #[error("invalid {}: must be non-empty and without '#'", env::REDIS_PREFIX)]
@@ -386,6 +411,7 @@ impl Config {
         let jwt = jwt_verifier(cli.jwt_secret.as_deref(), cli.jwt_public_key.as_deref())?;
         let redis_url = redis_url(cli.redis_url.as_deref())?;
         let redis_mode = redis_mode(&cli.redis_mode)?;
+        let redis_streams = redis_streams(&cli)?;
         let redis_prefix = redis_prefix(&cli.redis_prefix)?;
         let node_id = node_id(cli.node_id.clone())?;
         let cors = parse_origins(&cli.cors_origins)?;
@@ -416,6 +442,7 @@ impl Config {
             redis_url,
             redis_prefix,
             redis_mode,
+            redis_streams,
             advertise_addr,
             node_id,
             cors,
@@ -488,7 +515,28 @@ fn redis_mode(raw: &str) -> Result<sio_adapter_redis::AdapterMode, ConfigError> 
         "sharded" | "sharded-dynamic" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
         "sharded-dynamic-private" => AdapterMode::Sharded(SubscriptionMode::DynamicPrivate),
         "sharded-static" => AdapterMode::Sharded(SubscriptionMode::Static),
+        "streams" => AdapterMode::Streams,
         other => return Err(ConfigError::RedisMode(other.to_string())),
+    })
+}
+
+/// The streams-mode settings: a name without `#`, 1 to 1024 streams, a length of at
+/// least 1.
+fn redis_streams(
+    cli: &Cli,
+) -> Result<sio_adapter_redis::protocol::streams::StreamsOptions, ConfigError> {
+    let stream_name = cli.redis_stream_name.trim().to_string();
+    if stream_name.is_empty() {
+        return Err(ConfigError::Range {
+            name: env::REDIS_STREAM_NAME,
+            rule: "not empty",
+            value: 0,
+        });
+    }
+    Ok(sio_adapter_redis::protocol::streams::StreamsOptions {
+        stream_name,
+        stream_count: cli.redis_stream_count as u32,
+        max_len: cli.redis_stream_max_len,
     })
 }
 
@@ -545,7 +593,9 @@ fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
     let workers = cli.worker_threads.map_or(1, |n| n as u64); // unset: nothing to check
     let buffer = cli.ws_read_buffer as u64;
     #[rustfmt::skip]
-    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 9] = [
+    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 11] = [
+        (env::REDIS_STREAM_COUNT, cli.redis_stream_count, 1..=1024, "between 1 and 1024"),
+        (env::REDIS_STREAM_MAX_LEN, cli.redis_stream_max_len, 1..=1_000_000_000, "between 1 and 1000000000"),
         (env::PING_INTERVAL_MS, cli.ping_interval_ms, 1_000..=600_000, "between 1000 and 600000"),
         (env::PING_TIMEOUT_MS, cli.ping_timeout_ms, 1_000..=600_000, "between 1000 and 600000"),
         (env::MAX_PAYLOAD, cli.max_payload, 1024..=104_857_600, "between 1024 and 104857600"),

@@ -22,7 +22,7 @@
 //! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
-//! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total` | counter | cluster mode: every loss, counted |
+//! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total`, `sio_redis_stream_entries_lost_total` | counter | cluster mode: every loss, counted (the last: streams mode, entries trimmed before this node read them) |
 //!
 //! ```
 //! let m = sio_server::metrics::Metrics::new();
@@ -209,6 +209,10 @@ impl Metrics {
             ),
             ("sio_redis_volatile_dropped_total", stats.volatile_dropped),
             ("sio_redis_publish_dropped_total", stats.publish_dropped),
+            (
+                "sio_redis_stream_entries_lost_total",
+                stats.stream_entries_lost,
+            ),
         ];
         for (name, value) in counters {
             let key = Key::from_name(name);

@@ -10,6 +10,7 @@
 //! |---|---|---|---|---|
 //! | classic (`createAdapter`) | `classic.rs` | `PUBLISH` | `PSUBSCRIBE`/`SUBSCRIBE` | `PUBSUB NUMSUB` |
 //! | sharded (`createShardedAdapter`) | `sharded.rs` | `SPUBLISH` | `SSUBSCRIBE`, per room too | `PUBSUB SHARDNUMSUB` |
+//! | streams (`@socket.io/redis-streams-adapter`) | `streams.rs` | `XADD`; `PUBLISH` for acks, answers | `XREAD` from the last entry read; `SUBSCRIBE` | `PUBSUB NUMSUB` |
 //! | in-process (unit tests) | `stub.rs` | a shared bus | the bus | the bus |
 //!
 //! Shared by the Redis modes: `link.rs` (the fred clients, the receive pump, the liveness
@@ -21,6 +22,7 @@ mod link;
 mod publisher;
 mod sentinel;
 mod sharded;
+mod streams;
 #[cfg(test)]
 pub(crate) mod stub;
 
@@ -196,11 +198,6 @@ pub(crate) async fn connect(
         AdapterMode::Sharded(mode) => {
             Box::new(sharded::Sharded::connect(url, config, uid, stats, mode).await?)
         }
-        // The streams transport (`streams.rs`) is not part of this crate yet.
-        AdapterMode::Streams => {
-            return Err(AdapterError::Config(
-                "the streams mode has no transport yet".into(),
-            ));
-        }
+        AdapterMode::Streams => Box::new(streams::Streams::connect(url, config, uid, stats).await?),
     })
 }

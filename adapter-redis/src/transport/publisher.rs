@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::clients::Client;
-use fred::interfaces::PubsubInterface;
+use fred::interfaces::{PubsubInterface, StreamsInterface};
 use fred::types::Value;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -37,9 +37,16 @@ pub(crate) enum Command {
 /// Most messages put in one pipeline.
 const MAX_BATCH: usize = 512;
 
-struct Outgoing {
-    channel: String,
-    payload: Vec<u8>,
+/// One queued message.
+enum Outgoing {
+    /// `PUBLISH`/`SPUBLISH` (by the publisher's [`Command`]) `payload` on `channel`.
+    Publish { channel: String, payload: Vec<u8> },
+    /// `XADD stream MAXLEN ~ max_len * fields..`.
+    Append {
+        stream: String,
+        max_len: u64,
+        fields: Vec<(&'static str, String)>,
+    },
 }
 
 /// The sending side of the queue.
@@ -75,7 +82,7 @@ impl Publisher {
     /// [`AdapterError::Overloaded`] (counted as `publish_dropped`) when `capacity`
     /// messages are already waiting for Redis.
     pub(crate) fn enqueue(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
-        let res = self.push(Outgoing { channel, payload });
+        let res = self.push(Outgoing::Publish { channel, payload });
         if matches!(res, Err(AdapterError::Overloaded)) {
             Stats::add(&self.stats.publish_dropped, 1);
         }
@@ -85,9 +92,27 @@ impl Publisher {
     /// Queues a message that may be dropped: when the queue is full it is dropped and
     /// counted as `volatile_dropped`.
     pub(crate) fn enqueue_volatile(&self, channel: String, payload: Vec<u8>) {
-        if self.push(Outgoing { channel, payload }).is_err() {
+        if self.push(Outgoing::Publish { channel, payload }).is_err() {
             Stats::add(&self.stats.volatile_dropped, 1);
         }
+    }
+
+    /// Queues an entry for `stream` now, in call order, like [`Publisher::enqueue`].
+    pub(crate) fn enqueue_append(
+        &self,
+        stream: String,
+        max_len: u64,
+        fields: Vec<(&'static str, String)>,
+    ) -> Result<(), AdapterError> {
+        let res = self.push(Outgoing::Append {
+            stream,
+            max_len,
+            fields,
+        });
+        if matches!(res, Err(AdapterError::Overloaded)) {
+            Stats::add(&self.stats.publish_dropped, 1);
+        }
+        res
     }
 
     fn push(&self, message: Outgoing) -> Result<(), AdapterError> {
@@ -132,35 +157,55 @@ async fn publish_batch(client: &Client, batch: &mut Vec<Outgoing>, command: Comm
     let n = batch.len() as u64;
     if batch.len() == 1 {
         let Some(m) = batch.pop() else { return 0 };
-        let payload = Value::Bytes(m.payload.into());
-        let res: Result<i64, _> = match command {
-            Command::SPublish => client.spublish(m.channel.as_str(), payload).await,
-            Command::Publish => client.publish(m.channel.as_str(), payload).await,
-        };
-        return match res {
-            Ok(_) => 0,
-            Err(e) => {
-                warn!(channel = %m.channel, error = %e, "publish failed: message lost");
+        return match send(client, m, command).await {
+            Ok(()) => 0,
+            Err((what, e)) => {
+                warn!(to = %what, error = %e, "publish failed: message lost");
                 1
             }
         };
     }
     let pipeline = client.pipeline();
     for m in batch.drain(..) {
-        let payload = Value::Bytes(m.payload.into());
-        let queued: Result<(), _> = match command {
-            Command::SPublish => pipeline.spublish(m.channel.as_str(), payload).await,
-            Command::Publish => pipeline.publish(m.channel.as_str(), payload).await,
-        };
-        if let Err(e) = queued {
+        if let Err((_, e)) = send(&pipeline, m, command).await {
             warn!(error = %e, "cannot queue a publish in the pipeline");
         }
     }
-    let results = pipeline.try_all::<i64>().await;
+    let results = pipeline.try_all::<Value>().await;
     let failed = results.iter().filter(|r| r.is_err()).count() as u64;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         warn!(failed, of = n, error = %e, "pipelined publish failed: messages lost");
     }
     // A pipeline that could not be sent at all returns fewer results.
     failed + n.saturating_sub(results.len() as u64)
+}
+
+/// Sends one message on `client` (or queues it, on a pipeline); on failure, where it went.
+async fn send<C>(
+    client: &C,
+    message: Outgoing,
+    command: Command,
+) -> Result<(), (String, fred::error::Error)>
+where
+    C: PubsubInterface + StreamsInterface,
+{
+    match message {
+        Outgoing::Publish { channel, payload } => {
+            let payload = Value::Bytes(payload.into());
+            let res: Result<Value, _> = match command {
+                Command::SPublish => client.spublish(channel.as_str(), payload).await,
+                Command::Publish => client.publish(channel.as_str(), payload).await,
+            };
+            res.map(drop).map_err(|e| (channel, e))
+        }
+        Outgoing::Append {
+            stream,
+            max_len,
+            fields,
+        } => {
+            let cap = ("MAXLEN", "~", max_len as i64);
+            let res: Result<Value, _> = client.xadd(stream.as_str(), false, cap, "*", fields).await;
+            res.map(drop).map_err(|e| (stream, e))
+        }
+    }
 }
