@@ -1,5 +1,6 @@
-// A real Node.js cluster member: socket.io 4.8 + @socket.io/redis-adapter 8.3 on the
-// same Redis as the Rust nodes, with the same client contract (join / leave / publish)
+// A real Node.js cluster member: socket.io 4.8 + @socket.io/redis-adapter 8.3 (classic or
+// sharded), or @socket.io/redis-streams-adapter 0.3.1 (`"streams": {streamName, ...}`), on
+// the same Redis as the Rust nodes, with the same client contract (join / leave / publish)
 // plus a test-only `op` event that runs server-side operations, so tests can drive a
 // Node node the way they drive a Rust one.
 //
@@ -10,6 +11,7 @@
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
 
@@ -26,7 +28,9 @@ const nodeEmitter = new Emitter(emitterClient, { key: opts.prefix ?? "socket.io"
 
 const http = createServer();
 const io = new Server(http, {
-  adapter: opts.sharded
+  adapter: opts.streams
+    ? createStreamsAdapter(pub, { channelPrefix: opts.prefix ?? "socket.io", ...opts.streams })
+    : opts.sharded
     ? createShardedAdapter(pub, sub, { channelPrefix: opts.prefix ?? "socket.io", subscriptionMode: opts.sharded })
     : createAdapter(pub, sub, { key: opts.prefix ?? "socket.io", requestsTimeout: 3000 }),
 });

@@ -122,6 +122,11 @@ impl NodePeer {
         Self::start_with(redis, serde_json::json!({"sharded": subscription_mode})).await
     }
 
+    /// Starts a peer with `@socket.io/redis-streams-adapter` 0.3.1 on its defaults.
+    pub async fn start_streams(redis: &TestRedis) -> anyhow::Result<Self> {
+        Self::start_with(redis, serde_json::json!({"streams": {}})).await
+    }
+
     async fn start_with(redis: &TestRedis, extra: Value) -> anyhow::Result<Self> {
         let opts = merged(serde_json::json!({"redis": redis.url}), &extra);
         let mut child = node_command("peer-node.mjs", &opts)?

@@ -2,10 +2,16 @@
 //! (`RustPeer`), a real Node.js node (socket.io 4.8.1 + @socket.io/redis-adapter 8.3.0)
 //! and a `sio-server` node, on one Redis. Every operation is asserted from the clients'
 //! side or from the answers the other implementation gives.
+//!
+//! Each test runs twice: in classic mode (`…::classic`, Node's `@socket.io/redis-adapter`)
+//! and in streams mode (`…::streams`, Node's `@socket.io/redis-streams-adapter` 0.3.1 and
+//! Rust nodes with `SIO_REDIS_MODE=streams`), except the all-rooms request, which only
+//! classic mode has.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use serde_json::json;
+use sio_adapter_redis::{AdapterMode, RedisAdapterConfig};
 use sio_cluster_tests::clients::NodePeer;
 use sio_cluster_tests::node::{NodeBuilder, TestNode};
 use sio_cluster_tests::redis::TestRedis;
@@ -20,11 +26,64 @@ struct Mixed {
     _redis: TestRedis,
 }
 
-async fn mixed() -> Mixed {
+/// How the cluster's messages travel through Redis.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Classic,
+    Streams,
+}
+
+impl Mode {
+    async fn rust_peer(self, redis: &TestRedis) -> RustPeer {
+        let mode = match self {
+            Mode::Classic => AdapterMode::Classic,
+            Mode::Streams => AdapterMode::Streams,
+        };
+        RustPeer::start_with(redis, RedisAdapterConfig::default().with_mode(mode))
+            .await
+            .unwrap()
+    }
+
+    async fn node_peer(self, redis: &TestRedis) -> NodePeer {
+        match self {
+            Mode::Classic => NodePeer::start(redis).await,
+            Mode::Streams => NodePeer::start_streams(redis).await,
+        }
+        .unwrap()
+    }
+
+    fn server(self, redis: &TestRedis) -> NodeBuilder {
+        let mode = match self {
+            Mode::Classic => "classic",
+            Mode::Streams => "streams",
+        };
+        NodeBuilder::new()
+            .redis(&redis.url)
+            .args(&["--redis-mode", mode])
+    }
+}
+
+/// Runs the test `$name(mode)` once per mode, as `$name::classic` and `$name::streams`.
+macro_rules! in_each_mode {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn classic() {
+                super::$name(super::Mode::Classic).await
+            }
+            #[tokio::test]
+            async fn streams() {
+                super::$name(super::Mode::Streams).await
+            }
+        }
+    )*};
+}
+
+async fn mixed(mode: Mode) -> Mixed {
     let redis = TestRedis::start().await.unwrap();
-    let rust = RustPeer::start(&redis).await.unwrap();
-    let node = NodePeer::start(&redis).await.unwrap();
-    let server = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
+    let rust = mode.rust_peer(&redis).await;
+    let node = mode.node_peer(&redis).await;
+    let server = mode.server(&redis).start().await.unwrap();
     Mixed {
         rust,
         node,
@@ -33,9 +92,8 @@ async fn mixed() -> Mixed {
     }
 }
 
-#[tokio::test]
-async fn fetch_sockets_sees_every_node_both_ways() {
-    let m = mixed().await;
+async fn fetch_sockets_sees_every_node_both_ways(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["f"]},
@@ -85,9 +143,8 @@ async fn fetch_sockets_sees_every_node_both_ways() {
     assert_eq!(sc["data"], json!({}), "{sc}");
 }
 
-#[tokio::test]
-async fn remote_join_and_leave_both_ways() {
-    let m = mixed().await;
+async fn remote_join_and_leave_both_ways(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["a"]},
@@ -132,9 +189,8 @@ async fn remote_join_and_leave_both_ways() {
     assert_eq!(f["out"], json!([]), "{f}");
 }
 
-#[tokio::test]
-async fn remote_disconnect_both_ways() {
-    let m = mixed().await;
+async fn remote_disconnect_both_ways(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["d1"]},
@@ -159,11 +215,10 @@ async fn remote_disconnect_both_ways() {
     assert_eq!(f["left"]["count"], 3, "{f}");
 }
 
-#[tokio::test]
-async fn server_side_emit_with_and_without_ack_both_ways() {
+async fn server_side_emit_with_and_without_ack_both_ways(mode: Mode) {
     let redis = TestRedis::start().await.unwrap();
-    let rust = RustPeer::start(&redis).await.unwrap();
-    let node = NodePeer::start(&redis).await.unwrap();
+    let rust = mode.rust_peer(&redis).await;
+    let node = mode.node_peer(&redis).await;
     let f = steps(json!([
         {"connect": "ctrlR", "url": rust.url},
         {"connect": "ctrlN", "url": node.url},
@@ -202,9 +257,8 @@ async fn server_side_emit_with_and_without_ack_both_ways() {
 
 /// A node that never answers (a sio-server node has no server-side handler) makes a
 /// request with ack time out with a clear error, and the pending request is removed.
-#[tokio::test]
-async fn unanswered_request_times_out_with_a_clear_error() {
-    let m = mixed().await;
+async fn unanswered_request_times_out_with_a_clear_error(mode: Mode) {
+    let m = mixed(mode).await;
     let f = steps(json!([
         {"connect": "ctrlR", "url": m.rust.url},
         {"op": {"kind": "serverSideEmit", "event": "ping-servers", "args": [], "withAck": true, "timeout": 500}, "via": "ctrlR", "as": "reply"},
@@ -221,7 +275,8 @@ async fn unanswered_request_times_out_with_a_clear_error() {
 
 #[tokio::test]
 async fn rooms_and_server_count_span_the_cluster() {
-    let m = mixed().await;
+    let mode = Mode::Classic; // streams mode has no all-rooms request (neither has Node's)
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["only-on-rust"]},
@@ -251,9 +306,8 @@ async fn rooms_and_server_count_span_the_cluster() {
 
 /// Node's `emitWithAck` to a room spanning nodes collects the acks of Rust-side clients
 /// (BROADCAST / CLIENT_COUNT / ACK answered by the Rust adapter).
-#[tokio::test]
-async fn node_broadcast_with_ack_collects_rust_clients_acks() {
-    let m = mixed().await;
+async fn node_broadcast_with_ack_collects_rust_clients_acks(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["k"]},
@@ -278,9 +332,8 @@ async fn node_broadcast_with_ack_collects_rust_clients_acks() {
 /// Broadcast flavours from a Rust node and from the Node.js node: several rooms (a
 /// socket in both gets it once), binary, `local()`, `volatile`, `compress(false)`, and
 /// the whole namespace.
-#[tokio::test]
-async fn broadcast_flavours_reach_exactly_the_right_clients() {
-    let m = mixed().await;
+async fn broadcast_flavours_reach_exactly_the_right_clients(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "r1", "url": r, "rooms": ["x", "y"]},
@@ -358,9 +411,8 @@ async fn broadcast_flavours_reach_exactly_the_right_clients() {
 /// A Rust node's broadcast with acks collects the acks of clients on every node (the
 /// Node.js node answers with BROADCAST_CLIENT_COUNT and BROADCAST_ACK); a silent client
 /// counts as one timeout; nothing stays pending.
-#[tokio::test]
-async fn rust_broadcast_with_ack_collects_acks_from_every_node() {
-    let m = mixed().await;
+async fn rust_broadcast_with_ack_collects_acks_from_every_node(mode: Mode) {
+    let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([
         {"connect": "rc", "url": r, "rooms": ["k2"]},
@@ -389,3 +441,14 @@ async fn rust_broadcast_with_ack_collects_acks_from_every_node() {
     assert_eq!(f["oneSilent"]["errors"], 1, "{f}");
     assert_eq!(f["oneSilent"]["pending"], 0, "{f}");
 }
+
+in_each_mode!(
+    fetch_sockets_sees_every_node_both_ways,
+    remote_join_and_leave_both_ways,
+    remote_disconnect_both_ways,
+    server_side_emit_with_and_without_ack_both_ways,
+    unanswered_request_times_out_with_a_clear_error,
+    node_broadcast_with_ack_collects_rust_clients_acks,
+    broadcast_flavours_reach_exactly_the_right_clients,
+    rust_broadcast_with_ack_collects_acks_from_every_node,
+);

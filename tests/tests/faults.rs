@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sio_cluster_tests::clients::{finish, read_line, spawn_js_script};
 use sio_cluster_tests::faults::{LinkState, ReadyWatch, TcpProxy, epoch_ms};
-use sio_cluster_tests::http::{SESSION_UNKNOWN, assert_session_served, http_get, polling_sid};
+use sio_cluster_tests::http::{
+    SESSION_UNKNOWN, assert_session_served, http_get, metric_at, polling_sid,
+};
 use sio_cluster_tests::node::NodeBuilder;
 use sio_cluster_tests::redis::TestRedis;
 use tokio::io::BufReader;
@@ -599,5 +601,199 @@ async fn sigterm_drain_moves_clients_cleanly() {
         f["lostSeqs"],
         f["sent"],
         f["gaps"],
+    );
+}
+
+/// A streams-mode node process (`SIO_REDIS_MODE=streams`), as [`node`].
+fn streams_node(id: &str, redis_url: &str) -> NodeBuilder {
+    NodeBuilder::new().redis(redis_url).id(id).env(&[
+        ("SIO_CLIENT_PUBLISH", "room-*"),
+        ("SIO_REDIS_MODE", "streams"),
+    ])
+}
+
+/// What streams mode promises the subscribers of the node whose link broke: everything,
+/// once, in order.
+fn assert_nothing_lost(f: &Value, urls: &[String]) {
+    for url in urls {
+        let g = &f["groups"][url];
+        assert_eq!(g["received"], g["expected"], "{url}: {f}");
+        assert_eq!(g["duplicates"], 0, "{url}: {f}");
+        assert_eq!(g["outOfOrder"], 0, "{url}: {f}");
+    }
+    assert_eq!(f["lostSeqs"], 0, "{f}");
+}
+
+/// Streams mode: one node's link to Redis is reset, restored, then black-holed, restored,
+/// while a publisher on the other node streams 50 messages/s: the cut node reads the
+/// stream on from its last entry, so its subscribers receive every message, once, in
+/// order (classic mode loses what was published during each cut).
+#[tokio::test]
+async fn streams_mode_a_node_losing_redis_misses_nothing() {
+    let (redis, proxy) = redis_behind_proxy(&[]).await;
+    let a = streams_node("s-link-a", &redis.url)
+        .start_process()
+        .await
+        .unwrap();
+    let b = streams_node("s-link-b", &proxy.redis_url())
+        .start_process()
+        .await
+        .unwrap();
+    let wb = ReadyWatch::start(b.addr());
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 16000,
+        "subscribers": [{"url": a.url(), "n": 5}, {"url": b.url(), "n": 10}],
+        "settleMs": 8000, "waitMs": 15000,
+    }))
+    .await;
+    let mut report = Vec::new();
+    for mode in [LinkState::Down, LinkState::Blackhole] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.set(mode);
+        wb.wait_for(503, Duration::from_secs(10)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let restored = epoch_ms();
+        proxy.set(LinkState::Pass);
+        let ready = wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+        report.push(format!(
+            "{mode:?}: ready {} ms after restore",
+            ready - restored
+        ));
+    }
+    let f = stream_facts(child, out).await;
+    assert_nothing_lost(&f, &[a.url(), b.url()]);
+    println!(
+        "FAULT streams link-cut: {}; {} messages, 0 lost, 0 duplicated, 0 reordered for both nodes' subscribers ({} disconnects)",
+        report.join("; "),
+        f["sent"],
+        f["groups"][b.url()]["disconnects"],
+    );
+}
+
+/// Streams mode: every Redis connection of every node is killed (`CLIENT KILL`) twice
+/// mid-stream: the nodes reconnect and read on from where they were; nothing is lost.
+#[tokio::test]
+async fn streams_mode_client_kill_loses_nothing() {
+    let redis = TestRedis::start().await.unwrap();
+    let a = streams_node("s-kill-a", &redis.url)
+        .start_process()
+        .await
+        .unwrap();
+    let b = streams_node("s-kill-b", &redis.url)
+        .start_process()
+        .await
+        .unwrap();
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 8000,
+        "subscribers": [{"url": a.url(), "n": 5}, {"url": b.url(), "n": 10}],
+        "settleMs": 8000, "waitMs": 15000,
+    }))
+    .await;
+    let mut killed = Vec::new();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for kind in ["normal", "pubsub"] {
+            killed.push(redis.cli(&["CLIENT", "KILL", "TYPE", kind]).await.unwrap());
+        }
+    }
+    let f = stream_facts(child, out).await;
+    assert_nothing_lost(&f, &[a.url(), b.url()]);
+    println!(
+        "FAULT streams client-kill: connections killed {killed:?}; {} messages, 0 lost, 0 duplicated, 0 reordered",
+        f["sent"],
+    );
+}
+
+/// Streams mode: Redis (append-only file on) restarts mid-stream: the stream survives,
+/// and every node reads it on from its last entry once Redis is back.
+#[tokio::test]
+async fn streams_mode_redis_restart_with_persistence_loses_nothing() {
+    let (redis, proxy) =
+        redis_behind_proxy(&["--appendonly", "yes", "--appendfsync", "always"]).await;
+    let url = proxy.redis_url();
+    let a = streams_node("s-restart-a", &url)
+        .start_process()
+        .await
+        .unwrap();
+    let b = streams_node("s-restart-b", &url)
+        .start_process()
+        .await
+        .unwrap();
+    let (wa, wb) = (ReadyWatch::start(a.addr()), ReadyWatch::start(b.addr()));
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 12000,
+        "subscribers": [{"url": a.url(), "n": 5}, {"url": b.url(), "n": 10}],
+        "settleMs": 10000, "waitMs": 20000,
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = epoch_ms();
+    redis.container().stop().await.unwrap();
+    wa.wait_for(503, Duration::from_secs(10)).await.unwrap();
+    redis.container().start().await.unwrap();
+    let port = redis.container().get_host_port_ipv4(6379).await.unwrap();
+    proxy.set_upstream(([127, 0, 0, 1], port).into());
+    let up = epoch_ms();
+    wa.wait_for(200, Duration::from_secs(20)).await.unwrap();
+    wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+    let f = stream_facts(child, out).await;
+    assert_nothing_lost(&f, &[a.url(), b.url()]);
+    println!(
+        "FAULT streams redis-restart (appendonly): Redis down {} ms; {} messages, 0 lost, 0 duplicated, 0 reordered",
+        up - down,
+        f["sent"],
+    );
+}
+
+/// Streams mode: a node cut off long enough for the stream to be trimmed past its last
+/// entry cannot deliver what was trimmed: it counts it
+/// (`sio_redis_stream_entries_lost_total`) instead of skipping it silently, and serves on.
+#[tokio::test]
+async fn streams_mode_entries_trimmed_during_a_cut_are_counted() {
+    let (redis, proxy) = redis_behind_proxy(&[]).await;
+    let a = streams_node("s-trim-a", &redis.url)
+        .start_process()
+        .await
+        .unwrap();
+    let b = streams_node("s-trim-b", &proxy.redis_url())
+        .start_process()
+        .await
+        .unwrap();
+    let wb = ReadyWatch::start(b.addr());
+    let (child, out) = stream(json!({
+        "scenario": "stream", "publisherUrl": a.url(), "rate": 50, "durationMs": 8000,
+        "subscribers": [{"url": a.url(), "n": 2}, {"url": b.url(), "n": 2}],
+        "settleMs": 5000, "waitMs": 15000,
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set(LinkState::Down);
+    wb.wait_for(503, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // what b has not read yet goes (and what it had: 0 entries left)
+    redis
+        .cli(&["XTRIM", "socket.io", "MAXLEN", "0"])
+        .await
+        .unwrap();
+    proxy.set(LinkState::Pass);
+    wb.wait_for(200, Duration::from_secs(20)).await.unwrap();
+    let f = stream_facts(child, out).await;
+    let lost_b = f["groups"][b.url()]["expected"].as_u64().unwrap()
+        - f["groups"][b.url()]["received"].as_u64().unwrap();
+    let counted = metric_at(b.addr(), "sio_redis_stream_entries_lost_total")
+        .await
+        .unwrap();
+    assert!(lost_b > 0, "the trim took entries b had not read: {f}");
+    assert_eq!(
+        counted as u64 * 2,
+        lost_b,
+        "each trimmed entry is counted once (2 subscribers on b): {f}"
+    );
+    let local = &f["groups"][a.url()];
+    assert_eq!(local["received"], local["expected"], "{f}");
+    assert_eq!(f["groups"][b.url()]["outOfOrder"], 0, "{f}");
+    println!(
+        "FAULT streams trimmed-gap: {} entries trimmed before node b read them, counted by b; its subscribers missed {} deliveries, the publisher's node none",
+        counted, lost_b,
     );
 }
