@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
-use fred::types::Value as RedisValue;
 use tracing::debug;
 
 use super::link::Link;
 use super::publisher::Command;
-use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport, publish_only};
+use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{BroadcastMessage, Channel, Channels, Request, Response, parse_channel};
@@ -71,16 +70,7 @@ impl Transport for Classic {
             .spawn_receiving(receiver.clone(), move |channel, payload| {
                 route(&prefix, &uid, receiver.as_ref(), channel, payload)
             });
-        // A pattern (matching only this channel), so that after a reconnect the liveness
-        // round trip succeeds only once every pattern, the namespaces' broadcast patterns
-        // included, is subscribed again (they are restored in one PSUBSCRIBE).
-        let subscriber = self.link.subscriber.clone();
-        let pattern = glob_escape(&self.link.liveness_channel);
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = subscriber.psubscribe(pattern).await {
-                tracing::warn!(error = %e, "cannot subscribe to the liveness channel");
-            }
-        }));
+        tasks.push(self.link.subscribe_liveness(false));
         tasks
     }
 
@@ -112,59 +102,24 @@ impl Transport for Classic {
         message: &BroadcastMessage,
         volatile: bool,
     ) -> Result<(), AdapterError> {
-        let (channel, payload) = publish_only(self.wire.broadcast(nsp, message)?)?;
-        if volatile {
-            self.link.publisher.enqueue_volatile(channel, payload);
-            Ok(())
-        } else {
-            self.link.publisher.enqueue(channel, payload)
-        }
+        self.link.broadcast(&self.wire, nsp, message, volatile)
     }
 
     fn request(&self, nsp: &str, request: Request) -> Result<bool, AdapterError> {
-        match self
-            .wire
-            .request(nsp, request)?
-            .map(publish_only)
-            .transpose()?
-        {
-            Some((channel, payload)) => {
-                self.link.publisher.enqueue(channel, payload).map(|()| true)
-            }
-            None => Ok(false),
-        }
+        self.link.request(&self.wire, nsp, request)
     }
 
     fn respond(&self, nsp: &str, to: Option<&str>, response: Response) -> Result<(), AdapterError> {
-        match self
-            .wire
-            .response(nsp, to, response)?
-            .map(publish_only)
-            .transpose()?
-        {
-            Some((channel, payload)) => self.link.publisher.enqueue(channel, payload),
-            None => Ok(()),
-        }
+        self.link.respond(&self.wire, nsp, to, response)
     }
 
     fn node_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
-        let client = self.link.client.clone();
-        let channel = self.channels(nsp).request().to_string();
-        Box::pin(async move {
-            let reply: Vec<RedisValue> = client.pubsub_numsub(channel).await?;
-            Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
-        })
+        self.link
+            .subscribers(self.channels(nsp).request().to_string(), false)
     }
 
     fn probe(&self) -> BoxFuture<'static, ()> {
-        let client = self.link.client.clone();
-        let channel = self.link.liveness_channel.clone();
-        Box::pin(async move {
-            let res: Result<i64, _> = client.publish(channel, "1").await;
-            if let Err(e) = res {
-                debug!(error = %e, "liveness publish failed");
-            }
-        })
+        self.link.probe(false)
     }
 
     fn is_connected(&self) -> bool {
@@ -207,16 +162,4 @@ fn route(prefix: &str, uid: &str, receiver: &dyn Receiver, channel: &str, payloa
             receiver.on_message(nsp, Inbound::Request(Payload::Encoded(payload)))
         }
     }
-}
-
-/// `text` as a Redis glob pattern matching only itself.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -6,18 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, EventInterface};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::Builder;
+use fred::types::Value as RedisValue;
 use fred::types::config::ReconnectPolicy;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::Receiver;
 use super::publisher::{Command, Publisher};
+use super::{BoxFuture, Receiver};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
+use crate::protocol::{BroadcastMessage, Request, Response};
 use crate::stats::Stats;
+use crate::wire::{Outgoing, Wire};
 
 /// A node's two Redis connections and what runs on them.
 pub(crate) struct Link {
@@ -141,6 +144,113 @@ impl Link {
         vec![self.subscriber.manage_subscriptions(), dispatch]
     }
 
+    /// Queues `outgoing` in call order: a publish, or an entry for a stream. A volatile
+    /// message is dropped, and counted, when the queue is full.
+    pub(crate) fn send(&self, outgoing: Outgoing, volatile: bool) -> Result<(), AdapterError> {
+        match outgoing {
+            Outgoing::Publish { channel, payload } if volatile => {
+                self.publisher.enqueue_volatile(channel, payload);
+                Ok(())
+            }
+            Outgoing::Publish { channel, payload } => self.publisher.enqueue(channel, payload),
+            Outgoing::Append {
+                stream,
+                max_len,
+                fields,
+            } => self.publisher.enqueue_append(stream, max_len, fields),
+        }
+    }
+
+    /// Encodes and queues a broadcast (without acks) with `wire`.
+    pub(crate) fn broadcast(
+        &self,
+        wire: &Wire,
+        nsp: &str,
+        message: &BroadcastMessage,
+        volatile: bool,
+    ) -> Result<(), AdapterError> {
+        self.send(wire.broadcast(nsp, message)?, volatile)
+    }
+
+    /// Encodes and queues a request with `wire`; `Ok(false)` when the mode has none such.
+    pub(crate) fn request(
+        &self,
+        wire: &Wire,
+        nsp: &str,
+        request: Request,
+    ) -> Result<bool, AdapterError> {
+        match wire.request(nsp, request)? {
+            Some(outgoing) => self.send(outgoing, false).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Encodes and queues the answer to node `to`'s request with `wire`.
+    pub(crate) fn respond(
+        &self,
+        wire: &Wire,
+        nsp: &str,
+        to: Option<&str>,
+        response: Response,
+    ) -> Result<(), AdapterError> {
+        match wire.response(nsp, to, response)? {
+            Some(outgoing) => self.send(outgoing, false),
+            None => Ok(()),
+        }
+    }
+
+    /// How many clients are subscribed to `channel` (`PUBSUB NUMSUB`, or `PUBSUB
+    /// SHARDNUMSUB` for sharded pub/sub): the node count of the modes.
+    pub(crate) fn subscribers(
+        &self,
+        channel: String,
+        sharded: bool,
+    ) -> BoxFuture<'static, Result<usize, AdapterError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let reply: Vec<RedisValue> = if sharded {
+                client.pubsub_shardnumsub(channel).await?
+            } else {
+                client.pubsub_numsub(channel).await?
+            };
+            Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
+        })
+    }
+
+    /// Sends this node's liveness probe (`PUBLISH`, or `SPUBLISH` for sharded pub/sub).
+    pub(crate) fn probe(&self, sharded: bool) -> BoxFuture<'static, ()> {
+        let client = self.client.clone();
+        let channel = self.liveness_channel.clone();
+        Box::pin(async move {
+            let res: Result<i64, _> = if sharded {
+                client.spublish(channel, "1").await
+            } else {
+                client.publish(channel, "1").await
+            };
+            if let Err(e) = res {
+                debug!(error = %e, "liveness publish failed");
+            }
+        })
+    }
+
+    /// Subscribes to the liveness channel with a pattern matching only it (classic
+    /// pub/sub: after a reconnect the round trip then succeeds only once every pattern is
+    /// subscribed again, as they are restored in one `PSUBSCRIBE`), or with `SSUBSCRIBE`.
+    pub(crate) fn subscribe_liveness(&self, sharded: bool) -> JoinHandle<()> {
+        let subscriber = self.subscriber.clone();
+        let channel = self.liveness_channel.clone();
+        tokio::spawn(async move {
+            let res = if sharded {
+                subscriber.ssubscribe(channel).await
+            } else {
+                subscriber.psubscribe(glob_escape(&channel)).await
+            };
+            if let Err(e) = res {
+                warn!(error = %e, "cannot subscribe to the liveness channel");
+            }
+        })
+    }
+
     /// Whether both clients are connected.
     pub(crate) fn is_connected(&self) -> bool {
         self.client.is_connected() && self.subscriber.is_connected()
@@ -201,3 +311,15 @@ const CONTROL_CHANNEL_CAPACITY: usize = 32;
 /// channels on the subscriber; a pump moves messages on at once into the dispatcher's
 /// queue of `subscriber_buffer` messages, which allocates only as it fills.
 const SUBSCRIBER_CHANNEL_CAPACITY: usize = 8192;
+
+/// `text` as a Redis glob pattern matching only itself.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -37,7 +37,7 @@ use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::{BroadcastMessage, ProtocolError, Request, Response};
 use crate::stats::Stats;
-use crate::wire::{AdapterMode, Outgoing};
+use crate::wire::AdapterMode;
 
 /// A boxed future, as trait objects return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -173,17 +173,6 @@ pub(crate) enum InboundResponse<'a> {
     Untyped(&'a [u8]),
     /// Decoded already.
     Typed(Response),
-}
-
-/// The channel and payload of a message for a pub/sub-only mode (classic, sharded), whose
-/// [`crate::Wire`] never asks to append to a stream.
-pub(crate) fn publish_only(outgoing: Outgoing) -> Result<(String, Vec<u8>), AdapterError> {
-    match outgoing {
-        Outgoing::Publish { channel, payload } => Ok((channel, payload)),
-        Outgoing::Append { stream, .. } => Err(AdapterError::Config(format!(
-            "a stream entry for {stream:?} in a pub/sub-only mode"
-        ))),
-    }
 }
 
 /// Connects to Redis at `url` with the transport of `config.mode`, for node `uid`.

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use fred::clients::Client;
 use fred::interfaces::PubsubInterface;
-use fred::types::Value as RedisValue;
 use tracing::{debug, warn};
 
 use super::link::Link;
 use super::publisher::Command;
-use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport, publish_only};
+use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::sharded::{
@@ -85,13 +84,7 @@ impl Transport for Sharded {
             .spawn_receiving(receiver.clone(), move |channel, payload| {
                 route(&prefix, &uid, &stats, receiver.as_ref(), channel, payload)
             });
-        let subscriber = self.link.subscriber.clone();
-        let channel = self.link.liveness_channel.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = subscriber.ssubscribe(channel).await {
-                warn!(error = %e, "cannot subscribe to the liveness channel");
-            }
-        }));
+        tasks.push(self.link.subscribe_liveness(true));
         tasks
     }
 
@@ -160,59 +153,24 @@ impl Transport for Sharded {
         message: &BroadcastMessage,
         volatile: bool,
     ) -> Result<(), AdapterError> {
-        let (channel, payload) = publish_only(self.wire.broadcast(nsp, message)?)?;
-        if volatile {
-            self.link.publisher.enqueue_volatile(channel, payload);
-            Ok(())
-        } else {
-            self.link.publisher.enqueue(channel, payload)
-        }
+        self.link.broadcast(&self.wire, nsp, message, volatile)
     }
 
     fn request(&self, nsp: &str, request: Request) -> Result<bool, AdapterError> {
-        match self
-            .wire
-            .request(nsp, request)?
-            .map(publish_only)
-            .transpose()?
-        {
-            Some((channel, payload)) => {
-                self.link.publisher.enqueue(channel, payload).map(|()| true)
-            }
-            None => Ok(false),
-        }
+        self.link.request(&self.wire, nsp, request)
     }
 
     fn respond(&self, nsp: &str, to: Option<&str>, response: Response) -> Result<(), AdapterError> {
-        match self
-            .wire
-            .response(nsp, to, response)?
-            .map(publish_only)
-            .transpose()?
-        {
-            Some((channel, payload)) => self.link.publisher.enqueue(channel, payload),
-            None => Ok(()),
-        }
+        self.link.respond(&self.wire, nsp, to, response)
     }
 
     fn node_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
-        let client = self.link.client.clone();
-        let channel = self.channels(nsp).main().to_string();
-        Box::pin(async move {
-            let reply: Vec<RedisValue> = client.pubsub_shardnumsub(channel).await?;
-            Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
-        })
+        self.link
+            .subscribers(self.channels(nsp).main().to_string(), true)
     }
 
     fn probe(&self) -> BoxFuture<'static, ()> {
-        let client = self.link.client.clone();
-        let channel = self.link.liveness_channel.clone();
-        Box::pin(async move {
-            let res: Result<i64, _> = client.spublish(channel, "1").await;
-            if let Err(e) = res {
-                debug!(error = %e, "liveness publish failed");
-            }
-        })
+        self.link.probe(true)
     }
 
     fn is_connected(&self) -> bool {

@@ -31,7 +31,7 @@ use crate::protocol::sharded::{ShardedChannel, ShardedChannels, parse_sharded_ch
 use crate::protocol::streams::{self, StreamsOptions};
 use crate::protocol::{BroadcastMessage, Request, Response, ShardedMessage};
 use crate::stats::Stats;
-use crate::wire::{AdapterMode, Incoming, Outgoing, Wire};
+use crate::wire::{AdapterMode, Incoming, Wire};
 
 /// The streams-mode transport.
 pub(crate) struct Streams {
@@ -90,17 +90,6 @@ impl Streams {
         let channels = self.channels(nsp);
         vec![channels.main().to_string(), channels.response(&self.uid)]
     }
-
-    fn enqueue(&self, outgoing: Outgoing) -> Result<(), AdapterError> {
-        match outgoing {
-            Outgoing::Publish { channel, payload } => self.link.publisher.enqueue(channel, payload),
-            Outgoing::Append {
-                stream,
-                max_len,
-                fields,
-            } => self.link.publisher.enqueue_append(stream, max_len, fields),
-        }
-    }
 }
 
 impl Transport for Streams {
@@ -133,13 +122,7 @@ impl Transport for Streams {
                 self.link.stats.clone(),
             )));
         }
-        let subscriber = self.link.subscriber.clone();
-        let pattern = glob_escape(&self.link.liveness_channel);
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = subscriber.psubscribe(pattern).await {
-                warn!(error = %e, "cannot subscribe to the liveness channel");
-            }
-        }));
+        tasks.push(self.link.subscribe_liveness(false));
         tasks
     }
 
@@ -159,44 +142,26 @@ impl Transport for Streams {
         &self,
         nsp: &str,
         message: &BroadcastMessage,
-        _volatile: bool,
+        volatile: bool,
     ) -> Result<(), AdapterError> {
-        // Node's streams adapter appends volatile broadcasts like the others.
-        self.enqueue(self.wire.broadcast(nsp, message)?)
+        self.link.broadcast(&self.wire, nsp, message, volatile)
     }
 
     fn request(&self, nsp: &str, request: Request) -> Result<bool, AdapterError> {
-        match self.wire.request(nsp, request)? {
-            Some(outgoing) => self.enqueue(outgoing).map(|()| true),
-            None => Ok(false),
-        }
+        self.link.request(&self.wire, nsp, request)
     }
 
     fn respond(&self, nsp: &str, to: Option<&str>, response: Response) -> Result<(), AdapterError> {
-        match self.wire.response(nsp, to, response)? {
-            Some(outgoing) => self.enqueue(outgoing),
-            None => Ok(()),
-        }
+        self.link.respond(&self.wire, nsp, to, response)
     }
 
     fn node_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
-        let client = self.link.client.clone();
-        let channel = self.channels(nsp).main().to_string();
-        Box::pin(async move {
-            let reply: Vec<RedisValue> = client.pubsub_numsub(channel).await?;
-            Ok(reply.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as usize)
-        })
+        self.link
+            .subscribers(self.channels(nsp).main().to_string(), false)
     }
 
     fn probe(&self) -> BoxFuture<'static, ()> {
-        let client = self.link.client.clone();
-        let channel = self.link.liveness_channel.clone();
-        Box::pin(async move {
-            let res: Result<i64, _> = client.publish(channel, "1").await;
-            if let Err(e) = res {
-                debug!(error = %e, "liveness publish failed");
-            }
-        })
+        self.link.probe(false)
     }
 
     fn is_connected(&self) -> bool {
@@ -553,18 +518,6 @@ fn bytes_of(value: &RedisValue) -> Vec<u8> {
         RedisValue::String(s) => s.as_bytes().to_vec(),
         other => other.as_string().unwrap_or_default().into_bytes(),
     }
-}
-
-/// `text` as a Redis glob pattern matching only itself.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
