@@ -1,6 +1,7 @@
 //! Streams mode in a mixed cluster (issue #17): Rust nodes with `SIO_REDIS_MODE=streams`
 //! and a real Node.js node with `@socket.io/redis-streams-adapter` 0.3.1 on one Redis;
-//! broadcasts at volume both ways, the server count both ways, the emitter (library and
+//! broadcasts at volume both ways, a Node broadcast with except and binary, the server
+//! count both ways, the emitter (library and
 //! `sio-emit`) reaching clients on both kinds of node, and readiness, which waits for
 //! the stream readers.
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sio_adapter_redis::{AdapterMode, RedisAdapterConfig};
-use sio_cluster_tests::clients::NodePeer;
+use sio_cluster_tests::clients::{NodePeer, js_scenario};
 use sio_cluster_tests::http::http_get;
 use sio_cluster_tests::node::{NodeBuilder, wait_ready};
 use sio_cluster_tests::redis::TestRedis;
@@ -205,4 +206,39 @@ async fn a_streams_node_is_not_ready_until_its_stream_reader_reads() {
     assert!(warned, "{}", node.log().text());
     redis.cli(&["DEL", "socket.io"]).await.unwrap();
     wait_ready(node.addr()).await.unwrap();
+}
+
+/// The Node.js streams node broadcasts to several rooms with an exception and binary
+/// arguments (an entry whose data is base64 MessagePack): clients on two Rust streams
+/// nodes in either room get it once with bytes and numbers intact; the excepted one and
+/// the outsider get nothing.
+#[tokio::test]
+async fn node_streams_broadcast_with_rooms_except_and_binary_reaches_rust_clients() {
+    let redis = TestRedis::start().await.unwrap();
+    let rust = streams_node(&redis).cluster(2).await.unwrap();
+    let node = NodePeer::start_streams(&redis).await.unwrap();
+    let (r0, r1) = (rust[0].url(), rust[1].url());
+    let args =
+        json!(["text", {"$binary": "00ff10"}, {"nested": {"n": 1.5, "list": [1, "two", null]}}]);
+    let f = js_scenario(json!({
+        "scenario": "ops",
+        "controller": node.url,
+        "event": "from-node",
+        "clients": [
+            {"url": r0, "rooms": ["a", "b"]},
+            {"url": r1, "rooms": ["b"]},
+            {"url": r1, "rooms": ["a", "c"]},
+            {"url": r0, "rooms": []},
+        ],
+        "op": {"kind": "emit", "rooms": ["a", "b"], "except": ["c"], "event": "from-node", "args": args},
+    }))
+    .await
+    .unwrap();
+    assert_eq!(f["reply"], json!({"ok": true}), "{f}");
+    let got = &f["received"];
+    assert_eq!(got[0], json!([args]), "in a and b: once");
+    assert_eq!(got[1], json!([args]), "in b, on the other Rust node");
+    assert_eq!(got[2], json!([]), "in c: excepted");
+    assert_eq!(got[3], json!([]), "in no room");
+    node.stop().await;
 }
