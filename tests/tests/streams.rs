@@ -1,9 +1,8 @@
 //! Streams mode in a mixed cluster (issue #17): Rust nodes with `SIO_REDIS_MODE=streams`
 //! and a real Node.js node with `@socket.io/redis-streams-adapter` 0.3.1 on one Redis;
 //! broadcasts at volume both ways, a Node broadcast with except and binary, the server
-//! count both ways, the emitter (library and
-//! `sio-emit`) reaching clients on both kinds of node, and readiness, which waits for
-//! the stream readers.
+//! count both ways, the emitter (library and `sio-emit`) reaching clients on both kinds
+//! of node, and readiness, which waits for the stream readers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
