@@ -5,6 +5,7 @@
 // Each scenario prints one JSON line of observed facts on stdout and exits 0; the Rust
 // test asserts on those facts. A scenario that cannot finish prints {"error": ...} and
 // exits 1. Every wait is bounded, so a hung server fails the test instead of hanging it.
+import { execFile } from "node:child_process";
 import { io } from "socket.io-client";
 
 const opts = JSON.parse(process.argv[2] ?? "{}");
@@ -205,12 +206,13 @@ const scenarios = {
     return { initialHistory, acks, received: bGot, history };
   },
 
-  // one member and one outsider per node; member 0 publishes `messages` events into the
-  // room as fast as it can; every member must get all of them, once, in send order
+  // one member and one outsider per node (in namespace `nsp`, default "/"); member 0
+  // publishes `messages` events into the room as fast as it can; every member must get all
+  // of them, once, in send order
   async fanout() {
     const urls = opts.urls;
     const n = opts.messages ?? 100;
-    const make = (url) => io(url, {
+    const make = (url) => io(url + (opts.nsp ?? ""), {
       transports: opts.transports ?? ["websocket"],
       reconnection: false,
       forceNew: true,
@@ -282,6 +284,7 @@ const scenarios = {
   //   {sleep: ms}
   //   {log: client, as}                      facts[as] = [[event, ...args]] received so far
   //   {id: client, as}                       facts[as] = the client's socket id
+  //   {run: [program, ...args], as}          facts[as] = {code, stdout, stderr} of running it
   // Binary arguments are reported as {"$binary": hex}.
   async steps() {
     const clients = {};
@@ -323,6 +326,14 @@ const scenarios = {
           facts[step.as] = clients[step.log].log;
         } else if (step.id) {
           facts[step.as] = clients[step.id].socket.id;
+        } else if (step.run) {
+          const [program, ...args] = step.run;
+          facts[step.as ?? "run"] = await withTimeout(
+            new Promise((resolve) =>
+              execFile(program, args, (error, stdout, stderr) => resolve({ code: error ? (error.code ?? -1) : 0, stdout, stderr })),
+            ),
+            `${program} to finish`,
+          );
         }
       }
     } finally {

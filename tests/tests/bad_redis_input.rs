@@ -1,5 +1,6 @@
 //! Garbage and foreign-prefix messages on every Redis channel a node listens to (issue #8),
-//! classic and sharded: each bad message is counted in `sio_redis_malformed_total` on the
+//! classic and sharded, and in streams mode on the stream every node reads and on the
+//! streams pub/sub channels (issue #17): each bad message is counted in `sio_redis_malformed_total` on the
 //! nodes that receive it, messages of another application (another prefix) never reach a
 //! client, and real clients are served throughout (a `Witness` on the node taking the
 //! garbage) and afterwards across nodes (`fanout`). Hostile sids, which the forwarding
@@ -210,6 +211,192 @@ async fn garbage_and_foreign_messages_on_every_sharded_channel() {
         channels.iter().map(|c| c.1).sum::<f64>() + own_response + 1.0,
         channels.iter().map(|c| c.2).sum::<f64>() + own_response + 1.0,
     ];
+    let got = wait_malformed(&nodes, &expected).await;
+    let f = witness.assert_unharmed(5).await;
+    println!(
+        "{}",
+        json!({"malformed": got, "expected": expected, "witness": f})
+    );
+    assert_eq!(got, expected);
+    fanout_after(&nodes).await;
+}
+
+/// An entry's fields, as a foreign writer would `XADD` them.
+type Entry = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn entry(fields: &[(&[u8], &[u8])]) -> Entry {
+    fields
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+async fn xadd(client: &fred::clients::Client, stream: &str, fields: Entry) {
+    use fred::interfaces::StreamsInterface;
+    use fred::types::{Key, Value as RedisValue};
+    let fields: Vec<(Key, RedisValue)> = fields
+        .into_iter()
+        .map(|(k, v)| (Key::from(k.as_slice()), RedisValue::Bytes(v.into())))
+        .collect();
+    let _: RedisValue = client
+        .xadd(stream, false, ("MAXLEN", "~", 10_000), "*", fields)
+        .await
+        .unwrap();
+}
+
+/// Streams mode. A foreign writer `XADD`s garbage to the stream every node reads (node 1
+/// hosts the witnesses): each entry that claims a namespace but cannot be read is dropped
+/// and counted by both nodes; entries with no namespace at all are skipped uncounted, as
+/// Node's adapter skips them; other streams and a namespace nobody serves reach no client.
+/// Garbage on the streams pub/sub channels (the namespace's and each node's own) is
+/// counted by the nodes subscribed to it. The witnesses keep receiving everything, and
+/// broadcasts still cross the nodes afterwards.
+#[tokio::test]
+async fn garbage_entries_and_messages_in_streams_mode() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&[
+            "--redis-mode",
+            "streams",
+            "--client-publish",
+            "room-*,witness-*",
+        ])
+        .cluster(2)
+        .await
+        .unwrap();
+    let witness = Witness::start(&nodes[1].url()).await.unwrap();
+    let client = redis.client().await.unwrap();
+
+    let tick = br#"{"packet":{"type":2,"data":["tick",999999],"nsp":"/"},"opts":{"rooms":["witness-0"],"except":[],"flags":{}}}"#;
+    let many_fields: Entry = (0..1000)
+        .map(|i| (format!("f{i}").into_bytes(), vec![b'x'; 100]))
+        .chain([(b"nsp".to_vec(), b"/".to_vec())])
+        .collect();
+    // dropped and counted by each node
+    let counted: Vec<Entry> = vec![
+        entry(&[(b"nsp", b"/"), (b"type", b"3"), (b"data", tick)]), // no uid
+        entry(&[(b"uid", b"x"), (b"nsp", b"/"), (b"data", tick)]),  // no type
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", b"{not json"),
+        ]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", b"%%not base64%%"),
+        ]),
+        // base64 of MessagePack announcing an array of 4 billion items
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", b"3f////8="),
+        ]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"99999999999999999999999"),
+        ]),
+        entry(&[(b"uid", b"x"), (b"nsp", b"/"), (b"type", b"99")]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3abc"),
+            (b"data", tick),
+        ]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"\xff\xfe/"),
+            (b"type", b"3"),
+            (b"data", tick),
+        ]),
+        entry(&[
+            (b"uid", b"\xc1\x00"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", tick),
+        ]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", b"\x00\xff\xc1\x91"),
+        ]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b"/"),
+            (b"type", b"3"),
+            (b"data", br#"{"opts":5}"#),
+        ]),
+        many_fields,
+    ];
+    // skipped without a count: no namespace (Node skips these too)
+    let uncounted: Vec<Entry> = vec![
+        entry(&[(b"foo", b"bar")]),
+        entry(&[(b"uid", b"x"), (b"type", b"3"), (b"data", tick)]),
+        entry(&[
+            (b"uid", b"x"),
+            (b"nsp", b""),
+            (b"type", b"3"),
+            (b"data", tick),
+        ]),
+    ];
+    let c = counted.len() as f64;
+    for fields in counted.into_iter().chain(uncounted) {
+        xadd(&client, "socket.io", fields).await;
+    }
+    // well-formed ticks a client would receive if they were delivered: on another
+    // application's stream, and for a namespace no node serves
+    let foreign = entry(&[
+        (b"uid", b"x"),
+        (b"nsp", b"/"),
+        (b"type", b"3"),
+        (b"data", tick),
+    ]);
+    xadd(&client, "other-app", foreign).await;
+    let not_served = br#"{"packet":{"type":2,"data":["tick",999999],"nsp":"/not-served"},"opts":{"rooms":["witness-0"],"except":[],"flags":{}}}"#;
+    let unserved = [
+        (b"uid".as_slice(), b"x".as_slice()),
+        (b"nsp", b"/not-served"),
+        (b"type", b"3"),
+        (b"data", not_served),
+    ];
+    xadd(&client, "socket.io", entry(&unserved)).await;
+
+    // pub/sub: the namespace's channel, each node's own (`socket.io#/#<uid>#`: in streams
+    // mode no room has a channel), one nobody subscribes to, another application's
+    let listed = redis
+        .cli(&["PUBSUB", "CHANNELS", "socket.io#/#?*#"])
+        .await
+        .unwrap();
+    let own: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(own.len(), 2, "{listed}");
+    let g = GARBAGE.len() as f64;
+    let mut channels = vec!["socket.io#/#", "socket.io#/#nobody-0000#", "other-app#/#"];
+    channels.extend(own.iter().copied());
+    for channel in &channels {
+        for payload in GARBAGE {
+            let _: i64 = client.publish(*channel, payload.to_vec()).await.unwrap();
+        }
+    }
+    // a classic-mode broadcast on the streams channel: a foreign dialect, counted
+    let _: i64 = client
+        .publish("socket.io#/#", valid_tick("witness-0"))
+        .await
+        .unwrap();
+
+    // per node: the counted entries, the namespace channel's garbage, its own channel's,
+    // the classic broadcast
+    let each = c + g + g + 1.0;
+    let expected = vec![each, each];
     let got = wait_malformed(&nodes, &expected).await;
     let f = witness.assert_unharmed(5).await;
     println!(

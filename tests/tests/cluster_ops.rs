@@ -275,7 +275,9 @@ async fn unanswered_request_times_out_with_a_clear_error(mode: Mode) {
 
 #[tokio::test]
 async fn rooms_and_server_count_span_the_cluster() {
-    let mode = Mode::Classic; // streams mode has no all-rooms request (neither has Node's)
+    // streams mode has no all-rooms request (neither has Node's); its server count, both
+    // ways, is in streams.rs
+    let mode = Mode::Classic;
     let m = mixed(mode).await;
     let (r, n, s) = (&m.rust.url, &m.node.url, m.server.url());
     let f = steps(json!([

@@ -317,3 +317,62 @@ async fn redis_cluster_in_classic_and_sharded_modes() {
         }
     }
 }
+
+/// Streams mode on the three-master Redis Cluster with `SIO_REDIS_STREAM_COUNT=3`: the
+/// namespaces `/`, `/a` and `/b` write to `socket.io-2`, `-0` and `-1` (JS `hashCode % 3`:
+/// 47, 1554, 1555), keys whose slots (9584, 1330, 5395) two masters own. Each node reads
+/// all three streams; a burst on every namespace reaches every member once, in order, and
+/// the streams are found on more than one master.
+#[tokio::test]
+async fn redis_cluster_in_streams_mode_with_three_streams() {
+    let (cluster, ports) = redis_cluster().await;
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    let nodes = NodeBuilder::new()
+        .redis(&url)
+        .args(&[
+            "--client-publish",
+            "room-*",
+            "--redis-mode",
+            "streams",
+            "--redis-stream-count",
+            "3",
+            "--namespaces",
+            "/,/a,/b",
+        ])
+        .cluster(2)
+        .await
+        .unwrap();
+    for nsp in ["/", "/a", "/b"] {
+        let extra = json!({"nsp": if nsp == "/" { "" } else { nsp }});
+        let f = fanout(&urls(&nodes), "room-streams", 30, extra)
+            .await
+            .unwrap();
+        println!("{nsp}: {f}");
+        assert_fanout(&f, 30);
+    }
+    // which master holds each stream (the others answer MOVED)
+    let mut owners = std::collections::BTreeMap::new();
+    for stream in ["socket.io-0", "socket.io-1", "socket.io-2"] {
+        for port in &ports {
+            let server = Server {
+                container: &cluster,
+                port: *port,
+                password: None,
+            };
+            let kind = server.cli(&["type", stream]).await;
+            if kind.trim() == "stream" {
+                owners.insert(stream, *port);
+            }
+        }
+    }
+    println!("stream owners: {owners:?} (masters {ports:?})");
+    assert_eq!(owners.len(), 3, "every stream written: {owners:?}");
+    let masters: std::collections::BTreeSet<u16> = owners.values().copied().collect();
+    assert!(
+        masters.len() > 1,
+        "the streams live on one master: {owners:?}"
+    );
+}
