@@ -7,23 +7,25 @@
 //! is yielded as a timeout error, as socketioxide does for local sockets.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 use socketioxide_core::Sid;
 use socketioxide_core::adapter::{AckStreamItem, SocketEmitter};
-use socketioxide_core::parser::Parse;
 use tokio::sync::mpsc;
 
-use crate::adapter::RedisAdapter;
-use crate::convert::ArgsRef;
 use crate::protocol::Response;
 use crate::requests::StreamGuard;
 
+/// Turns a remote client's answer into the value the namespace's parser hands out (its
+/// `encode_value`); `None` when it cannot.
+pub(crate) type AckDecoder =
+    Box<dyn Fn(&rmpv::Value) -> Option<socketioxide_core::Value> + Send + Sync>;
+
 /// The other nodes' side of a broadcast-with-ack.
-pub(crate) struct RemoteAcks<E> {
-    pub(crate) adapter: Arc<RedisAdapter<E>>,
+pub(crate) struct RemoteAcks {
+    /// Turns a remote client's answer into the value the namespace's parser hands out.
+    pub(crate) decode: AckDecoder,
     pub(crate) rx: mpsc::UnboundedReceiver<Response>,
     /// Keeps the request registered while the stream lives.
     pub(crate) _guard: StreamGuard,
@@ -41,11 +43,11 @@ pub(crate) struct RemoteAcks<E> {
 /// [`Sid::ZERO`]: the Node protocol does not say which socket answered.
 pub struct AckStream<E: SocketEmitter> {
     pub(crate) local: Option<Pin<Box<E::AckStream>>>,
-    pub(crate) remote: Option<RemoteAcks<E>>,
+    pub(crate) remote: Option<RemoteAcks>,
 }
 
 impl<E: SocketEmitter> AckStream<E> {
-    pub(crate) fn new(local: E::AckStream, remote: Option<RemoteAcks<E>>) -> Self {
+    pub(crate) fn new(local: E::AckStream, remote: Option<RemoteAcks>) -> Self {
         Self {
             local: Some(Box::pin(local)),
             remote,
@@ -53,18 +55,21 @@ impl<E: SocketEmitter> AckStream<E> {
     }
 }
 
-impl<E: SocketEmitter> RemoteAcks<E> {
+impl RemoteAcks {
     fn complete(&self) -> bool {
         self.counted >= self.nodes && self.acked >= self.clients
     }
 
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<AckStreamItem<E::AckError>>> {
+    fn poll_item<Err: serde::de::DeserializeOwned>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<AckStreamItem<Err>>> {
         if let Some(missing) = self.missing.as_mut() {
             if *missing == 0 {
                 return Poll::Ready(None);
             }
             *missing -= 1;
-            return match serde_json::from_value::<E::AckError>(serde_json::json!("Timeout")) {
+            return match serde_json::from_value::<Err>(serde_json::json!("Timeout")) {
                 Ok(err) => Poll::Ready(Some((Sid::ZERO, Err(err)))),
                 Err(_) => Poll::Ready(None),
             };
@@ -81,10 +86,7 @@ impl<E: SocketEmitter> RemoteAcks<E> {
                 Poll::Ready(Some(Response::BroadcastAck(ack))) => {
                     self.acked += 1;
                     let arg = ack.packet.unwrap_or(rmpv::Value::Nil);
-                    let parser = self.adapter.local_parser();
-                    if let Ok(value) =
-                        parser.encode_value(&ArgsRef(std::slice::from_ref(&arg)), None)
-                    {
+                    if let Some(value) = (self.decode)(&arg) {
                         return Poll::Ready(Some((Sid::ZERO, Ok(value))));
                     }
                 }

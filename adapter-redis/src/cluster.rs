@@ -16,11 +16,13 @@ use tracing::{debug, warn};
 
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
+use crate::hooks::{ServerSideHandler, SocketInfo, SocketInfoProvider};
+use crate::ids::IdMap;
 use crate::protocol::{BroadcastMessage, Request, Response};
-use crate::remote::{IdMap, ServerSideHandler, SocketInfo, SocketInfoProvider};
-use crate::requests::{Pending, ResponseOutcome};
+use crate::requests::{Pending, ResponseOutcome, StreamGuard};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::transport::{Inbound, InboundResponse, Receiver, Transport};
+use tokio::sync::mpsc;
 
 /// What a namespace adapter does with the messages of its namespace.
 pub(crate) trait NamespaceSink: Send + Sync {
@@ -331,6 +333,56 @@ impl RedisCluster {
     pub(crate) fn keep_task(&self, task: JoinHandle<()>) {
         lock(&self.inner.tasks).push(task);
     }
+}
+
+/// Requests to the other nodes.
+impl RedisCluster {
+    /// Publishes `request` to the nodes of `nsp` and waits for one answer from every
+    /// other node, at most `timeout`. A request the transport does not carry (not every
+    /// mode has the all-rooms request) gets no answers.
+    pub(crate) async fn request(
+        &self,
+        nsp: &str,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Vec<Response>, AdapterError> {
+        let id = request_id(&request)?;
+        let expected = self.node_count(nsp).await?.saturating_sub(1);
+        if expected == 0 {
+            return Ok(Vec::new());
+        }
+        let waiting = self
+            .inner
+            .pending
+            .expect(id, request.request_type(), expected);
+        if !self.send_request(nsp, request)? {
+            return Ok(Vec::new());
+        }
+        waiting.answers(timeout).await
+    }
+
+    /// Publishes `request` to the nodes of `nsp`; its answers go to the returned receiver
+    /// for as long as the guard lives (registered before publishing, so no early answer
+    /// is missed).
+    pub(crate) fn request_stream(
+        &self,
+        nsp: &str,
+        request: Request,
+    ) -> Result<(StreamGuard, mpsc::UnboundedReceiver<Response>), AdapterError> {
+        let registered = self
+            .inner
+            .pending
+            .register_stream(request_id(&request)?, request.request_type());
+        self.send_request(nsp, request)?;
+        Ok(registered)
+    }
+}
+
+fn request_id(request: &Request) -> Result<String, AdapterError> {
+    request
+        .request_id()
+        .map(str::to_string)
+        .ok_or(AdapterError::Parser("a request without requestId".into()))
 }
 
 /// Keeps each namespace's room-channel subscriptions in line with its local rooms

@@ -19,8 +19,9 @@
 //!   place that knows the modes.
 //! - `adapter`: [`RedisAdapter`], socketioxide's hooks turned into local delivery and wire
 //!   messages.
-//! - `requests`, `ack`, `remote`: requests waiting for answers, acks of broadcasts, ids of
-//!   Node's sockets and server-side events.
+//! - `requests`, `ack`: requests waiting for answers, acks of broadcasts.
+//! - `server_side`, `hooks`, `ids`: server-side events and socket descriptions (the API
+//!   socketioxide lacks), what the node plugs in, stand-in ids of Node's sockets.
 //! - [`registry`]: the node and session registry.
 
 mod ack;
@@ -29,9 +30,11 @@ mod adapter_error;
 mod cluster;
 mod config;
 mod convert;
+mod hooks;
+mod ids;
 pub mod registry;
-mod remote;
 mod requests;
+mod server_side;
 mod stats;
 mod transport;
 
@@ -41,7 +44,7 @@ pub use adapter_error::AdapterError;
 pub use cluster::{Reconnects, RedisCluster};
 pub use config::RedisAdapterConfig;
 pub use convert::decode_broadcast_for_delivery;
-pub use remote::{ServerSideEvent, SocketInfo};
+pub use hooks::{ServerSideEvent, SocketInfo};
 /// The MessagePack value type used for event arguments, re-exported so callers use the same
 /// version.
 pub use rmpv;

@@ -12,8 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::AdapterError;
-use crate::cluster::RedisCluster;
-use crate::protocol::{IncomingResponse, Request, RequestType, Response};
+use crate::protocol::{IncomingResponse, RequestType, Response};
 
 struct Entry {
     kind: RequestType,
@@ -139,40 +138,33 @@ impl Pending {
     }
 }
 
-/// Removes its request from the map when dropped.
-struct Guard<'a> {
-    pending: &'a Pending,
+/// A request registered to collect a given number of answers: removed from the map
+/// when dropped, whatever happened.
+pub(crate) struct Waiting {
+    pending: Arc<Pending>,
     id: String,
+    kind: RequestType,
+    expected: usize,
+    rx: oneshot::Receiver<Vec<Response>>,
 }
 
-impl Drop for Guard<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         self.pending.lock().remove(&self.id);
     }
 }
 
-impl RedisCluster {
-    /// Publishes `request` to the nodes of `nsp` and waits for one answer from every
-    /// other node, at most `timeout`. A request the transport does not carry (not every
-    /// mode has the all-rooms request) gets no answers.
-    pub(crate) async fn request(
-        &self,
-        nsp: &str,
-        request: Request,
-        timeout: Duration,
-    ) -> Result<Vec<Response>, AdapterError> {
-        let kind = request.request_type();
-        let id = request
-            .request_id()
-            .ok_or(AdapterError::Parser("a request without requestId".into()))?
-            .to_string();
-        let expected = self.node_count(nsp).await?.saturating_sub(1);
-        if expected == 0 {
-            return Ok(Vec::new());
-        }
-        let pending: &Arc<Pending> = self.pending();
+impl Pending {
+    /// Registers request `id` of type `kind`, complete once `expected` answers came.
+    /// Register before publishing, so no early answer is missed.
+    pub(crate) fn expect(
+        self: &Arc<Self>,
+        id: String,
+        kind: RequestType,
+        expected: usize,
+    ) -> Waiting {
         let (tx, rx) = oneshot::channel();
-        pending.lock().insert(
+        self.lock().insert(
             id.clone(),
             Entry {
                 kind,
@@ -182,46 +174,39 @@ impl RedisCluster {
                 stream: None,
             },
         );
-        let _guard = Guard {
-            pending,
-            id: id.clone(),
-        };
-        if !self.send_request(nsp, request)? {
-            return Ok(Vec::new());
+        Waiting {
+            pending: self.clone(),
+            id,
+            kind,
+            expected,
+            rx,
         }
-        match tokio::time::timeout(timeout, rx).await {
+    }
+}
+
+impl Waiting {
+    /// Every expected answer, or a timeout error saying how many came.
+    pub(crate) async fn answers(
+        mut self,
+        timeout: Duration,
+    ) -> Result<Vec<Response>, AdapterError> {
+        match tokio::time::timeout(timeout, &mut self.rx).await {
             Ok(Ok(responses)) => Ok(responses),
             Ok(Err(_)) => Err(AdapterError::Closed),
             Err(_) => {
-                let answered = pending
+                let answered = self
+                    .pending
                     .lock()
-                    .get(&id)
+                    .get(&self.id)
                     .map(|e| e.responses.len())
                     .unwrap_or(0);
                 Err(AdapterError::Timeout {
-                    kind: format!("{kind:?}"),
+                    kind: format!("{:?}", self.kind),
                     timeout,
                     answered,
-                    expected,
+                    expected: self.expected,
                 })
             }
         }
-    }
-
-    /// Publishes `request` to the nodes of `nsp`; its answers go to the returned receiver
-    /// for as long as the guard lives (registered before publishing, so no early answer
-    /// is missed).
-    pub(crate) fn request_stream(
-        &self,
-        nsp: &str,
-        request: Request,
-    ) -> Result<(StreamGuard, mpsc::UnboundedReceiver<Response>), AdapterError> {
-        let id = request
-            .request_id()
-            .ok_or(AdapterError::Parser("a request without requestId".into()))?
-            .to_string();
-        let registered = self.pending().register_stream(id, request.request_type());
-        self.send_request(nsp, request)?;
-        Ok(registered)
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sio_adapter_redis::protocol::Handshake;
-use sio_adapter_redis::{RedisAdapterConfig, RedisCluster, SocketInfo};
+use sio_adapter_redis::{AdapterError, RedisAdapterConfig, RedisCluster, SocketInfo};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
@@ -20,7 +20,6 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::forward::Forwarder;
 use crate::gateway::{ConnectedAt, Identity, JoinHook};
-use crate::node::StartError;
 
 /// A session that no namespace holds after this long has ended (socketioxide closes a
 /// session that never connects a namespace after its 45 s connect timeout).
@@ -35,7 +34,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// Connects to Redis, retrying an unreachable one with exponential backoff (capped at
 /// [`REDIS_RETRY_MAX`]) until it answers. Errors that retrying cannot mend (a bad URL,
 /// refused credentials) end the attempt at once.
-pub async fn connect(url: &str, config: &Config) -> Result<RedisCluster, StartError> {
+pub async fn connect(url: &str, config: &Config) -> Result<RedisCluster, AdapterError> {
     let mut adapter_config = RedisAdapterConfig::default()
         .with_prefix(config.redis_prefix.clone())
         .with_mode(config.redis_mode)
@@ -51,12 +50,13 @@ pub async fn connect(url: &str, config: &Config) -> Result<RedisCluster, StartEr
             Ok(cluster) => {
                 info!(
                     uid = cluster.uid(),
-                    "cluster mode: Redis adapter (Node @socket.io/redis-adapter protocol)"
+                    mode = ?config.redis_mode,
+                    "cluster mode: Redis adapter (Node.js @socket.io/redis-adapter and redis-streams-adapter protocols)"
                 );
                 return Ok(cluster);
             }
             // A bad URL or refused credentials will not get better by retrying.
-            Err(e) if e.is_permanent() => return Err(StartError::Redis(e)),
+            Err(e) if e.is_permanent() => return Err(e),
             Err(e) => {
                 warn!(
                     error = %e,
@@ -77,12 +77,9 @@ pub async fn register_node(
     cluster: &RedisCluster,
     config: &Config,
     bound: SocketAddr,
-) -> Result<(), StartError> {
+) -> Result<(), AdapterError> {
     let advertise = advertise_addr(config, bound);
-    cluster
-        .register_node(&config.node_id, &advertise)
-        .await
-        .map_err(StartError::Redis)?;
+    cluster.register_node(&config.node_id, &advertise).await?;
     info!(node = %config.node_id, advertise = %advertise, "registered for session forwarding");
     Ok(())
 }

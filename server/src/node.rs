@@ -190,11 +190,15 @@ async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<A
             assemble(config, metrics, layer, io, None).await
         }
         Some(url) => {
-            let cluster = cluster::connect(url, config).await?;
+            let cluster = cluster::connect(url, config)
+                .await
+                .map_err(StartError::Redis)?;
             let (layer, io) = sio_builder(config)
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
-            cluster::register_node(&cluster, config, bound).await?;
+            cluster::register_node(&cluster, config, bound)
+                .await
+                .map_err(StartError::Redis)?;
             assemble(config, metrics, layer, io, Some(cluster)).await
         }
     }

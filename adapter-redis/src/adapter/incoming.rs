@@ -85,7 +85,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         let info = self
             .cluster
             .socket_info(self.local.path(), data.id)
-            .unwrap_or_else(|| crate::remote::SocketInfo {
+            .unwrap_or_else(|| crate::hooks::SocketInfo {
                 data: serde_json::Value::Object(Default::default()),
                 ..Default::default()
             });

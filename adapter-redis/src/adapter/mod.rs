@@ -26,12 +26,12 @@ use tracing::{debug, warn};
 use crate::AdapterError;
 use crate::ack::{AckStream, RemoteAcks};
 use crate::cluster::RedisCluster;
-use crate::convert;
+use crate::convert::{self, ArgsRef};
+use crate::ids::REMOTE_UID;
 use crate::protocol::{
     self, AllRoomsRequest, BroadcastMessage, DisconnectRequest, FetchRequest, Request, RequestOpts,
     Response, RoomsRequest, new_request_id,
 };
-use crate::remote::REMOTE_UID;
 use crate::stats::Stats;
 
 mod incoming;
@@ -236,7 +236,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             Ok(AckStream::new(
                 local,
                 Some(RemoteAcks {
-                    adapter,
+                    decode: Box::new(move |arg| {
+                        let parser = adapter.local_parser();
+                        parser
+                            .encode_value(&ArgsRef(std::slice::from_ref(arg)), None)
+                            .ok()
+                    }),
                     rx,
                     _guard: guard,
                     deadline: Box::pin(tokio::time::sleep(timeout)),
