@@ -43,7 +43,13 @@ async fn eager_polling_session(addr: std::net::SocketAddr) {
         return;
     };
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    let _ = http_request(addr, "POST", &path, "40\x1e42[\"chat\",\"hello\"]\x1e1".as_bytes()).await;
+    let _ = http_request(
+        addr,
+        "POST",
+        &path,
+        "40\x1e42[\"chat\",\"hello\"]\x1e1".as_bytes(),
+    )
+    .await;
 }
 
 /// `sio_sockets_connected` once nothing is connected any more: sessions that closed
@@ -81,12 +87,13 @@ async fn sockets_gauge_returns_to_zero_after_eager_clients_close() {
     }
     let connects = metric_at(node.addr(), "sio_connects_total").await.unwrap();
     assert!(connects > 0.0, "no eager client connected a socket at all");
-    eprintln!("connects {connects}");
     // every session is closed: the node notices within a ping period at most
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     let mut gauge;
     loop {
-        gauge = metric_at(node.addr(), "sio_sockets_connected").await.unwrap();
+        gauge = metric_at(node.addr(), "sio_sockets_connected")
+            .await
+            .unwrap();
         if gauge == 0.0 || tokio::time::Instant::now() > deadline {
             break;
         }
@@ -96,5 +103,131 @@ async fn sockets_gauge_returns_to_zero_after_eager_clients_close() {
     assert_eq!(
         gauge, 0.0,
         "sio_sockets_connected after {connects} connects of 200 closed sessions:\n{metrics}"
+    );
+}
+
+/// Every `sio_*` metric name in the PromQL expressions of `dashboard` (panels and
+/// template variables), sorted and deduplicated.
+fn dashboard_metrics(dashboard: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(e)) => {
+                            out.extend(metric_names(e))
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `sio_*` identifiers in one PromQL expression (outside label values).
+fn metric_names(expr: &str) -> Vec<String> {
+    // label values are quoted: keep what is outside the quotes
+    let expr: String = expr
+        .split('"')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 0 { part } else { " " })
+        .collect();
+    let expr = expr.as_str();
+    let bytes = expr.as_bytes();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("sio_") {
+        let start = i + at;
+        let word_start =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let end = start
+            + expr[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(expr.len() - start);
+        if word_start {
+            names.push(expr[start..end].to_string());
+        }
+        i = end;
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names(r#"sum by (instance) (rate(sio_a_total{x="sio_not"}[5m])) / sio_b"#),
+        ["sio_a_total", "sio_b"]
+    );
+    assert_eq!(metric_names("rate(my_sio_x[1m])"), Vec::<String>::new());
+}
+
+/// The Grafana dashboard (k8s/grafana/sio-cluster.json) plots only metrics that a
+/// cluster-mode node lists on `/metrics` from the start, and imports as is: its data
+/// source is a variable, every panel uses it, every panel has a query.
+#[tokio::test]
+async fn dashboard_plots_metrics_a_node_exports() {
+    let path = sio_cluster_tests::files::tests_dir().join("../k8s/grafana/sio-cluster.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let plotted = dashboard_metrics(&dashboard);
+    assert!(plotted.len() >= 15, "too few metrics plotted: {plotted:?}");
+
+    let panels = dashboard["panels"].as_array().unwrap();
+    for p in panels {
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+        assert!(
+            !p["targets"].as_array().unwrap().is_empty(),
+            "{}",
+            p["title"]
+        );
+    }
+    let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for wanted in [
+        "Delivery rate",
+        "Latency",
+        "Sessions per node",
+        "Forwarded requests",
+        "Redis publish queue",
+        "Malformed messages",
+        "Timeouts",
+        "Rate-limit refusals",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.starts_with(wanted)),
+            "no panel {wanted:?} in {titles:?}"
+        );
+    }
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+        "the data source is not a variable"
+    );
+
+    let redis = TestRedis::start().await.unwrap();
+    let node = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
+    let (status, metrics) = http_get(node.addr(), "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    let exported: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let missing: Vec<&String> = plotted
+        .iter()
+        .filter(|m| !exported.contains(&m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard plots metrics the node does not export: {missing:?}\n/metrics:\n{metrics}"
     );
 }
