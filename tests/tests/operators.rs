@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use sio_cluster_tests::clients::js_script;
 use sio_cluster_tests::http::{http_get, http_request, metric_at, polling_sid};
 use sio_cluster_tests::node::NodeBuilder;
 use sio_cluster_tests::redis::TestRedis;
@@ -230,4 +232,39 @@ async fn dashboard_plots_metrics_a_node_exports() {
         missing.is_empty(),
         "the dashboard plots metrics the node does not export: {missing:?}\n/metrics:\n{metrics}"
     );
+}
+
+/// The demo page when the Socket.IO client library cannot be loaded (offline and no
+/// local bundle; here every request for it is refused in a real Chromium): it says so,
+/// names what failed and how to fix it (SIO_CLIENT_JS), and does not pretend to be
+/// connecting.
+#[tokio::test]
+async fn demo_page_says_when_the_client_library_is_missing() {
+    let node = NodeBuilder::new().start().await.unwrap();
+    let shot = std::env::temp_dir().join(format!("sio-offline-{}.png", node.addr().port()));
+    let f = js_script(
+        "browser-offline.mjs",
+        json!({"url": node.url(), "screenshot": shot}),
+    )
+    .await
+    .unwrap();
+    assert!(f.get("error").is_none(), "{f}");
+    assert!(
+        !f["blocked"].as_array().unwrap().is_empty(),
+        "the page never asked for the client library: {f}"
+    );
+    assert_eq!(f["status"]["class"], "failed", "{f}");
+    assert_eq!(f["status"]["text"], "client library not loaded", "{f}");
+    let message = f["message"].as_str().unwrap();
+    for needed in [
+        "could not be loaded",
+        "/assets/socket.io.min.js",
+        "SIO_CLIENT_JS",
+    ] {
+        assert!(message.contains(needed), "{needed:?} not in {message:?}");
+    }
+    assert_eq!(f["inputsDisabled"], true, "{f}");
+    assert!(f.get("pageErrors").is_none(), "{f}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+    node.shutdown().await.unwrap();
 }
