@@ -268,3 +268,21 @@ async fn demo_page_says_when_the_client_library_is_missing() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
     node.shutdown().await.unwrap();
 }
+
+/// The client bundle the image installs from npm is the version the page expects (the
+/// CDN fallback's, with its integrity hash) and the one the tests serve.
+#[test]
+fn image_ships_the_client_version_the_page_expects() {
+    let root = sio_cluster_tests::files::tests_dir().join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let arg = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG SOCKET_IO_CLIENT_VERSION="))
+        .expect("no ARG SOCKET_IO_CLIENT_VERSION in the Dockerfile");
+    assert_eq!(arg.trim(), sio_server::chat::CLIENT_VERSION);
+    assert!(dockerfile.contains("SIO_CLIENT_JS=/usr/share/sio-cluster/socket.io.min.js"));
+    let npm = sio_cluster_tests::files::js_dir().join("node_modules/socket.io-client/package.json");
+    let npm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(npm).unwrap()).unwrap();
+    assert_eq!(npm["version"], sio_server::chat::CLIENT_VERSION);
+}
