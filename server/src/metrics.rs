@@ -18,6 +18,7 @@
 //! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, publish_failed, bad_request, handshake_refused, origin_refused) |
 //! | `sio_forwarded_total` | counter | `transport` (polling, websocket): requests sent to the session's owner |
 //! | `sio_forward_errors_total` | counter | owner unreachable |
+//! | `sio_forward_refused_total` | counter | `transport` (polling, websocket): requests for a session of another node whose owner could not be found (unknown, gone, or Redis not answering after retries), answered "Session ID unknown"; a refused upgrade leaves its client on polling |
 //! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
@@ -112,7 +113,7 @@ impl Metrics {
     /// Registers every counter of a fixed label set at 0, so `/metrics` lists them
     /// before their first event: a dashboard's `rate()` then reads 0 rather than no data.
     fn register_zeroes(&self) {
-        let labelled: [(&'static str, &'static str, &[&'static str]); 8] = [
+        let labelled: [(&'static str, &'static str, &[&'static str]); 9] = [
             (
                 "sio_handshakes_total",
                 "transport",
@@ -124,6 +125,11 @@ impl Metrics {
             ("sio_errors_total", "kind", &ERROR_KINDS),
             (
                 "sio_forwarded_total",
+                "transport",
+                &["polling", "websocket"],
+            ),
+            (
+                "sio_forward_refused_total",
                 "transport",
                 &["polling", "websocket"],
             ),
@@ -224,6 +230,13 @@ impl Metrics {
     /// A request was forwarded to the session's owner over `transport`.
     pub fn forwarded(&self, transport: &'static str) {
         self.counter("sio_forwarded_total", "transport", transport.into())
+            .increment(1);
+    }
+
+    /// A request over `transport` for another node's session was refused: its owner
+    /// could not be found (the client got "Session ID unknown").
+    pub fn forward_refused(&self, transport: &'static str) {
+        self.counter("sio_forward_refused_total", "transport", transport.into())
             .increment(1);
     }
 
