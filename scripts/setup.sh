@@ -67,7 +67,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-if [ -f "$shared_images" ]; then
+images=(redis:7.2 nginx:1.27 debian:bookworm-slim)
+have_images() {
+  { command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; } &&
+    docker image inspect "${images[@]}" >/dev/null 2>&1
+}
+if [ -f "$shared_images" ] && ! have_images; then
   # idempotent: existing tags are skipped, a running engine is kept
   say "==> docker + stand-in images ($shared_images)"
   root env REDIS_TAGS="redis:7.2" NGINX_TAGS="nginx:1.27" BUSYBOX_TAGS="" \
@@ -78,7 +83,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
   say "setup: Docker is not running (or this user may not use it): the cluster tests start Redis in it."
   if [ ! -f "$shared_images" ]; then
-    say "  No $shared_images here: Docker must be able to pull redis:7.2, nginx:1.27 and debian:bookworm-slim,"
+    say "  No $shared_images here: Docker must be able to pull ${images[*]},"
     say "  or have them already (docker image ls)."
   fi
   exit 1
