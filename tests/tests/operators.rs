@@ -8,7 +8,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sio_cluster_tests::clients::js_script;
-use sio_cluster_tests::http::{http_get, http_request, metric_at, polling_sid};
+use sio_cluster_tests::http::{
+    http_get, http_request, metric_at, metric_in, polling_sid, ws_next_text,
+};
 use sio_cluster_tests::node::NodeBuilder;
 use sio_cluster_tests::redis::TestRedis;
 use tokio_tungstenite::tungstenite::Message;
@@ -217,6 +219,32 @@ async fn dashboard_plots_metrics_a_node_exports() {
 
     let redis = TestRedis::start().await.unwrap();
     let node = NodeBuilder::new().redis(&redis.url).start().await.unwrap();
+    // one chat message: a broadcast the node publishes to Redis (for the latency panel)
+    let ws_url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        node.url().replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    ws_next_text(&mut ws).await.unwrap(); // open
+    ws.send(Message::text("40/chat,")).await.unwrap();
+    let connected = ws_next_text(&mut ws).await.unwrap();
+    assert!(connected.starts_with("40/chat,"), "{connected}");
+    ws.send(Message::text(
+        r#"42/chat,["chat",{"name":"ops","text":"hello"}]"#,
+    ))
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric_at(node.addr(), "sio_redis_publish_batches_total")
+        .await
+        .unwrap()
+        < 1.0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, metrics) = http_get(node.addr(), "/metrics").await.unwrap();
     assert_eq!(status, 200);
     let exported: Vec<&str> = metrics
@@ -231,6 +259,14 @@ async fn dashboard_plots_metrics_a_node_exports() {
     assert!(
         missing.is_empty(),
         "the dashboard plots metrics the node does not export: {missing:?}\n/metrics:\n{metrics}"
+    );
+    // the latency panel's figures move: the chat broadcast went out in a batch whose
+    // answer from Redis the publisher waited for
+    let batches = metric_in(&metrics, "sio_redis_publish_batches_total");
+    let waited = metric_in(&metrics, "sio_redis_publish_wait_microseconds_total");
+    assert!(
+        batches >= 1.0 && waited > 0.0,
+        "{batches} batches, {waited} us"
     );
 }
 
