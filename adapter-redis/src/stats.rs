@@ -23,6 +23,12 @@ pub(crate) struct Stats {
     pub publish_dropped: AtomicU64,
     /// Stream entries trimmed before this node read them (streams mode).
     pub stream_entries_lost: AtomicU64,
+    /// Messages in the publish queue now (a gauge).
+    pub publish_queued: AtomicU64,
+    /// Batches (pipelines or single commands) the publisher sent.
+    pub publish_batches: AtomicU64,
+    /// Time the publisher waited for Redis to answer its batches, in microseconds.
+    pub publish_wait_us: AtomicU64,
 }
 
 /// A point-in-time copy of the adapter's counters. Every way a message can be lost
@@ -48,6 +54,13 @@ pub struct StatsSnapshot {
     /// Stream entries trimmed (`MAXLEN`) before this node read them, in streams mode:
     /// broadcasts its clients did not get. Each loss is also logged.
     pub stream_entries_lost: u64,
+    /// Messages queued for Redis and not answered yet, at the time of the snapshot.
+    pub publish_queued: u64,
+    /// Batches (pipelines or single commands) the publisher sent to Redis.
+    pub publish_batches: u64,
+    /// Time the publisher waited for Redis to answer those batches, in microseconds:
+    /// over `publish_batches`, the mean publish latency.
+    pub publish_wait_us: u64,
 }
 
 impl Stats {
@@ -69,6 +82,9 @@ impl Stats {
             volatile_dropped: get(&self.volatile_dropped),
             publish_dropped: get(&self.publish_dropped),
             stream_entries_lost: get(&self.stream_entries_lost),
+            publish_queued: get(&self.publish_queued),
+            publish_batches: get(&self.publish_batches),
+            publish_wait_us: get(&self.publish_wait_us),
         }
     }
 }

@@ -374,6 +374,19 @@ mod tests {
     }
 
     #[test]
+    fn index_explains_a_missing_client_library_after_loading_it_either_way() {
+        for local in [false, true] {
+            let html = render_index(local);
+            let library = html.find(".min.js").unwrap();
+            let check = html.find(r#"li.id = "client-missing""#).unwrap();
+            let connect = html.find(r#"io("/chat""#).unwrap();
+            assert!(library < check && check < connect, "local={local}");
+            assert!(html.contains("could not be loaded"));
+            assert!(html.contains("SIO_CLIENT_JS"));
+        }
+    }
+
+    #[test]
     fn history_keeps_the_last_hundred_oldest_first() {
         let h = MemoryHistory::default();
         for i in 0..(HISTORY_LEN + 5) {

@@ -140,7 +140,7 @@ impl Forwarder {
         self.metrics.forward_lookup(false);
         // One `GET` for the owner's id; its address comes from the node cache while
         // fresh, so a session of an already known node costs one Redis round trip.
-        let node_id = match self.cluster.session_node(sid).await {
+        let node_id = match with_retries(|| self.cluster.session_node(sid)).await {
             Ok(Some(node_id)) => node_id,
             Ok(None) => return None,
             Err(e) => {
@@ -148,7 +148,7 @@ impl Forwarder {
                 return None;
             }
         };
-        let address = match self.node_address(&node_id).await {
+        let address = match with_retries(|| self.node_address(&node_id)).await {
             Ok(Some(address)) => address,
             Ok(None) => {
                 debug!(sid, owner = %node_id, "owner no longer registered: session dropped");
@@ -388,6 +388,34 @@ impl Forwarder {
     }
 }
 
+/// Waits between the tries of a session lookup that Redis failed to answer.
+const LOOKUP_RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
+
+/// Runs a registry read again when Redis failed it (a timeout or a dropped connection
+/// under load), at most [`LOOKUP_RETRY_DELAYS`] more times. A failed lookup refuses the
+/// request with "Session ID unknown": for a websocket upgrade that leaves the client on
+/// polling for the rest of its session (socket.io-client never tries the upgrade again),
+/// so a passing hiccup must not decide it.
+async fn with_retries<T, F, Fut>(mut read: F) -> Result<T, AdapterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AdapterError>>,
+{
+    let mut delays = LOOKUP_RETRY_DELAYS.iter();
+    loop {
+        match read().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match delays.next() {
+                Some(delay) => {
+                    debug!(error = %e, "session lookup failed: trying again");
+                    tokio::time::sleep(*delay).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -436,7 +464,16 @@ pub async fn forward_gate(State(fw): State<Arc<Forwarder>>, req: Request, next: 
         return EngineError::UnknownSid.into_response();
     }
     match fw.owner(&sid).await {
-        None => EngineError::UnknownSid.into_response(),
+        None => {
+            // counted: a refused upgrade leaves its client on polling without a sign
+            let transport = if is_upgrade(req.headers()) {
+                "websocket"
+            } else {
+                "polling"
+            };
+            fw.metrics.forward_refused(transport);
+            EngineError::UnknownSid.into_response()
+        }
         Some(owner) if owner.node_id == fw.node_id => next.run(req).await,
         Some(owner) => {
             if is_upgrade(req.headers()) {
@@ -451,6 +488,30 @@ pub async fn forward_gate(State(fw): State<Arc<Forwarder>>, req: Request, next: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_tried_again_then_given_up() {
+        let tries = std::cell::Cell::new(0);
+        let read = || {
+            tries.set(tries.get() + 1);
+            let n = tries.get();
+            async move {
+                if n < 3 {
+                    Err(AdapterError::Closed)
+                } else {
+                    Ok(n)
+                }
+            }
+        };
+        assert_eq!(with_retries(read).await.unwrap(), 3);
+        tries.set(0);
+        let never = || {
+            tries.set(tries.get() + 1);
+            async { Err::<(), _>(AdapterError::Closed) }
+        };
+        assert!(with_retries(never).await.is_err());
+        assert_eq!(tries.get(), 1 + LOOKUP_RETRY_DELAYS.len());
+    }
 
     #[test]
     fn open_packet_sid_in_v4_and_v3_framing() {

@@ -4,24 +4,29 @@
 //! process, as the cluster tests do. Label values come from a fixed set, never from
 //! client input, to keep cardinality bounded.
 //!
+//! Counters of a fixed label set are listed at 0 from the start.
+//!
 //! | metric | kind | labels |
 //! |---|---|---|
 //! | `sio_handshakes_total` | counter | `transport` (polling, websocket) |
 //! | `sio_connects_total` | counter | `nsp` |
 //! | `sio_connect_rejected_total` | counter | `reason` (auth) |
-//! | `sio_sockets_connected` | gauge | `nsp` |
+//! | `sio_sockets_connected` | gauge (at scrape) | `nsp`: the sockets socketioxide holds in the namespace |
 //! | `sio_rooms` | gauge (at scrape) | `nsp` |
 //! | `sio_events_received_total` | counter | `event` (join, leave, publish, chat, other) |
 //! | `sio_events_emitted_total` | counter | `event` (publish, chat) |
-//! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, bad_request, handshake_refused) |
+//! | `sio_errors_total` | counter | `kind` (join_denied, publish_denied, publish_failed, bad_request, handshake_refused, origin_refused) |
 //! | `sio_forwarded_total` | counter | `transport` (polling, websocket): requests sent to the session's owner |
 //! | `sio_forward_errors_total` | counter | owner unreachable |
+//! | `sio_forward_refused_total` | counter | `transport` (polling, websocket): requests for a session of another node whose owner could not be found (unknown, gone, or Redis not answering after retries), answered "Session ID unknown"; a refused upgrade leaves its client on polling |
 //! | `sio_session_lookups_total` | counter | `source` (cache, redis) |
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
 //! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
+//! | `sio_redis_publish_queue` | gauge | cluster mode: messages queued for Redis, not answered yet (over the queue's cap, 65536, they are dropped: `sio_redis_publish_dropped_total`) |
+//! | `sio_redis_publish_batches_total`, `sio_redis_publish_wait_microseconds_total` | counter | cluster mode: pipelines sent to Redis and the time spent waiting for their answers (the second over the first: the mean publish latency) |
 //! | `sio_redis_lagged_total`, `sio_redis_malformed_total`, `sio_redis_local_delivery_failed_total`, `sio_redis_volatile_dropped_total`, `sio_redis_publish_dropped_total`, `sio_redis_stream_entries_lost_total` | counter | cluster mode: every loss, counted (the last: streams mode, entries trimmed before this node read them) |
 //!
 //! ```
@@ -39,6 +44,19 @@ const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None)
 
 /// Event names counted under their own label; every other event counts as `other`.
 const KNOWN_EVENTS: [&str; 4] = ["join", "leave", "publish", "chat"];
+
+/// Every `event` label of `sio_events_received_total`.
+const EVENT_LABELS: [&str; 5] = ["join", "leave", "publish", "chat", "other"];
+
+/// Every `kind` label of `sio_errors_total`.
+const ERROR_KINDS: [&str; 6] = [
+    "join_denied",
+    "publish_denied",
+    "publish_failed",
+    "bad_request",
+    "handshake_refused",
+    "origin_refused",
+];
 
 /// The node's metrics registry and typed accessors for every metric it exports.
 #[derive(Clone)]
@@ -84,9 +102,61 @@ impl Metrics {
             "Sockets currently connected".into(),
         );
         recorder.describe_gauge("sio_rooms".into(), None, "Rooms with members".into());
-        Self {
+        let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
+        };
+        metrics.register_zeroes();
+        metrics
+    }
+
+    /// Registers every counter of a fixed label set at 0, so `/metrics` lists them
+    /// before their first event: a dashboard's `rate()` then reads 0 rather than no data.
+    fn register_zeroes(&self) {
+        let labelled: [(&'static str, &'static str, &[&'static str]); 9] = [
+            (
+                "sio_handshakes_total",
+                "transport",
+                &["polling", "websocket"],
+            ),
+            ("sio_connect_rejected_total", "reason", &["auth"]),
+            ("sio_events_received_total", "event", &EVENT_LABELS),
+            ("sio_events_emitted_total", "event", &["publish", "chat"]),
+            ("sio_errors_total", "kind", &ERROR_KINDS),
+            (
+                "sio_forwarded_total",
+                "transport",
+                &["polling", "websocket"],
+            ),
+            (
+                "sio_forward_refused_total",
+                "transport",
+                &["polling", "websocket"],
+            ),
+            ("sio_session_lookups_total", "source", &["cache", "redis"]),
+            (
+                "sio_rate_limited_total",
+                "limit",
+                &["handshake", "event", "event_disconnect"],
+            ),
+        ];
+        for (name, label, values) in labelled {
+            for value in values {
+                self.counter(name, label, (*value).into()).increment(0);
+            }
+        }
+        for (name, label, values) in [("sio_http_timeouts_total", "kind", ["header", "body"])] {
+            for value in values {
+                self.counter(name, label, value.into()).increment(0);
+            }
+        }
+        for name in [
+            "sio_forward_errors_total",
+            "sio_http_connection_limit_total",
+        ] {
+            self.recorder
+                .register_counter(&Key::from_name(name), &META)
+                .increment(0);
         }
     }
 
@@ -106,18 +176,21 @@ impl Metrics {
             .increment(1);
     }
 
-    /// A socket connected to namespace `nsp`.
+    /// A socket passed the connect middleware of namespace `nsp`.
+    ///
+    /// The connected sockets are not counted up and down here but read at scrape time
+    /// ([`Metrics::set_sockets`]): a session that closes while its namespace connect is
+    /// in progress never gets its disconnect handler called by socketioxide, so a gauge
+    /// raised here would stay up for a socket that no longer exists (issue #20).
     pub fn socket_connected(&self, nsp: &str) {
         self.counter("sio_connects_total", "nsp", nsp.into())
             .increment(1);
-        self.gauge("sio_sockets_connected", "nsp", nsp.into())
-            .increment(1.0);
     }
 
-    /// A socket left namespace `nsp`.
-    pub fn socket_disconnected(&self, nsp: &str) {
+    /// Sets the number of sockets connected to namespace `nsp` on this node.
+    pub fn set_sockets(&self, nsp: &str, sockets: usize) {
         self.gauge("sio_sockets_connected", "nsp", nsp.into())
-            .decrement(1.0);
+            .set(sockets as f64);
     }
 
     /// A namespace connection was refused for `reason`.
@@ -157,6 +230,13 @@ impl Metrics {
     /// A request was forwarded to the session's owner over `transport`.
     pub fn forwarded(&self, transport: &'static str) {
         self.counter("sio_forwarded_total", "transport", transport.into())
+            .increment(1);
+    }
+
+    /// A request over `transport` for another node's session was refused: its owner
+    /// could not be found (the client got "Session ID unknown").
+    pub fn forward_refused(&self, transport: &'static str) {
+        self.counter("sio_forward_refused_total", "transport", transport.into())
             .increment(1);
     }
 
@@ -213,11 +293,20 @@ impl Metrics {
                 "sio_redis_stream_entries_lost_total",
                 stats.stream_entries_lost,
             ),
+            ("sio_redis_publish_batches_total", stats.publish_batches),
+            (
+                "sio_redis_publish_wait_microseconds_total",
+                stats.publish_wait_us,
+            ),
         ];
         for (name, value) in counters {
             let key = Key::from_name(name);
             self.recorder.register_counter(&key, &META).absolute(value);
         }
+        let key = Key::from_name("sio_redis_publish_queue");
+        self.recorder
+            .register_gauge(&key, &META)
+            .set(stats.publish_queued as f64);
         let key = Key::from_name("sio_redis_ready");
         self.recorder
             .register_gauge(&key, &META)
@@ -244,7 +333,10 @@ mod tests {
             a.render()
                 .contains("sio_handshakes_total{transport=\"polling\"} 2")
         );
-        assert!(!b.render().contains("sio_handshakes_total{"));
+        assert!(
+            b.render()
+                .contains("sio_handshakes_total{transport=\"polling\"} 0")
+        );
     }
 
     #[test]
@@ -265,11 +357,12 @@ mod tests {
     }
 
     #[test]
-    fn connected_gauge_goes_up_and_down() {
+    fn connected_gauge_is_what_was_counted_last() {
         let m = Metrics::new();
         m.socket_connected("/");
         m.socket_connected("/");
-        m.socket_disconnected("/");
+        m.set_sockets("/", 1);
         assert!(m.render().contains("sio_sockets_connected{nsp=\"/\"} 1"));
+        assert!(m.render().contains("sio_connects_total{nsp=\"/\"} 2"));
     }
 }

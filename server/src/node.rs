@@ -37,7 +37,7 @@ use crate::config::{Config, CorsOrigins};
 use crate::forward::Forwarder;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
-use crate::routes::{self, AppState, RoomCounter};
+use crate::routes::{self, AppState, NamespaceCount, NamespaceCounter};
 
 pub use crate::chat::{CLIENT_SRI, CLIENT_VERSION};
 
@@ -301,7 +301,7 @@ fn app_state<A: Adapter>(
             .then(|| chat::render_index(config.client_js.is_some())),
         client_js,
         cors: config.cors.clone(),
-        rooms: room_counter(config, io),
+        namespaces: namespace_counter(config, io),
         cluster,
         handshake_limit: config
             .handshake_limit
@@ -310,7 +310,7 @@ fn app_state<A: Adapter>(
 }
 
 /// Counts the local rooms of every namespace the node serves, for `/metrics`.
-fn room_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> RoomCounter {
+fn namespace_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> NamespaceCounter {
     let namespaces: Vec<String> = config
         .namespaces
         .iter()
@@ -325,8 +325,13 @@ fn room_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> RoomCounter {
             let mut out = Vec::with_capacity(namespaces.len());
             for ns in namespaces {
                 if let Some(op) = io.of(&ns) {
-                    let n = op.local().rooms().await.map(|r| r.len()).unwrap_or(0);
-                    out.push((ns, n));
+                    let rooms = op.clone().local().rooms().await.map(|r| r.len());
+                    let sockets = op.local().sockets().len();
+                    out.push(NamespaceCount {
+                        nsp: ns,
+                        rooms: rooms.unwrap_or(0),
+                        sockets,
+                    });
                 }
             }
             out

@@ -24,9 +24,20 @@ use crate::config::CorsOrigins;
 use crate::engine::{ENGINE_PATH, EngineError, EngineQuery};
 use crate::metrics::Metrics;
 
-/// Counts rooms per namespace at scrape time (type-erased over the adapter).
-pub type RoomCounter =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<(String, usize)>> + Send>> + Send + Sync>;
+/// What one namespace holds on this node, counted at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceCount {
+    /// The namespace's path.
+    pub nsp: String,
+    /// Rooms with at least one local member.
+    pub rooms: usize,
+    /// Sockets connected to it on this node.
+    pub sockets: usize,
+}
+
+/// Counts rooms and sockets per namespace at scrape time (type-erased over the adapter).
+pub type NamespaceCounter =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<NamespaceCount>> + Send>> + Send + Sync>;
 
 /// What the HTTP handlers share.
 pub struct AppState {
@@ -42,8 +53,8 @@ pub struct AppState {
     pub client_js: Option<Vec<u8>>,
     /// Origins allowed to open sessions.
     pub cors: CorsOrigins,
-    /// Room counts for `/metrics`.
-    pub rooms: RoomCounter,
+    /// Room and socket counts for `/metrics`.
+    pub namespaces: NamespaceCounter,
     /// The cluster connection, in cluster mode.
     pub cluster: Option<sio_adapter_redis::RedisCluster>,
     /// Per-client-IP handshake limit (`SIO_HANDSHAKE_RATE`); `None`: off.
@@ -114,8 +125,9 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    for (nsp, count) in (state.rooms)().await {
-        state.metrics.set_rooms(&nsp, count);
+    for count in (state.namespaces)().await {
+        state.metrics.set_rooms(&count.nsp, count.rooms);
+        state.metrics.set_sockets(&count.nsp, count.sockets);
     }
     if let Some(cluster) = &state.cluster {
         state
@@ -258,7 +270,7 @@ mod tests {
             index_html: None,
             client_js: None,
             cors,
-            rooms: Arc::new(|| Box::pin(async { Vec::new() })),
+            namespaces: Arc::new(|| Box::pin(async { Vec::new() })),
             cluster: None,
             handshake_limit: None,
         })

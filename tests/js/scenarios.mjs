@@ -390,12 +390,18 @@ const scenarios = {
     ];
     const roomSize = opts.roomSize ?? 20;
     const per = opts.messages ?? 3;
-    const facts = { clients: specs.length, connectErrors: 0, disconnects: [], errors: [] };
+    const facts = { clients: specs.length, connectErrors: 0, disconnects: [], errors: [], upgrades: 0, upgradeErrors: 0 };
     const sockets = specs.map((transports, i) => {
       const s = io(opts.url, { transports, reconnection: false, forceNew: true });
       s.on("connect_error", (e) => {
         facts.connectErrors++;
         facts.errors.push(e.message);
+      });
+      // a failed upgrade probe leaves the client on polling without any other sign
+      s.io.engine.on("upgrade", () => facts.upgrades++);
+      s.io.engine.on("upgradeError", (e) => {
+        facts.upgradeErrors++;
+        facts.errors.push(`upgrade: ${e.message}`);
       });
       s.on("disconnect", (reason) => facts.disconnects.push(reason));
       s.room = `room-crowd-${Math.floor(i / roomSize)}`;

@@ -65,7 +65,8 @@ async fn run(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<Str
     Ok(stdout)
 }
 
-/// Builds [`IMAGE`] as the README says: the two (stripped) binaries in `docker-bin/`,
+/// Builds [`IMAGE`] as the README says: the two (stripped) binaries and the client
+/// bundle in `docker-bin/`,
 /// `docker build --target from-host .` with the repository as context (so `.dockerignore`
 /// must keep `target/` out), then `docker-bin/` emptied again.
 async fn build_image() -> anyhow::Result<()> {
@@ -79,6 +80,12 @@ async fn build_image() -> anyhow::Result<()> {
     }
     let dir = repo().join("docker-bin");
     let mut staged = Staged(Vec::new());
+    // the demo page's client bundle, from npm (tests/js), as the image's SIO_CLIENT_JS
+    let bundle = sio_cluster_tests::files::client_bundle();
+    let staged_bundle = dir.join("socket.io.min.js");
+    staged.0.push(staged_bundle.clone());
+    std::fs::copy(&bundle, &staged_bundle)
+        .with_context(|| format!("{} (npm ci --prefix tests/js)", bundle.display()))?;
     for (bin, name) in [
         (env!("CARGO_BIN_EXE_sio-test-node"), "sio-server"),
         (env!("CARGO_BIN_EXE_sio-test-emit"), "sio-emit"),
@@ -321,6 +328,15 @@ async fn compose_cluster_serves_through_nginx_survives_a_node_follows_new_nodes_
     let addr = compose.addr();
     get_ok(addr, "/nginx-healthz").await.unwrap();
     get_ok(addr, "/readyz").await.unwrap();
+    // the demo page loads its client from the node: the bundle the image ships
+    let page = get_ok(addr, "/").await.unwrap();
+    assert!(
+        page.contains(r#"<script src="/assets/socket.io.min.js"></script>"#),
+        "{page}"
+    );
+    let served = get_ok(addr, "/assets/socket.io.min.js").await.unwrap();
+    let shipped = std::fs::read_to_string(sio_cluster_tests::files::client_bundle()).unwrap();
+    assert!(served == shipped, "the image serves another client bundle");
     // the node addresses nginx resolved when it started
     let mut nodes = Vec::new();
     for node in ["sio-1", "sio-2", "sio-3"] {

@@ -19,7 +19,16 @@ use sio_cluster_tests::scenario::assert_quiet_clients_unharmed;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-async fn crowd_through(balance: Balance) -> (serde_json::Value, f64) {
+/// What a crowd run left: the scenario's facts, the requests forwarded (all, and
+/// websocket upgrades) and, to explain a failure, the nodes' forwarding counters.
+struct Crowd {
+    facts: serde_json::Value,
+    forwarded: f64,
+    forwarded_ws: f64,
+    figures: String,
+}
+
+async fn crowd_through(balance: Balance) -> Crowd {
     let redis = TestRedis::start().await.unwrap();
     let nodes = NodeBuilder::new()
         .redis(&redis.url)
@@ -29,39 +38,71 @@ async fn crowd_through(balance: Balance) -> (serde_json::Value, f64) {
         .unwrap();
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
     let nginx = Nginx::start(&addrs, balance).await.unwrap();
-    let f = js_scenario(json!({
+    let facts = js_scenario(json!({
         "scenario": "crowd", "url": nginx.url, "polling": 200, "upgrading": 200,
         "roomSize": 20, "messages": 3, "waitMs": 30000,
     }))
     .await
     .unwrap();
     let forwarded = metric_sum(&nodes, "sio_forwarded_total").await.unwrap();
-    if balance == Balance::RoundRobin {
-        let ws = metric_sum(&nodes, r#"sio_forwarded_total{transport="websocket"}"#)
-            .await
-            .unwrap();
-        assert!(ws > 0.0, "websocket upgrades were forwarded: {ws}");
+    let forwarded_ws = metric_sum(&nodes, r#"sio_forwarded_total{transport="websocket"}"#)
+        .await
+        .unwrap();
+    let mut figures = String::new();
+    for name in [
+        r#"sio_forwarded_total{transport="polling"}"#,
+        r#"sio_forwarded_total{transport="websocket"}"#,
+        r#"sio_forward_refused_total{transport="polling"}"#,
+        r#"sio_forward_refused_total{transport="websocket"}"#,
+        "sio_forward_errors_total",
+        r#"sio_session_lookups_total{source="redis"}"#,
+        r#"sio_handshakes_total{transport="polling"}"#,
+    ] {
+        let mut per_node = Vec::new();
+        for node in &nodes {
+            per_node.push(metric_at(node.addr(), name).await.unwrap_or(f64::NAN));
+        }
+        figures.push_str(&format!("\n  {name} per node: {per_node:?}"));
     }
-    (f, forwarded)
+    Crowd {
+        facts,
+        forwarded,
+        forwarded_ws,
+        figures,
+    }
 }
 
+/// Three nodes behind plain round robin: about two thirds of every client's requests
+/// land on a node that does not own its session. Every check prints the scenario's
+/// facts (transports at the end; upgrades and upgradeErrors, as a failed upgrade probe
+/// leaves a client on polling without any other sign; errors) and the nodes' counters.
 #[tokio::test]
 async fn round_robin_without_stickiness_loses_nobody() {
-    let (f, forwarded) = crowd_through(Balance::RoundRobin).await;
-    assert_eq!(f["connectErrors"], 0, "{f}");
-    assert_eq!(f["disconnects"], json!([]), "{f}");
-    assert_eq!(f["delivered"], f["expected"], "{f}");
-    assert_eq!(f["transports"]["polling"], 200, "{f}");
-    assert_eq!(f["transports"]["websocket"], 200, "{f}");
+    let Crowd {
+        facts: f,
+        forwarded,
+        forwarded_ws,
+        figures,
+    } = crowd_through(Balance::RoundRobin).await;
+    let why = format!("\n  scenario: {f}{figures}");
+    assert_eq!(f["connectErrors"], 0, "{why}");
+    assert_eq!(f["disconnects"], json!([]), "{why}");
+    assert_eq!(f["delivered"], f["expected"], "{why}");
+    assert_eq!(f["upgradeErrors"], 0, "{why}");
+    assert_eq!(f["upgrades"], 200, "{why}");
+    assert_eq!(f["transports"]["polling"], 200, "{why}");
+    assert_eq!(f["transports"]["websocket"], 200, "{why}");
+    assert!(forwarded > 0.0, "the forwarding path was exercised{why}");
+    // each of the 200 upgrades lands on its session's owner about 1 time in 3
     assert!(
-        forwarded > 0.0,
-        "the forwarding path was exercised: {forwarded}"
+        forwarded_ws > 0.0,
+        "websocket upgrades were forwarded: {forwarded_ws}{why}"
     );
 }
 
 #[tokio::test]
 async fn ip_hash_stickiness_works_too() {
-    let (f, _) = crowd_through(Balance::IpHash).await;
+    let f = crowd_through(Balance::IpHash).await.facts;
     assert_eq!(f["connectErrors"], 0, "{f}");
     assert_eq!(f["disconnects"], json!([]), "{f}");
     assert_eq!(f["delivered"], f["expected"], "{f}");
@@ -141,6 +182,11 @@ async fn unknown_sid_is_refused_before_any_upgrade() {
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(head.contains(SESSION_UNKNOWN), "{head}");
+    // both refusals counted, by transport: a refused upgrade leaves a client on polling
+    for transport in ["polling", "websocket"] {
+        let name = format!(r#"sio_forward_refused_total{{transport="{transport}"}}"#);
+        assert_eq!(metric_at(addr, &name).await.unwrap(), 1.0, "{name}");
+    }
 }
 
 /// SIGKILL one of three nodes under nginx round robin: websocket clients of the dead

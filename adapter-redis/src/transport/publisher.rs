@@ -123,7 +123,9 @@ impl Publisher {
         self.tx.send(message).map_err(|_| {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             AdapterError::Closed
-        })
+        })?;
+        Stats::add(&self.stats.publish_queued, 1);
+        Ok(())
     }
 
     /// Waits until every queued message was handed to Redis, at most `timeout`.
@@ -145,9 +147,14 @@ async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let n = batch.len() as u64;
+        let sent = Instant::now();
         let failed = publish_batch(&client, &mut batch, command).await;
+        let waited = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Stats::add(&stats.publish_wait_us, waited);
+        Stats::add(&stats.publish_batches, 1);
         Stats::add(&stats.published, n - failed);
         Stats::add(&stats.publish_failed, failed);
+        stats.publish_queued.fetch_sub(n, Ordering::AcqRel);
         pending.fetch_sub(n, Ordering::AcqRel);
     }
 }
