@@ -107,7 +107,14 @@ struct SentinelAuth {
 /// refuse) succeed.
 #[tokio::test]
 async fn sentinel_failover_is_followed() {
-    sentinel_failover(None).await;
+    sentinel_failover(None, "classic").await;
+}
+
+/// The same in streams mode: the stream readers move to the new master too, and read on
+/// from their last entry there (the replica had the stream).
+#[tokio::test]
+async fn sentinel_failover_is_followed_in_streams_mode() {
+    sentinel_failover(None, "streams").await;
 }
 
 /// The same with passwords: the master's in the URL, the Sentinel's own
@@ -115,14 +122,17 @@ async fn sentinel_failover_is_followed() {
 /// failover watchers must both use (Sentinel refuses the master's).
 #[tokio::test]
 async fn sentinel_with_its_own_password_failover_is_followed() {
-    sentinel_failover(Some(SentinelAuth {
-        master: "master-secret",
-        sentinel: "sentinel-secret",
-    }))
+    sentinel_failover(
+        Some(SentinelAuth {
+            master: "master-secret",
+            sentinel: "sentinel-secret",
+        }),
+        "classic",
+    )
     .await;
 }
 
-async fn sentinel_failover(auth: Option<SentinelAuth>) {
+async fn sentinel_failover(auth: Option<SentinelAuth>, mode: &str) {
     let [master, replica, sentinel] = free_ports(3)[..] else {
         unreachable!()
     };
@@ -200,7 +210,7 @@ async fn sentinel_failover(auth: Option<SentinelAuth>) {
     };
     let nodes = NodeBuilder::new()
         .redis(&url)
-        .args(&["--client-publish", "room-*"])
+        .args(&["--client-publish", "room-*", "--redis-mode", mode])
         .cluster(2)
         .await
         .unwrap();

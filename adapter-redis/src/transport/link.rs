@@ -38,6 +38,8 @@ pub(crate) struct Link {
     subscriber_buffer: usize,
     /// Sentinel failover watchers.
     watchers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Other clients of this node that move to a new master with the link's.
+    followers: Arc<std::sync::Mutex<Vec<Client>>>,
 }
 
 impl Link {
@@ -78,16 +80,24 @@ impl Link {
             .map_err(AdapterError::config)?;
         client.init().await?;
         subscriber.init().await?;
+        let followers: Arc<std::sync::Mutex<Vec<Client>>> = Arc::default();
         let watchers = super::sentinel::watch_failovers(&redis_config, {
             let (client, subscriber) = (client.clone(), subscriber.clone());
+            let followers = followers.clone();
             move || {
                 let (client, subscriber) = (client.clone(), subscriber.clone());
+                let others = followers.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 async move {
                     if let Err(e) = client.force_reconnection().await {
                         warn!(error = %e, "cannot reconnect to the new master");
                     }
                     if let Err(e) = subscriber.force_reconnection().await {
                         warn!(error = %e, "cannot reconnect the subscriber to the new master");
+                    }
+                    for other in others {
+                        if let Err(e) = other.force_reconnection().await {
+                            warn!(error = %e, "cannot reconnect a stream reader to the new master");
+                        }
                     }
                 }
             }
@@ -103,6 +113,7 @@ impl Link {
             liveness_channel: format!("{}-liveness#{}#", config.prefix, uid),
             subscriber_buffer: config.subscriber_buffer,
             watchers: std::sync::Mutex::new(watchers),
+            followers,
         })
     }
 
@@ -249,6 +260,15 @@ impl Link {
                 warn!(error = %e, "cannot subscribe to the liveness channel");
             }
         })
+    }
+
+    /// Makes `client` (a connection of the transport's own, e.g. a stream reader) move to
+    /// the new master at once after a Sentinel failover, as the link's clients do.
+    pub(crate) fn follow_failovers(&self, client: Client) {
+        self.followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(client);
     }
 
     /// Whether both clients are connected.

@@ -65,6 +65,7 @@ impl Streams {
         for stream in options.streams() {
             let client = reader_client(&link.client)?;
             client.init().await?;
+            link.follow_failovers(client.clone());
             readers.push(Reader {
                 stream,
                 client,
