@@ -3,6 +3,13 @@
 BENCHMARKS.md (medians, ratios, targets, machine, commands) and bench/chart.png.
 
     python3 bench/report.py --results bench/results.jsonl --out . --command "bench/run.sh"
+
+With --section TITLE it writes one section (## TITLE, every heading one level down, no
+"not measured" target rows) to --md, to be added to BENCHMARKS.md beside earlier runs,
+and its chart to --chart:
+
+    python3 bench/report.py --results bench/results-streams.jsonl --out . --section "Streams mode" \
+      --md /tmp/section.md --chart bench/chart-streams.png --stacks "ours ours-streams node node-streams"
 """
 import argparse
 import datetime
@@ -125,6 +132,9 @@ def main():
     ap.add_argument("--stacks", default="ours node socketioxide")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""))
+    ap.add_argument("--section", help="write one section of BENCHMARKS.md with this title")
+    ap.add_argument("--md", help="the markdown file (default: OUT/BENCHMARKS.md)")
+    ap.add_argument("--chart", help="the chart (default: OUT/bench/chart.png)")
     a = ap.parse_args()
     stacks = a.stacks.split()
     rows = [json.loads(l) for l in open(a.results) if l.strip()]
@@ -185,6 +195,8 @@ def main():
     checks = []
 
     def check(name, ok, detail):
+        if ok is None and a.section:
+            return  # a section shows what its run measured
         checks.append(f"| {name} | {'met' if ok else ('not met' if ok is False else 'not measured')} | {detail} |")
 
     def ratio(x, y):
@@ -222,7 +234,10 @@ def main():
     checks.append(f"| (not a target) the same at max rate, where sticky runs faster and so pays less per session "
                   f"| – | {fmt(r)}× ({fmt(rr)} vs {fmt(st)} sessions/s) |" if r else
                   "| (not a target) the same at max rate | – | – |")
-    md += ["| target | status | measured |", "|---|---|---|"] + checks
+    if checks or not a.section:
+        md += ["| target | status | measured |", "|---|---|---|"] + checks
+    else:
+        md.pop(); md.pop(); md.pop()  # no target of issue #7 measured: no heading
 
     if "ours-streams" in stacks:  # issue #17: streams mode
         checks = []
@@ -275,10 +290,12 @@ def main():
            "sio-cluster only: the same comparison with the websocket upgrade forwarded too.",
            "", "Raw results: `bench/results.jsonl`."]
     if not a.smoke or os.path.isdir(os.path.join(a.out, "bench")):
-        chart = os.path.join(a.out, "bench", "chart.png")
+        chart = a.chart or os.path.join(a.out, "bench", "chart.png")
         if draw(chart, stacks, median):
-            md += ["", "![chart](bench/chart.png)"]
-    with open(os.path.join(a.out, "BENCHMARKS.md"), "w") as f:
+            md += ["", f"![chart]({os.path.relpath(chart, a.out)})"]
+    if a.section:
+        md = [f"## {a.section}"] + ["#" + l if l.startswith("#") else l for l in md[1:]]
+    with open(a.md or os.path.join(a.out, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
 
@@ -299,7 +316,11 @@ def draw(path, stacks, median):
         ("storm-sticky", "sessions_per_s", "sessions/s (sticky)"),
         ("fanout-max", "server_cpu_us_per_delivery", "CPU µs / delivery"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2))
+    panels = [p for p in panels if any(median(s, p[0], p[1]) is not None for s in stacks)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2), squeeze=False)
+    axes = axes[0]
     colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f",
               "ours-streams": "#63b3ed", "node-streams": "#9ae6b4"}
     for ax, (sc, metric, title) in zip(axes, panels):
