@@ -26,6 +26,8 @@
 #   @socket.io/redis-emitter speaks classic pub/sub only). After each scenario the Redis
 #   memory is recorded: the streams' MEMORY USAGE and length, INFO memory's used_memory,
 #   and Redis's own CPU (INFO cpu, over the scenario) per delivery.
+#   ours-ref: sio-cluster from BENCH_REF_SERVER=/path/to/sio-server (another commit's
+#   release build), as "ours" otherwise: a before/after comparison in one run
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,10 +152,12 @@ start_stack() {
             "$target_dir/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
         fi
         ;;
-      ours|ours-streams) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
+      ours|ours-streams|ours-ref) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
         local mode=classic; [ "$1" = ours-streams ] && mode=streams
+        local server=$target_dir/$profile/sio-server
+        [ "$1" = ours-ref ] && server=${BENCH_REF_SERVER:?ours-ref needs BENCH_REF_SERVER=/path/to/sio-server}
         SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_REDIS_MODE=$mode SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
-          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$target_dir/$profile/sio-server" >"$tmp/$1-$i.log" 2>&1 &
+          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$server" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       node|node-streams)
         local adapter=redis; [ "$1" = node-streams ] && adapter=streams
@@ -284,7 +288,7 @@ run_scenario() { # STACK SCENARIO ROUND
       local sink_pid=$!
       for _ in $(seq 1 600); do grep -q ready "$sink" && break; sleep 0.1; done
       local em
-      if [ "$stack" = ours ] || [ "$stack" = ours-streams ]; then
+      if [ "${stack#ours}" != "$stack" ]; then # ours, ours-streams, ours-ref
         local mode=classic; [ "$stack" = ours-streams ] && mode=streams
         em=$("$load" emit --redis "$redis" --redis-mode $mode --messages $emit_msgs --in-flight 100)
       else
