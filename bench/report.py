@@ -3,6 +3,13 @@
 BENCHMARKS.md (medians, ratios, targets, machine, commands) and bench/chart.png.
 
     python3 bench/report.py --results bench/results.jsonl --out . --command "bench/run.sh"
+
+With --section TITLE it writes one section (## TITLE, every heading one level down, no
+"not measured" target rows) to --md, to be added to BENCHMARKS.md beside earlier runs,
+and its chart to --chart:
+
+    python3 bench/report.py --results bench/results-streams.jsonl --out . --section "Streams mode" \
+      --md /tmp/section.md --chart bench/chart-streams.png --stacks "ours ours-streams node node-streams"
 """
 import argparse
 import datetime
@@ -27,6 +34,11 @@ METRICS = [
     ("fanout-50", "p50_ms_by_node_1", "fan-out, 50 msgs/s: p50, subscribers on the other node (ms)", False),
     ("fanout-50", "p99_ms_by_node_1", "fan-out, 50 msgs/s: p99, subscribers on the other node (ms)", False),
     ("fanout-50", "lost", "fan-out, 50 msgs/s: lost deliveries", False),
+    ("fanout-max", "redis_cpu_us_per_delivery", "fan-out, max rate: Redis CPU µs per delivery (whole scenario)", False),
+    ("fanout-max", "redis_stream_bytes", "fan-out, max rate: Redis stream memory after the run (bytes, MEMORY USAGE)", False),
+    ("fanout-max", "redis_stream_entries", "fan-out, max rate: Redis stream entries after the run", False),
+    ("fanout-max", "redis_used_memory_bytes", "fan-out, max rate: Redis used_memory after the run (bytes)", False),
+    ("fanout-50", "redis_stream_bytes", "fan-out, 50 msgs/s: Redis stream memory after the run (bytes)", False),
     ("overload", "delivered_per_s", "overload (unbounded publisher): delivered msgs/s", True),
     ("overload", "lost", "overload: lost deliveries", False),
     ("overload", "reordered", "overload: reordered deliveries", False),
@@ -35,6 +47,7 @@ METRICS = [
     ("emitter", "emit_msgs_per_s", "emitter: publishes/s (own emitter)", True),
     ("emitter", "delivered_per_s", "emitter → clients: delivered msgs/s", True),
     ("emitter", "lost", "emitter → clients: lost deliveries", False),
+    ("emitter", "redis_stream_bytes", "emitter: Redis stream memory after the run (bytes)", False),
     ("idle-2k", "kib_per_connection", "idle, 2,000 websockets: KiB per connection", False),
     ("idle-2k", "server_rss_kib", "idle, 2,000 websockets: total RSS (KiB, 2 nodes)", False),
     ("idle-10k", "kib_per_connection", "idle, 10,000 websockets: KiB per connection", False),
@@ -59,6 +72,11 @@ NAMES = {
     "ours": "sio-cluster",
     "node": "Node socket.io 4.8 + redis-adapter 8.3",
     "socketioxide": "socketioxide 0.18 + socketioxide-redis 0.4",
+    "ours-streams": "sio-cluster in Redis streams mode (`SIO_REDIS_MODE=streams`, Node's stream "
+    "defaults: one stream `socket.io`, MAXLEN ~ 10,000, XREAD COUNT 100)",
+    "node-streams": "Node socket.io 4.8 + @socket.io/redis-streams-adapter 0.3.1 (`createAdapter(redisClient)`, defaults)",
+    "ours-ref": "sio-cluster, a reference build (`BENCH_REF_SERVER`: another commit's sio-server, classic mode), "
+    "for a before/after comparison on one machine in one run",
     "floor": "the floor (bench/floor): one process for both nodes, no Redis, no Socket.IO "
     "library, each broadcast written straight to the sockets; what the machine allows",
 }
@@ -116,6 +134,9 @@ def main():
     ap.add_argument("--stacks", default="ours node socketioxide")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""))
+    ap.add_argument("--section", help="write one section of BENCHMARKS.md with this title")
+    ap.add_argument("--md", help="the markdown file (default: OUT/BENCHMARKS.md)")
+    ap.add_argument("--chart", help="the chart (default: OUT/bench/chart.png)")
     a = ap.parse_args()
     stacks = a.stacks.split()
     rows = [json.loads(l) for l in open(a.results) if l.strip()]
@@ -149,17 +170,21 @@ def main():
            "`publish {room, event, data}` → `to(room).emit(event, data)`):", ""]
     md += [f"- **{s}**: {NAMES.get(s, s)}" for s in stacks]
     md += ["", "## Results", ""]
-    others = [s for s in stacks if s != "ours"]
-    head = "| scenario / metric | " + " | ".join(stacks) + " | " + " | ".join(f"ours ÷ {o}" for o in others) + " |"
-    md += [head, "|" + "---|" * (1 + len(stacks) + len(others))]
+    # ratio columns: ours ÷ each other stack but the streams ones, then streams mode against
+    # Node's streams adapter and against our classic mode
+    pairs = [("ours", o) for o in stacks if o not in ("ours", "ours-streams", "node-streams")] if "ours" in stacks else []
+    if "ours-streams" in stacks:
+        pairs += [("ours-streams", o) for o in ("node-streams", "ours") if o in stacks]
+    head = "| scenario / metric | " + " | ".join(stacks) + " | " + " | ".join(f"{a_} ÷ {b_}" for a_, b_ in pairs) + " |"
+    md += [head, "|" + "---|" * (1 + len(stacks) + len(pairs))]
     for sc, metric, label, _higher in METRICS:
         meds = {s: median(s, sc, metric) for s in stacks}
         if all(v is None for v in meds.values()):
             continue
         ratios = []
-        for o in others:
-            if meds.get("ours") is not None and meds.get(o):
-                ratios.append(f"{meds['ours'] / meds[o]:.2f}")
+        for a_, b_ in pairs:
+            if meds.get(a_) is not None and meds.get(b_):
+                ratios.append(f"{meds[a_] / meds[b_]:.2f}")
             else:
                 ratios.append("–")
         md.append(f"| {label} | " + " | ".join(fmt(meds[s]) for s in stacks) + " | " + " | ".join(ratios) + " |")
@@ -172,6 +197,8 @@ def main():
     checks = []
 
     def check(name, ok, detail):
+        if ok is None and a.section:
+            return  # a section shows what its run measured
         checks.append(f"| {name} | {'met' if ok else ('not met' if ok is False else 'not measured')} | {detail} |")
 
     def ratio(x, y):
@@ -206,10 +233,34 @@ def main():
           None if r is None else r <= 1.5, f"{fmt(r)}×" if r else "–")
     r = ratio(m("ours", "storm-rr", "server_cpu_us_per_session"), m("ours", "storm-sticky", "server_cpu_us_per_session"))
     rr, st = m("ours", "storm-rr", "sessions_per_s"), m("ours", "storm-sticky", "sessions_per_s")
-    checks.append(f"| (not a target) the same at max rate, where sticky runs faster and so pays less per session "
-                  f"| – | {fmt(r)}× ({fmt(rr)} vs {fmt(st)} sessions/s) |" if r else
-                  "| (not a target) the same at max rate | – | – |")
-    md += ["| target | status | measured |", "|---|---|---|"] + checks
+    if r or not a.section:
+        checks.append(f"| (not a target) the same at max rate, where sticky runs faster and so pays less per session "
+                      f"| – | {fmt(r)}× ({fmt(rr)} vs {fmt(st)} sessions/s) |" if r else
+                      "| (not a target) the same at max rate | – | – |")
+    if checks or not a.section:
+        md += ["| target | status | measured |", "|---|---|---|"] + checks
+    else:
+        md.pop(); md.pop(); md.pop()  # no target of issue #7 measured: no heading
+
+    if "ours-streams" in stacks:  # issue #17: streams mode
+        checks = []
+        r = ratio(m("ours-streams", "fanout-max", "delivered_per_s"), m("node-streams", "fanout-max", "delivered_per_s"))
+        lost = m("ours-streams", "fanout-max", "lost")
+        reo = m("ours-streams", "fanout-max", "reordered")
+        check("streams: fan-out msgs/s ≥ 6× Node's streams adapter, 0 loss",
+              None if r is None else (r >= 6 and lost == 0),
+              f"{fmt(r)}× ({fmt(m('ours-streams', 'fanout-max', 'delivered_per_s'))} vs "
+              f"{fmt(m('node-streams', 'fanout-max', 'delivered_per_s'))} msgs/s), lost {fmt(lost)}, reordered {fmt(reo)}"
+              if r else "–")
+        r = ratio(m("ours-streams", "fanout-50", "p99_ms"), m("node-streams", "fanout-50", "p99_ms"))
+        check("streams: p99 at 50 msgs/s ≤ ¼ of Node's streams adapter", None if r is None else r <= 0.25,
+              f"{fmt(r)}× ({fmt(m('ours-streams', 'fanout-50', 'p99_ms'))} vs "
+              f"{fmt(m('node-streams', 'fanout-50', 'p99_ms'))} ms)" if r else "–")
+        r = ratio(m("ours-streams", "fanout-max", "delivered_per_s"), m("ours", "fanout-max", "delivered_per_s"))
+        check("streams mode fan-out ≥ 0.7× our classic mode", None if r is None else r >= 0.7,
+              f"{fmt(r)}× ({fmt(m('ours-streams', 'fanout-max', 'delivered_per_s'))} vs "
+              f"{fmt(m('ours', 'fanout-max', 'delivered_per_s'))} msgs/s)" if r else "–")
+        md += ["", "## Targets (issue #17, streams mode)", "", "| target | status | measured |", "|---|---|---|"] + checks
 
     if errors:
         md += ["", "## Failed runs", ""]
@@ -224,7 +275,11 @@ def main():
            "- `overload`: the publisher does not wait for acks (3,000 messages).",
            "- `emitter`: the stack's own emitter (sio-cluster: `sio-load emit` on sio-emitter; Node: "
            "@socket.io/redis-emitter 5.1) publishes 2,000 messages, ≤100 outstanding, to 1,000 subscribers. "
-           "socketioxide-redis has no emitter.",
+           "socketioxide-redis has no emitter. In streams mode, sio-cluster's emitter XADDs to the stream "
+           "(`sio-load emit --redis-mode streams`); Node's streams adapter has no emitter.",
+           "- after every scenario: what Redis holds (the streams' `MEMORY USAGE … SAMPLES 0` and `XLEN`, "
+           "`INFO memory` used_memory, with the nodes stopped) and Redis's own CPU time (`INFO cpu`) over "
+           "the scenario, per delivery.",
            "- `idle-2k`, `idle-10k`: RSS of both nodes before and 3–5 s after that many websocket connections.",
            "- `storm-rr`, `storm-sticky`: 2,000 sessions (32 at a time), each a polling handshake, connect, "
            "websocket upgrade and a `join` over websocket, through nginx (round robin, or `hash $remote_addr` "
@@ -236,12 +291,14 @@ def main():
            "the cheaper sticky set-up would also be measured at a higher, more efficient rate).",
            "- `storm-rr-paced`, `storm-sticky-paced`: 3,000 upgrading sessions started at 1,000 per second, "
            "sio-cluster only: the same comparison with the websocket upgrade forwarded too.",
-           "", "Raw results: `bench/results.jsonl`."]
+           "", f"Raw results: `{os.path.relpath(a.results, a.out)}`."]
     if not a.smoke or os.path.isdir(os.path.join(a.out, "bench")):
-        chart = os.path.join(a.out, "bench", "chart.png")
+        chart = a.chart or os.path.join(a.out, "bench", "chart.png")
         if draw(chart, stacks, median):
-            md += ["", "![chart](bench/chart.png)"]
-    with open(os.path.join(a.out, "BENCHMARKS.md"), "w") as f:
+            md += ["", f"![chart]({os.path.relpath(chart, a.out)})"]
+    if a.section:
+        md = [f"## {a.section}"] + ["#" + l if l.startswith("#") else l for l in md[1:]]
+    with open(a.md or os.path.join(a.out, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
 
@@ -262,8 +319,13 @@ def draw(path, stacks, median):
         ("storm-sticky", "sessions_per_s", "sessions/s (sticky)"),
         ("fanout-max", "server_cpu_us_per_delivery", "CPU µs / delivery"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2))
-    colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f"}
+    panels = [p for p in panels if any(median(s, p[0], p[1]) is not None for s in stacks)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2), squeeze=False)
+    axes = axes[0]
+    colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f",
+              "ours-streams": "#63b3ed", "node-streams": "#9ae6b4"}
     for ax, (sc, metric, title) in zip(axes, panels):
         vals = [median(s, sc, metric) or 0 for s in stacks]
         ax.bar(range(len(stacks)), vals, color=[colors.get(s, "gray") for s in stacks])

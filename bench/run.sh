@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: this project's cluster ("ours"), Node.js socket.io 4.8 +
 # @socket.io/redis-adapter 8.3 ("node"), socketioxide 0.18 + socketioxide-redis 0.4
-# ("socketioxide"); each 2 nodes on 127.0.0.1, the same throwaway Redis (redis:7.2
+# ("socketioxide"), and in Redis streams mode: ours with SIO_REDIS_MODE=streams
+# ("ours-streams"), Node.js socket.io 4.8 + @socket.io/redis-streams-adapter 0.3.1
+# ("node-streams"); each 2 nodes on 127.0.0.1, the same throwaway Redis (redis:7.2
 # container), the same load from sio-load (bench/load). Stacks alternate A B C A B C ...
 # and every scenario starts fresh nodes. Writes BENCHMARKS.md and bench/chart.png.
 #
 #   bench/run.sh                 # full run, 3 rounds (takes a while)
 #   bench/run.sh --smoke         # tiny loads, 1 round, report to a temp dir (CI)
 #   bench/run.sh --rounds 5 --stacks "ours node" --scenarios "fanout-max idle-2k"
+#   bench/run.sh --stacks "ours ours-streams node node-streams" --scenarios "fanout-max fanout-50" \
+#     --out /tmp/streams   # results and report in another directory (BENCHMARKS.md untouched)
 #
 # Scenarios: fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky
 #   storm-rr-polling storm-sticky-polling (polling-only sessions at a fixed rate) and
@@ -15,6 +19,15 @@
 # Stacks: ours node socketioxide (the default), and floor: bench/floor, the least work a
 #   Socket.IO server can do (one process, no Redis, no library; fan-out and idle only), a
 #   reference line for what the machine itself allows: --stacks "ours node floor"
+#   ours-streams, node-streams: Redis streams mode, opt-in in a full run (--stacks "ours
+#   ours-streams node node-streams"); a smoke run adds them by default, with fanout-max,
+#   fanout-50 and emitter only (some 15 s more). Every scenario but the storms of forwarded
+#   sessions; node-streams has no emitter (Node's
+#   @socket.io/redis-emitter speaks classic pub/sub only). After each scenario the Redis
+#   memory is recorded: the streams' MEMORY USAGE and length, INFO memory's used_memory,
+#   and Redis's own CPU (INFO cpu, over the scenario) per delivery.
+#   ours-ref: sio-cluster from BENCH_REF_SERVER=/path/to/sio-server (another commit's
+#   release build), as "ours" otherwise: a before/after comparison in one run
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +35,8 @@ root=$(pwd)
 
 smoke=0
 rounds=3
-stacks="ours node socketioxide"
+stacks=""
+out_arg=""
 scenarios="fanout-max fanout-50 overload emitter idle-2k idle-10k storm-rr storm-sticky storm-rr-polling storm-sticky-polling storm-rr-paced storm-sticky-paced"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,10 +44,13 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift ;;
     --stacks) stacks=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
+    --out) out_arg=$2; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+[ -z "$stacks" ] && { stacks="ours node socketioxide"; [ $smoke = 1 ] && stacks="$stacks ours-streams node-streams"; }
 
 # Load sizes (full / smoke).
 if [ $smoke = 1 ]; then
@@ -49,6 +66,7 @@ else
   polling_rate=2000; polling_sessions=6000; paced_rate=1000; paced_sessions=3000
   out_dir=$root
 fi
+[ -n "$out_arg" ] && { mkdir -p "$out_arg"; out_dir=$(cd "$out_arg" && pwd); }
 results=$out_dir/bench/results.jsonl
 # Figures come from release builds; a smoke run (CI: it only checks that everything runs)
 # uses the debug build, whose dependencies the tests have compiled already.
@@ -66,15 +84,20 @@ export BENCH_RUST_WORKERS=$rust_workers
 BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_LOAD_START
 
+# binaries: cargo's target directory (CARGO_TARGET_DIR if set), as cargo build uses it
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then # BENCH_NO_BUILD=1: re-run with what is built
   echo "==> build ($profile)"
   cargo build $profile_flag --locked -q -p sio-server -p sio-load -p sio-floor
-  CARGO_TARGET_DIR=$root/target cargo build $profile_flag --locked -q \
-    --manifest-path bench/peers/socketioxide/Cargo.toml
+  case " $stacks " in *" socketioxide "*)
+    CARGO_TARGET_DIR=$target_dir cargo build $profile_flag --locked -q \
+      --manifest-path bench/peers/socketioxide/Cargo.toml ;;
+  esac
   npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
   python3 -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 fi
-load=$root/target/$profile/sio-load
+load=$target_dir/$profile/sio-load
 
 started_pids=()
 tmp=$(mktemp -d)
@@ -126,19 +149,23 @@ start_stack() {
       floor) # one process listening for both "nodes"
         if [ "$i" = 1 ]; then
           TOKIO_WORKER_THREADS=$((rust_workers * 2)) \
-            "$root/target/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
+            "$target_dir/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
         fi
         ;;
-      ours)
-        SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
-          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$root/target/$profile/sio-server" >"$tmp/$1-$i.log" 2>&1 &
+      ours|ours-streams|ours-ref) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
+        local mode=classic; [ "$1" = ours-streams ] && mode=streams
+        local server=$target_dir/$profile/sio-server
+        [ "$1" = ours-ref ] && server=${BENCH_REF_SERVER:?ours-ref needs BENCH_REF_SERVER=/path/to/sio-server}
+        SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_REDIS_MODE=$mode SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
+          SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$server" >"$tmp/$1-$i.log" 2>&1 &
         ;;
-      node)
-        node bench/peers/node/server.mjs "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+      node|node-streams)
+        local adapter=redis; [ "$1" = node-streams ] && adapter=streams
+        node bench/peers/node/server.mjs "{\"redis\":\"$redis\",\"port\":$port,\"adapter\":\"$adapter\"}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       socketioxide)
         TOKIO_WORKER_THREADS=$rust_workers \
-          "$root/target/$profile/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
+          "$target_dir/$profile/bench-peer-socketioxide" "{\"redis\":\"$redis\",\"port\":$port}" >"$tmp/$1-$i.log" 2>&1 &
         ;;
     esac
     local pid=$!
@@ -191,6 +218,35 @@ EOF
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 }
 
+rcli() { docker exec "$cid" redis-cli "$@"; }
+
+# Redis's own CPU time so far (µs, user + sys of the server process).
+redis_cpu_us() {
+  rcli info cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ {s += $2} END {printf "%d\n", s * 1e6}'
+}
+
+# redis_figures JSON CPU0: JSON plus what Redis holds after the scenario (the nodes are
+# stopped, nothing trims or adds): every stream's MEMORY USAGE (SAMPLES 0: every entry)
+# and length, used_memory, and Redis's CPU since CPU0 per delivery.
+redis_figures() {
+  local streams=() k bytes=0 len=0 b
+  while read -r k; do # (redis-cli 7.0's --scan has no --type)
+    [ -n "$k" ] && [ "$(rcli type "$k")" = stream ] && streams+=("$k")
+  done < <(rcli --scan)
+  for k in "${streams[@]}"; do
+    b=$(rcli memory usage "$k" samples 0); bytes=$((bytes + ${b:-0}))
+    len=$((len + $(rcli xlen "$k")))
+  done
+  local used; used=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
+  local cpu1; cpu1=$(redis_cpu_us)
+  python3 -c 'import json,sys
+r=json.loads(sys.argv[1]); streams, nbytes, entries, used, cpu = sys.argv[2], *map(int, sys.argv[3:7])
+r.update(redis_streams=streams.split(), redis_stream_bytes=nbytes, redis_stream_entries=entries,
+         redis_used_memory_bytes=used, redis_cpu_ms=round(cpu / 1000))
+if r.get("received"): r["redis_cpu_us_per_delivery"] = round(cpu / r["received"], 3)
+print(json.dumps(r))' "$1" "${streams[*]}" "$bytes" "$len" "$used" "$(( cpu1 - $2 ))"
+}
+
 record() { # record STACK SCENARIO ROUND JSON
   python3 -c 'import json,sys; r=json.loads(sys.argv[4]); r.update(stack=sys.argv[1], scenario=sys.argv[2], round=int(sys.argv[3])); print(json.dumps(r))' \
     "$1" "$2" "$3" "$4" >>"$results"
@@ -204,8 +260,9 @@ fail_soft() {
 
 run_scenario() { # STACK SCENARIO ROUND
   local stack=$1 sc=$2 round=$3
-  if [ "$sc" = emitter ] && [ "$stack" = socketioxide ]; then
-    return 0 # socketioxide-redis has no emitter (its wire format is its own)
+  if [ "$sc" = emitter ] && { [ "$stack" = socketioxide ] || [ "$stack" = node-streams ]; }; then
+    return 0 # socketioxide-redis has no emitter (its wire format is its own), nor has
+             # @socket.io/redis-streams-adapter (@socket.io/redis-emitter is classic only)
   fi
   if [ "$stack" = floor ] && [ "${sc#fanout}" = "$sc" ] && [ "${sc#idle}" = "$sc" ]; then
     return 0 # the floor speaks websocket, join and publish only
@@ -213,10 +270,14 @@ run_scenario() { # STACK SCENARIO ROUND
   if { [ "${sc%-polling}" != "$sc" ] || [ "${sc%-paced}" != "$sc" ]; } && [ "$stack" != ours ]; then
     return 0 # forwarded vs local sessions at equal load: only sio-cluster forwards
   fi
+  if [ $smoke = 1 ] && [ "${stack%-streams}" != "$stack" ]; then
+    case "$sc" in fanout-max|fanout-50|emitter) ;; *) return 0 ;; esac # the smoke run's time
+  fi
   start_stack "$stack"
   local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
   local pids=(); for p in "${PIDS[@]}"; do pids+=(--pid "$p"); done
   local out=""
+  local redis_cpu0; redis_cpu0=$(redis_cpu_us)
   case "$sc" in
     fanout-max) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $msgs --in-flight 100) ;;
     fanout-50) out=$(fail_soft "$load" fanout "${urls[@]}" "${pids[@]}" --subscribers $subs --messages $slow_msgs --rate 50) ;;
@@ -227,8 +288,9 @@ run_scenario() { # STACK SCENARIO ROUND
       local sink_pid=$!
       for _ in $(seq 1 600); do grep -q ready "$sink" && break; sleep 0.1; done
       local em
-      if [ "$stack" = ours ]; then
-        em=$("$load" emit --redis "$redis" --messages $emit_msgs --in-flight 100)
+      if [ "${stack#ours}" != "$stack" ]; then # ours, ours-streams, ours-ref
+        local mode=classic; [ "$stack" = ours-streams ] && mode=streams
+        em=$("$load" emit --redis "$redis" --redis-mode $mode --messages $emit_msgs --in-flight 100)
       else
         em=$(node bench/peers/node/emit.mjs "{\"redis\":\"$redis\",\"messages\":$emit_msgs,\"inFlight\":100}")
       fi
@@ -258,6 +320,8 @@ run_scenario() { # STACK SCENARIO ROUND
   if [ -z "$out" ] || [ "${out:0:1}" != "{" ]; then
     [ $smoke = 1 ] && { echo "$stack $sc failed" >&2; exit 1; }
     out='{"error":"the scenario failed"}'
+  else
+    out=$(redis_figures "$out" "$redis_cpu0")
   fi
   record "$stack" "$sc" "$round" "$out"
 }

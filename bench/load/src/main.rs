@@ -7,6 +7,7 @@
 //! sio-load fanout ... --in-flight 0        # unbounded publisher: overload
 //! sio-load sink --url ... --messages N     # receive N messages sent by an emitter
 //! sio-load emit --redis redis://.. --messages N   # the Rust emitter (sio-emitter)
+//! sio-load emit ... --redis-mode streams           # to a streams-mode cluster
 //! sio-load idle --url ... --connections 10000 --pid ..
 //! sio-load storm --url http://127.0.0.1:8080 --sessions 2000 --pid ..
 //! ```
@@ -27,6 +28,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use futures_util::{StreamExt, stream};
 use serde_json::json;
+use sio_protocol::AdapterMode;
 
 use client::Target;
 
@@ -114,6 +116,9 @@ enum Command {
         /// Outstanding publishes.
         #[arg(long, default_value_t = 100)]
         in_flight: usize,
+        /// The cluster's Redis mode: classic or streams (Node's stream defaults).
+        #[arg(long, default_value = "classic", value_parser = ["classic", "streams"])]
+        redis_mode: String,
     },
     /// Idle websocket connections: server RSS per connection.
     Idle {
@@ -166,11 +171,12 @@ fn targets(urls: &[String]) -> anyhow::Result<Vec<Target>> {
 
 async fn emit(
     redis: &str,
+    mode: AdapterMode,
     room: &str,
     messages: u64,
     in_flight: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    let emitter = sio_emitter::Emitter::connect(redis).await?;
+    let emitter = sio_emitter::Emitter::connect(redis).await?.with_mode(mode);
     let started = Instant::now();
     let results: Vec<_> = stream::iter(0..messages)
         .map(|q| {
@@ -245,7 +251,14 @@ async fn run(cli: Cli) -> anyhow::Result<serde_json::Value> {
             room,
             messages,
             in_flight,
-        } => emit(&redis, &room, messages, in_flight).await,
+            redis_mode,
+        } => {
+            let mode = match redis_mode.as_str() {
+                "streams" => AdapterMode::Streams,
+                _ => AdapterMode::Classic,
+            };
+            emit(&redis, mode, &room, messages, in_flight).await
+        }
         Command::Idle {
             servers,
             connections,
