@@ -30,18 +30,32 @@ pub(crate) trait NamespaceSink: Send + Sync {
     fn on_message(self: Arc<Self>, message: Inbound<'_>);
     /// The namespace's rooms with local members.
     fn local_rooms(&self) -> Vec<String>;
+    /// Recovery: the last log entry delivered to the namespace's sockets.
+    fn log_position(&self) -> Option<String>;
+    /// Recovery: `sid` is recovering (see [`crate::recovery`]).
+    fn begin_catch_up(&self, sid: Sid, rooms: Vec<String>);
+    /// Recovery: `sid` is no longer recovering.
+    fn abort_catch_up(&self, sid: Sid);
+    /// Recovery: emits `logged` and what was kept for `sid`; `None` if it was not
+    /// recovering.
+    fn finish_catch_up(
+        &self,
+        sid: Sid,
+        logged: Vec<(String, BroadcastMessage)>,
+        fallback: Option<String>,
+    ) -> Option<usize>;
 }
 
 pub(crate) struct Inner {
-    uid: String,
-    config: RedisAdapterConfig,
-    transport: Box<dyn Transport>,
+    pub(crate) uid: String,
+    pub(crate) config: RedisAdapterConfig,
+    pub(crate) transport: Box<dyn Transport>,
     stats: Arc<Stats>,
     pending: Arc<Pending>,
     ids: IdMap,
     server_side: RwLock<HashMap<String, ServerSideHandler>>,
     socket_info: RwLock<Option<SocketInfoProvider>>,
-    namespaces: RwLock<HashMap<String, Arc<dyn NamespaceSink>>>,
+    pub(crate) namespaces: RwLock<HashMap<String, Arc<dyn NamespaceSink>>>,
     started: Instant,
     /// Milliseconds since `started` when our last liveness message came back.
     last_alive_ms: AtomicU64,
@@ -94,7 +108,7 @@ impl Receiver for Inner {
 /// ```
 #[derive(Clone)]
 pub struct RedisCluster {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -112,6 +126,11 @@ impl RedisCluster {
     /// dispatcher, the publisher and the liveness probe. Fails if Redis cannot be reached
     /// now; once connected, it reconnects and resubscribes on its own.
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
+        if config.recovery.is_some() && config.mode != crate::wire::AdapterMode::Streams {
+            return Err(AdapterError::Config(
+                "connection state recovery needs streams mode (a log of broadcasts)".into(),
+            ));
+        }
         let uid = new_uid();
         let stats = Arc::new(Stats::default());
         let transport = crate::transport::connect(url, &config, &uid, stats.clone()).await?;

@@ -46,6 +46,11 @@ pub struct RedisAdapterConfig {
     /// PEM file of the CA(s) a `rediss://` server must chain to. Default `None`: the
     /// system's roots.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Connection state recovery (streams mode only): how long a disconnected socket's
+    /// session is kept (Node's `maxDisconnectionDuration`). When set, broadcasts reach
+    /// this node's own sockets through the stream too, each carrying its entry id (the
+    /// offset) as its last argument. Default `None`: off.
+    pub recovery: Option<Duration>,
 }
 
 impl Default for RedisAdapterConfig {
@@ -59,6 +64,7 @@ impl Default for RedisAdapterConfig {
             mode: AdapterMode::Classic,
             streams: StreamsOptions::default(),
             tls_ca_file: None,
+            recovery: None,
         }
     }
 }
@@ -94,6 +100,14 @@ impl RedisAdapterConfig {
     /// Trusts the CA certificates of this PEM file for `rediss://` (see [`crate::tls`]).
     pub fn with_tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Turns connection state recovery on, sessions kept for `window` after a disconnect
+    /// (streams mode only; [`RedisCluster::connect`](crate::RedisCluster::connect) refuses
+    /// it in another mode).
+    pub fn with_recovery(mut self, window: Duration) -> Self {
+        self.recovery = Some(window.max(Duration::from_millis(1)));
         self
     }
 

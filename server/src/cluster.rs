@@ -42,6 +42,9 @@ pub async fn connect(url: &str, config: &Config) -> Result<RedisCluster, Adapter
     if let Some(ca) = &config.redis_ca_file {
         adapter_config = adapter_config.with_tls_ca_file(ca.clone());
     }
+    if let Some(window) = config.recovery_window {
+        adapter_config = adapter_config.with_recovery(window);
+    }
     let mut delay = Duration::from_millis(100);
     let mut attempt: u32 = 0;
     loop {

@@ -46,6 +46,8 @@ pub mod env {
     pub const REDIS_STREAM_COUNT: &str = "SIO_REDIS_STREAM_COUNT";
     /// [`Cli::redis_stream_max_len`](super::Cli::redis_stream_max_len).
     pub const REDIS_STREAM_MAX_LEN: &str = "SIO_REDIS_STREAM_MAX_LEN";
+    /// [`Cli::recovery_window_ms`](super::Cli::recovery_window_ms).
+    pub const RECOVERY_WINDOW_MS: &str = "SIO_RECOVERY_WINDOW_MS";
     /// [`Cli::advertise_addr`](super::Cli::advertise_addr).
     pub const ADVERTISE_ADDR: &str = "SIO_ADVERTISE_ADDR";
     /// [`Cli::node_id`](super::Cli::node_id).
@@ -146,6 +148,14 @@ pub struct Cli {
     /// the oldest ones, and counts them.
     #[arg(long, env = env::REDIS_STREAM_MAX_LEN, default_value_t = 10_000)]
     pub redis_stream_max_len: u64,
+
+    /// Connection state recovery (Node's `maxDisconnectionDuration`), in milliseconds; 0:
+    /// off. A client that reconnects within this long, to any node, gets its rooms back
+    /// and every broadcast it missed, once, in order (`socket.recovered` is true). Needs
+    /// `SIO_REDIS_MODE=streams` (the stream is the log replayed). Each broadcast then
+    /// carries its offset (a stream id) as an extra last argument, as in Node.
+    #[arg(long, env = env::RECOVERY_WINDOW_MS, default_value_t = 0)]
+    pub recovery_window_ms: u64,
 
     /// Address (`host:port`) other nodes use to forward requests to this one. Default:
     /// `$POD_IP:<port>` when POD_IP is set, else the listen address (127.0.0.1 for 0.0.0.0).
@@ -285,6 +295,8 @@ pub struct Config {
     pub redis_mode: sio_adapter_redis::AdapterMode,
     /// [`Cli::redis_stream_name`], [`Cli::redis_stream_count`], [`Cli::redis_stream_max_len`].
     pub redis_streams: sio_adapter_redis::protocol::streams::StreamsOptions,
+    /// [`Cli::recovery_window_ms`]; `None`: off.
+    pub recovery_window: Option<Duration>,
     /// [`Cli::advertise_addr`] (or `$POD_IP:<port>`); `None`: derived from the bound
     /// address.
     pub advertise_addr: Option<String>,
@@ -399,6 +411,12 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// Connection state recovery is on without a cluster in streams mode.
+    #[error(
+        "{var} needs {url} and {mode}=streams: the Redis stream is the log a recovering client's missed broadcasts are read from",
+        var = env::RECOVERY_WINDOW_MS, url = env::REDIS_URL, mode = env::REDIS_MODE
+    )]
+    RecoveryNeedsStreams,
     /// A trusted proxy is not an IP address or CIDR.
     #[error("invalid {var}: {0:?} (expected an IP address or CIDR such as 10.0.0.0/8)", var = env::TRUSTED_PROXIES)]
     TrustedProxy(String),
@@ -412,6 +430,7 @@ impl Config {
         let redis_url = redis_url(cli.redis_url.as_deref())?;
         let redis_mode = redis_mode(&cli.redis_mode)?;
         let redis_streams = redis_streams(&cli)?;
+        let recovery_window = recovery_window(&cli, redis_url.as_deref(), redis_mode)?;
         let redis_prefix = redis_prefix(&cli.redis_prefix)?;
         let node_id = node_id(cli.node_id.clone())?;
         let cors = parse_origins(&cli.cors_origins)?;
@@ -443,6 +462,7 @@ impl Config {
             redis_prefix,
             redis_mode,
             redis_streams,
+            recovery_window,
             advertise_addr,
             node_id,
             cors,
@@ -538,6 +558,31 @@ fn redis_streams(
         stream_count: cli.redis_stream_count as u32,
         max_len: cli.redis_stream_max_len,
     })
+}
+
+/// [`Cli::recovery_window_ms`]: 0 is off; otherwise at most a day, and only in a cluster
+/// in streams mode (the stream is the log a recovering client's missed broadcasts come
+/// from).
+fn recovery_window(
+    cli: &Cli,
+    redis_url: Option<&str>,
+    mode: sio_adapter_redis::AdapterMode,
+) -> Result<Option<Duration>, ConfigError> {
+    let ms = cli.recovery_window_ms;
+    if ms == 0 {
+        return Ok(None);
+    }
+    if ms > 86_400_000 {
+        return Err(ConfigError::Range {
+            name: env::RECOVERY_WINDOW_MS,
+            rule: "0 (off) or at most 86400000",
+            value: ms,
+        });
+    }
+    if redis_url.is_none() || mode != sio_adapter_redis::AdapterMode::Streams {
+        return Err(ConfigError::RecoveryNeedsStreams);
+    }
+    Ok(Some(Duration::from_millis(ms)))
 }
 
 /// [`Cli::redis_prefix`], trimmed: non-empty and without `#` (the channel separator).
@@ -731,7 +776,7 @@ impl fmt::Display for Config {
             |l: &Option<RateLimit>| l.map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} worker_threads={} shutdown_grace_ms={} chat={} client_js={} \
              handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
@@ -739,6 +784,7 @@ impl fmt::Display for Config {
             redis,
             self.redis_prefix,
             self.redis_mode,
+            self.recovery_window.map_or(0, |w| w.as_millis()),
             self.redis_ca_file
                 .as_ref()
                 .map(|p| p.display().to_string())

@@ -10,7 +10,9 @@ use socketioxide_core::adapter::{
 use socketioxide_core::parser::Parse;
 use tracing::{debug, warn};
 
-use super::RedisAdapter;
+use socketioxide_core::Sid;
+
+use super::{Logged, RedisAdapter};
 use crate::cluster::NamespaceSink;
 use crate::convert;
 use crate::protocol::{
@@ -23,7 +25,11 @@ use crate::transport::{Inbound, Payload};
 impl<E: SocketEmitter> NamespaceSink for RedisAdapter<E> {
     fn on_message(self: Arc<Self>, message: Inbound<'_>) {
         match message {
-            Inbound::Broadcast { room, message } => self.on_broadcast(room, message),
+            Inbound::Broadcast {
+                room,
+                message,
+                offset,
+            } => self.on_broadcast(room, message, offset),
             Inbound::Request(request) => match request.decode() {
                 Ok(request) => self.handle_request(request),
                 Err(e) => {
@@ -32,6 +38,49 @@ impl<E: SocketEmitter> NamespaceSink for RedisAdapter<E> {
                 }
             },
         }
+    }
+
+    fn log_position(&self) -> Option<String> {
+        self.catch_ups.position()
+    }
+
+    fn begin_catch_up(&self, sid: Sid, rooms: Vec<String>) {
+        self.catch_ups.begin(sid, rooms);
+    }
+
+    fn abort_catch_up(&self, sid: Sid) {
+        self.catch_ups.abort(sid);
+    }
+
+    fn finish_catch_up(
+        &self,
+        sid: Sid,
+        logged: Vec<(String, BroadcastMessage)>,
+        fallback: Option<String>,
+    ) -> Option<usize> {
+        let logged = logged
+            .into_iter()
+            .filter(|(_, m)| m.opts.flags.volatile != Some(true))
+            .filter_map(|(id, mut message)| {
+                message.packet.data.push(rmpv::Value::from(id.as_str()));
+                let (packet, _) =
+                    convert::from_wire(&self.local.parser(), self.local.path(), &message).ok()?;
+                Some(Logged {
+                    id,
+                    opts: message.opts,
+                    packet,
+                })
+            })
+            .collect();
+        let mut to_socket = BroadcastOptions::default();
+        to_socket.rooms.push(Room::Owned(sid.to_string()));
+        to_socket.add_flag(BroadcastFlags::Broadcast);
+        self.catch_ups.finish(
+            sid,
+            logged,
+            || fallback,
+            |packet| self.deliver_locally(packet, to_socket.clone()),
+        )
     }
 
     fn local_rooms(&self) -> Vec<String> {
@@ -46,8 +95,16 @@ impl<E: SocketEmitter> NamespaceSink for RedisAdapter<E> {
 }
 
 impl<E: SocketEmitter> RedisAdapter<E> {
-    /// Another node's broadcast, delivered to the local sockets it targets.
-    fn on_broadcast(&self, room: Option<&str>, message: Payload<'_, BroadcastMessage>) {
+    /// Another node's broadcast, delivered to the local sockets it targets. With recovery
+    /// on, a broadcast read from the log (`offset`, its entry id) is delivered whoever sent
+    /// it, carries its offset as its last argument (unless volatile), and passes the
+    /// recovering sockets' catch-up ([`super::CatchUps`]).
+    fn on_broadcast(
+        &self,
+        room: Option<&str>,
+        message: Payload<'_, BroadcastMessage>,
+        offset: Option<&str>,
+    ) {
         if let (Some(room), Payload::Encoded(_)) = (room, &message) {
             let mut probe = BroadcastOptions::default();
             probe.rooms.push(Room::Owned(room.to_string()));
@@ -63,11 +120,25 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 return;
             }
         };
-        if message.uid == self.cluster.uid() {
+        let logged = offset.filter(|_| self.cluster.recovers());
+        if message.uid == self.cluster.uid() && logged.is_none() {
             return; // our own, already delivered locally
         }
+        let mut message = message;
+        if let Some(id) = logged
+            && message.opts.flags.volatile != Some(true)
+        {
+            message.packet.data.push(rmpv::Value::from(id));
+        }
         match convert::from_wire(&self.local.parser(), self.local.path(), &message) {
-            Ok((packet, opts)) => self.deliver_locally(packet, opts),
+            Ok((packet, opts)) => match logged {
+                Some(id) => self
+                    .catch_ups
+                    .deliver(id, &message.opts, packet, opts, |p, o| {
+                        self.deliver_locally(p, o)
+                    }),
+                None => self.deliver_locally(packet, opts),
+            },
             Err(e) => {
                 Stats::add(&self.stats().malformed, 1);
                 warn!(nsp = %self.local.path(), from = %message.uid, error = %e, "broadcast with undeliverable data dropped");

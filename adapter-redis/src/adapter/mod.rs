@@ -34,9 +34,11 @@ use crate::protocol::{
 };
 use crate::stats::Stats;
 
+mod catch_up;
 mod incoming;
 #[cfg(test)]
 mod tests;
+pub(crate) use catch_up::{CatchUps, Logged};
 use socketioxide_core::adapter::RemoteSocketData;
 
 /// A socketioxide adapter that shares a namespace with every node on the same Redis,
@@ -48,6 +50,8 @@ pub struct RedisAdapter<E> {
     cluster: RedisCluster,
     /// Set in `init`, so acknowledgement streams can hold the adapter.
     me: std::sync::OnceLock<std::sync::Weak<Self>>,
+    /// Connection state recovery: the sockets being caught up, the log position.
+    catch_ups: CatchUps,
 }
 
 /// The future `io.ns(..)` returns with this adapter: it completes once the namespace's
@@ -142,6 +146,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
             local,
             cluster: state.clone(),
             me: std::sync::OnceLock::new(),
+            catch_ups: CatchUps::default(),
         }
     }
 
@@ -170,7 +175,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
     }
 
     /// Delivers to local sockets at once and queues the message for the other nodes in
-    /// call order (one ordered publish queue per node); the returned future completes once queued.
+    /// call order (one ordered publish queue per node); the returned future completes once
+    /// queued. With connection state recovery on, local sockets get it when it is read back
+    /// from the log instead, with its offset, in the log's order.
     fn broadcast(
         &self,
         packet: Packet,
@@ -197,7 +204,9 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                     .publish_broadcast(self.local.path(), &message, volatile)
                     .map_err(|e| BroadcastError::Adapter(e.into()))
             });
-        self.deliver_locally(packet, opts);
+        if !self.cluster.recovers() {
+            self.deliver_locally(packet, opts);
+        }
         futures_util::future::ready(queued)
     }
 

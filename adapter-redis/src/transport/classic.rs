@@ -156,6 +156,7 @@ fn route(prefix: &str, uid: &str, receiver: &dyn Receiver, channel: &str, payloa
             Inbound::Broadcast {
                 room,
                 message: Payload::Encoded(payload),
+                offset: None,
             },
         ),
         Channel::Request { nsp } => {

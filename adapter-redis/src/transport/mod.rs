@@ -100,6 +100,36 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// Sends what is queued (at most `timeout`), then closes the connections.
     fn close(&self, timeout: Duration) -> BoxFuture<'_, ()>;
+
+    /// Whether broadcasts travel through a log whose entry ids are offsets (streams
+    /// mode): connection state recovery needs one.
+    fn has_log(&self) -> bool {
+        false
+    }
+
+    /// The log position of `nsp`'s stream: the last entry this node has handed to the
+    /// receiver (or where it started reading). `None` without a log.
+    fn log_position(&self, nsp: &str) -> Option<String> {
+        let _ = nsp;
+        None
+    }
+
+    /// Whether everything after entry `after` is still in `nsp`'s log (the entry itself is
+    /// there, or nothing was ever trimmed when `after` is `0-0`).
+    fn log_holds(&self, nsp: &str, after: &str) -> BoxFuture<'static, Result<bool, AdapterError>> {
+        let _ = (nsp, after);
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The broadcasts of `nsp` logged after entry `after`, in log order, with their ids.
+    fn log_after(
+        &self,
+        nsp: &str,
+        after: &str,
+    ) -> BoxFuture<'static, Result<Vec<(String, BroadcastMessage)>, AdapterError>> {
+        let _ = (nsp, after);
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Where a transport hands what it receives.
@@ -122,6 +152,8 @@ pub(crate) enum Inbound<'a> {
         room: Option<&'a str>,
         /// The message.
         message: Payload<'a, BroadcastMessage>,
+        /// Its log entry id, when it came through a log (streams mode).
+        offset: Option<&'a str>,
     },
     /// A request (a broadcast with acks included).
     Request(Payload<'a, Request>),

@@ -224,6 +224,7 @@ fn route(
             Inbound::Broadcast {
                 room,
                 message: Payload::Decoded(message),
+                offset: None,
             },
         ),
         Some(Incoming::Request(request)) => {

@@ -12,8 +12,8 @@
 //! this node read them), the entries it can no longer deliver are counted
 //! (`stream_entries_lost`) and logged, never skipped silently.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::clients::Client;
@@ -39,6 +39,10 @@ pub(crate) struct Streams {
     prefix: String,
     uid: String,
     wire: Wire,
+    options: StreamsOptions,
+    /// Connection state recovery: this node's own broadcasts come back through the
+    /// stream and are delivered then, with their offsets.
+    read_back: bool,
     /// One reader connection per stream.
     readers: Vec<Reader>,
 }
@@ -49,6 +53,8 @@ struct Reader {
     client: Client,
     /// Set once the reader has found its starting place.
     started: Arc<AtomicBool>,
+    /// The last entry handed to the receiver (or where reading started).
+    position: Arc<Mutex<String>>,
 }
 
 impl Streams {
@@ -70,6 +76,7 @@ impl Streams {
                 stream,
                 client,
                 started: Arc::default(),
+                position: Arc::new(Mutex::new("0-0".to_string())),
             });
         }
         Ok(Self {
@@ -78,6 +85,8 @@ impl Streams {
             uid: uid.to_string(),
             wire: Wire::new(AdapterMode::Streams, config.prefix.clone(), uid)
                 .with_streams(options.clone()),
+            options: options.clone(),
+            read_back: config.recovery.is_some(),
             readers,
         })
     }
@@ -118,6 +127,8 @@ impl Transport for Streams {
                 reader.client.clone(),
                 reader.stream.clone(),
                 reader.started.clone(),
+                reader.position.clone(),
+                ReadBack(self.read_back.then(|| self.uid.clone())),
                 self.uid.clone(),
                 receiver.clone(),
                 self.link.stats.clone(),
@@ -185,7 +196,87 @@ impl Transport for Streams {
             }
         })
     }
+
+    fn has_log(&self) -> bool {
+        true
+    }
+
+    fn log_position(&self, nsp: &str) -> Option<String> {
+        let stream = self.options.stream_for(nsp);
+        let reader = self.readers.iter().find(|r| r.stream == stream)?;
+        Some(crate::cluster::lock(&reader.position).clone())
+    }
+
+    fn log_holds(&self, nsp: &str, after: &str) -> BoxFuture<'static, Result<bool, AdapterError>> {
+        let (client, stream, after) = (
+            self.link.client.clone(),
+            self.options.stream_for(nsp),
+            after.to_string(),
+        );
+        Box::pin(async move {
+            if after == "0-0" {
+                // the stream was empty then: nothing may have been trimmed since
+                return Ok(match stream_info(&client, &stream).await? {
+                    None => true,
+                    Some(info) => info.added.is_some_and(|added| added == info.length),
+                });
+            }
+            let there: RedisValue = client
+                .xrange(stream.as_str(), after.as_str(), after.as_str(), Some(1))
+                .await?;
+            Ok(!entries_of_range(there).is_empty())
+        })
+    }
+
+    fn log_after(
+        &self,
+        nsp: &str,
+        after: &str,
+    ) -> BoxFuture<'static, Result<Vec<(String, BroadcastMessage)>, AdapterError>> {
+        let (client, stream, nsp, mut after) = (
+            self.link.client.clone(),
+            self.options.stream_for(nsp),
+            nsp.to_string(),
+            after.to_string(),
+        );
+        Box::pin(async move {
+            let mut out = Vec::new();
+            loop {
+                let page: RedisValue = client
+                    .xrange(
+                        stream.as_str(),
+                        format!("({after}").as_str(),
+                        "+",
+                        Some(LOG_PAGE),
+                    )
+                    .await?;
+                let entries = entries_of_range(page);
+                let full = entries.len() as u64 >= LOG_PAGE;
+                for (id, fields) in entries {
+                    after.clone_from(&id);
+                    let parsed =
+                        streams::message_from_entry(fields.iter().map(|(k, v)| (&k[..], &v[..])));
+                    if let Ok(Some(message)) = parsed
+                        && message.nsp == nsp
+                        && let Some(Incoming::Broadcast(message)) = crate::wire::incoming(message)
+                    {
+                        out.push((id, message));
+                    }
+                }
+                if !full {
+                    return Ok(out);
+                }
+            }
+        })
+    }
 }
+
+/// Entries read per `XRANGE` when replaying a log.
+const LOG_PAGE: u64 = 1_000;
+
+/// Connection state recovery: this node's uid, whose broadcasts are delivered when read
+/// back from the stream (they were not delivered when sent).
+struct ReadBack(Option<String>);
 
 /// An ephemeral message or an answer, by pub/sub.
 fn route_pubsub(
@@ -204,7 +295,7 @@ fn route_pubsub(
         }
     }
     match streams::decode_pubsub(payload) {
-        Ok(message) => deliver(uid, receiver, message),
+        Ok(message) => deliver(uid, receiver, message, None),
         Err(e) => {
             Stats::add(&stats.malformed, 1);
             warn!(channel, error = %e, "malformed streams-mode message dropped");
@@ -213,8 +304,9 @@ fn route_pubsub(
 }
 
 /// Hands a decoded message to the receiver as what its type says it is; a node's own
-/// messages are skipped (applied locally when sent).
-fn deliver(uid: &str, receiver: &dyn Receiver, message: ShardedMessage) {
+/// messages are skipped (applied locally when sent), except its broadcasts read back from
+/// the stream with recovery on. `offset`: the stream entry's id.
+fn deliver(uid: &str, receiver: &dyn Receiver, message: ShardedMessage, offset: Option<&str>) {
     if message.uid == uid {
         return;
     }
@@ -225,6 +317,7 @@ fn deliver(uid: &str, receiver: &dyn Receiver, message: ShardedMessage) {
             Inbound::Broadcast {
                 room: None,
                 message: Payload::Decoded(message),
+                offset,
             },
         ),
         Some(Incoming::Request(request)) => {
@@ -239,10 +332,13 @@ fn deliver(uid: &str, receiver: &dyn Receiver, message: ShardedMessage) {
 
 /// Reads `stream` for as long as the node runs: from its last entry when the node
 /// started, then from the last entry read, whatever happens to the connection.
+#[allow(clippy::too_many_arguments)]
 async fn read_stream(
     client: Client,
     stream: String,
     started: Arc<AtomicBool>,
+    position: Arc<Mutex<String>>,
+    read_back: ReadBack,
     uid: String,
     receiver: Arc<dyn Receiver>,
     stats: Arc<Stats>,
@@ -256,6 +352,7 @@ async fn read_stream(
             }
         }
     };
+    crate::cluster::lock(&position).clone_from(&cursor.last);
     started.store(true, Ordering::Release);
     info!(stream, from = %cursor.last, "reading the stream");
     let mut reconnects = client.reconnect_rx();
@@ -288,15 +385,24 @@ async fn read_stream(
         // A full batch means this node is behind: entries may have been trimmed.
         check_gap = entries.len() as u64 >= streams::DEFAULT_READ_COUNT;
         for (id, fields) in entries {
-            cursor.read(id);
             match streams::message_from_entry(fields.iter().map(|(k, v)| (&k[..], &v[..]))) {
-                Ok(Some(message)) => deliver(&uid, receiver.as_ref(), message),
+                Ok(Some(message)) => {
+                    // with recovery on, our own broadcasts are delivered now, not when sent
+                    let own_delivered_now = read_back.0.as_deref() == Some(message.uid.as_str())
+                        && matches!(message.body, crate::protocol::ShardedBody::Broadcast(_));
+                    let from = if own_delivered_now { "" } else { uid.as_str() };
+                    deliver(from, receiver.as_ref(), message, Some(&id))
+                }
                 Ok(None) => {} // no namespace: not a message (Node skips it too)
                 Err(e) => {
                     Stats::add(&stats.malformed, 1);
                     warn!(stream, error = %e, "malformed stream entry dropped");
                 }
             }
+            // after delivery: a position names an entry every local socket has been
+            // handed (or that came before this node read the stream)
+            crate::cluster::lock(&position).clone_from(&id);
+            cursor.read(id);
         }
     }
 }

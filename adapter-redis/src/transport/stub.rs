@@ -105,6 +105,7 @@ impl Transport for Stub {
                         Inbound::Broadcast {
                             room: None,
                             message: Payload::Decoded(message),
+                            offset: None,
                         },
                     ),
                     Delivery::Request(nsp, request) => {

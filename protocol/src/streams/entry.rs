@@ -25,7 +25,7 @@ const MAX_TYPE_DIGITS: usize = 20;
 
 /// Base64 as Node's `Buffer.from(text, "base64")` reads the adapter's own output: the standard
 /// alphabet, with or without padding.
-const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
+pub(super) const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)

@@ -72,13 +72,14 @@
 //!
 //! # Sessions
 //!
-//! With connection state recovery, a disconnected socket's session is stored under
-//! [`SESSION_KEY_PREFIX`]`<pid>`, and restoring it replays the stream's `BROADCAST` entries
-//! after the client's offset. Not handled here.
+//! With connection state recovery, a socket's session is stored under
+//! [`SESSION_KEY_PREFIX`]`<pid>` ([`Session`]), and restoring it replays the stream's
+//! `BROADCAST` entries after the client's offset, a stream id ([`is_stream_id`]).
 
 mod entry;
 mod options;
 mod pubsub;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -88,6 +89,7 @@ pub use options::{
     DEFAULT_STREAM_NAME, SESSION_KEY_PREFIX, StreamsOptions, hash_code,
 };
 pub use pubsub::{JS_MSGPACK_MAX_DEPTH, decode_pubsub, encode_pubsub};
+pub use session::{Session, compare_stream_ids, is_stream_id, session_key};
 
 use crate::sharded::ShardedBody;
 
