@@ -95,10 +95,10 @@ pub fn rewrite_payload(payload: &[u8], table: &PidTable) -> Option<Vec<u8>> {
             (None, Some(out)) => out.extend_from_slice(packet),
             (None, None) => {}
         }
-        if end < payload.len() {
-            if let Some(out) = &mut out {
-                out.push(RECORD_SEPARATOR);
-            }
+        if end < payload.len()
+            && let Some(out) = &mut out
+        {
+            out.push(RECORD_SEPARATOR);
         }
         start = end + 1;
     }
