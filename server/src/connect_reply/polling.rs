@@ -4,7 +4,8 @@
 //! the session has packets, so the reply is usually already on its way when the connect
 //! middleware records the pid: the middleware looks at the table when the response is
 //! ready, not when the request arrives. Only when the table has a pid for the request's
-//! `sid` is the body collected (engineioxide answers polls with a complete body and its
+//! `sid` (socketioxide gives a session's sockets, in every namespace, the Engine.IO
+//! session's id, so the query's `sid` is the reply's) is the body collected (engineioxide answers polls with a complete body and its
 //! `Content-Length`), split into packets, rewritten ([`super::packet::rewrite_connect`]),
 //! and its `Content-Length` set to the new length. Every other response passes through
 //! unbuffered, at the cost of one atomic load (and a query parse while some pid is
