@@ -98,6 +98,8 @@ pub mod env {
     pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
     /// [`Cli::max_connections`](super::Cli::max_connections).
     pub const MAX_CONNECTIONS: &str = "SIO_MAX_CONNECTIONS";
+    /// [`Cli::recovery_window_ms`](super::Cli::recovery_window_ms).
+    pub const RECOVERY_WINDOW_MS: &str = "SIO_RECOVERY_WINDOW_MS";
 }
 
 /// How log lines are written to stderr.
@@ -268,6 +270,12 @@ pub struct Cli {
     /// accepting (logged) until one closes. 0 = no cap.
     #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 0)]
     pub max_connections: u64,
+
+    /// Connection state recovery: how long, in milliseconds, a disconnected client may
+    /// come back and recover its session (Socket.IO's `maxDisconnectionDuration`); its
+    /// CONNECT replies then carry a `pid`. 0 = off.
+    #[arg(long, env = env::RECOVERY_WINDOW_MS, default_value_t = 0)]
+    pub recovery_window_ms: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -342,6 +350,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// [`Cli::max_connections`]; `None`: no cap.
     pub max_connections: Option<usize>,
+    /// [`Cli::recovery_window_ms`]; `None`: connection state recovery off.
+    pub recovery_window: Option<Duration>,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -485,6 +495,8 @@ impl Config {
             header_timeout: Duration::from_millis(cli.header_timeout_ms),
             body_timeout: Duration::from_millis(cli.body_timeout_ms),
             max_connections: (cli.max_connections > 0).then_some(cli.max_connections as usize),
+            recovery_window: (cli.recovery_window_ms > 0)
+                .then(|| Duration::from_millis(cli.recovery_window_ms)),
         })
     }
 
@@ -638,7 +650,7 @@ fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
     let workers = cli.worker_threads.map_or(1, |n| n as u64); // unset: nothing to check
     let buffer = cli.ws_read_buffer as u64;
     #[rustfmt::skip]
-    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 11] = [
+    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 12] = [
         (env::REDIS_STREAM_COUNT, cli.redis_stream_count, 1..=1024, "between 1 and 1024"),
         (env::REDIS_STREAM_MAX_LEN, cli.redis_stream_max_len, 1..=1_000_000_000, "between 1 and 1000000000"),
         (env::PING_INTERVAL_MS, cli.ping_interval_ms, 1_000..=600_000, "between 1000 and 600000"),
@@ -650,6 +662,7 @@ fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
         (env::BODY_TIMEOUT_MS, cli.body_timeout_ms, 100..=3_600_000, "between 100 and 3600000"),
         (env::MAX_CONNECTIONS, cli.max_connections, 0..=10_000_000, "0 (no cap) or at most 10000000"),
         (env::SHUTDOWN_GRACE_MS, cli.shutdown_grace_ms, 0..=3_600_000, "at most 3600000"),
+        (env::RECOVERY_WINDOW_MS, cli.recovery_window_ms, 0..=86_400_000, "0 (off) or at most 86400000"),
     ];
     for (name, value, range, rule) in checks {
         if !range.contains(&value) {
@@ -778,7 +791,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} worker_threads={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={} recovery_window_ms={}",
             self.listen,
             self.node_id,
             redis,
@@ -817,6 +830,9 @@ impl fmt::Display for Config {
             self.body_timeout.as_millis(),
             self.max_connections
                 .map(|n| n.to_string())
+                .unwrap_or_else(|| "off".into()),
+            self.recovery_window
+                .map(|w| w.as_millis().to_string())
                 .unwrap_or_else(|| "off".into()),
         )
     }
@@ -859,6 +875,13 @@ mod tests {
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.body_timeout, Duration::from_secs(60));
         assert_eq!(c.max_connections, None);
+        assert_eq!(c.recovery_window, None);
+        assert_eq!(
+            parse(&["--recovery-window-ms", "120000"])
+                .unwrap()
+                .recovery_window,
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse(&["--max-connections", "500"])
                 .unwrap()
@@ -969,6 +992,10 @@ mod tests {
             (&["--header-timeout-ms", "600001"], "SIO_HEADER_TIMEOUT_MS"),
             (&["--body-timeout-ms", "99"], "SIO_BODY_TIMEOUT_MS"),
             (&["--max-connections", "10000001"], "SIO_MAX_CONNECTIONS"),
+            (
+                &["--recovery-window-ms", "86400001"],
+                "SIO_RECOVERY_WINDOW_MS",
+            ),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),

@@ -27,6 +27,11 @@
 //! With every slot taken the node stops accepting, logs it once, and new connections
 //! wait in the listen backlog until one closes.
 //!
+//! With connection state recovery on, `serve` gets the node's [`PidTable`] and wraps every
+//! accepted stream in [`ReplyRewriter`], which adds the pid to the Socket.IO CONNECT
+//! replies written on websockets (see [`crate::connect_reply`]); without it streams are
+//! served as they are.
+//!
 //! Stopping works as `axum::serve`'s graceful shutdown did: accept no more connections,
 //! ask every open connection to finish its request in flight and close, and return once
 //! all have closed. A connection stalled mid-head is closed by the header timeout, so it
@@ -50,6 +55,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::connect_reply::PidTable;
+use crate::connect_reply::websocket::ReplyRewriter;
 use crate::metrics::Metrics;
 
 /// How connections are timed out.
@@ -65,13 +72,15 @@ pub struct HttpSettings {
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then closes every connection
-/// once its request in flight is answered and returns when all are closed.
+/// once its request in flight is answered and returns when all are closed. With
+/// `recovery_pids`, websocket CONNECT replies get their pids from it (module doc).
 pub async fn serve(
     mut listener: TcpListener,
     router: Router,
     settings: HttpSettings,
     metrics: Metrics,
     stop: CancellationToken,
+    recovery_pids: Option<PidTable>,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -86,17 +95,57 @@ pub async fn serve(
         else {
             break;
         };
-        let router = router.clone();
-        let body_metrics = metrics.clone();
+        let conn = Connection {
+            peer,
+            router: &router,
+            builder: &builder,
+            body_timeout: settings.body_timeout,
+            metrics: &metrics,
+            stop: &stop,
+            connections: &connections,
+        };
+        match &recovery_pids {
+            None => conn.spawn(stream),
+            Some(pids) => conn.spawn(ReplyRewriter::new(stream, pids.clone())),
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// What serving one accepted connection takes.
+struct Connection<'a> {
+    peer: SocketAddr,
+    router: &'a Router,
+    builder: &'a hyper::server::conn::http1::Builder,
+    body_timeout: Duration,
+    metrics: &'a Metrics,
+    stop: &'a CancellationToken,
+    connections: &'a TaskTracker,
+}
+
+impl Connection<'_> {
+    /// Serves `stream` in a task of `connections` until it closes (or, once `stop` is
+    /// cancelled, its request in flight is answered).
+    fn spawn<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection { peer, .. } = self;
+        let router = self.router.clone();
+        let body_timeout = self.body_timeout;
+        let body_metrics = self.metrics.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            handle(&router, req, peer, settings.body_timeout, &body_metrics)
+            handle(&router, req, peer, body_timeout, &body_metrics)
         });
-        let conn = builder
+        let conn = self
+            .builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        let stop = stop.clone();
-        let metrics = metrics.clone();
-        connections.spawn(async move {
+        let stop = self.stop.clone();
+        let metrics = self.metrics.clone();
+        self.connections.spawn(async move {
             let mut conn = std::pin::pin!(conn);
             let res = tokio::select! {
                 res = conn.as_mut() => res,
@@ -110,9 +159,6 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
 }
 
 /// The next connection, with its slot when connections are capped (`slots`: the

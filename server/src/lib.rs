@@ -7,6 +7,8 @@
 //!
 //! Module map:
 //! - [`config`]: flags and `SIO_*` variables, validated.
+//! - [`connect_reply`]: the `pid` added to Socket.IO CONNECT replies (connection state
+//!   recovery), on polling bodies and websocket frames.
 //! - [`node`]: assembles socket.io and the HTTP routes; runs and drains the node.
 //! - [`http`]: the HTTP/1 accept loop, header and keep-alive idle timeouts.
 //! - [`head`]: request heads copied out of hyper's read buffer before a session keeps them.
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod connect_reply;
 pub mod engine;
 pub mod entry;
 pub mod forward;

@@ -34,6 +34,7 @@ use tracing::{info, warn};
 use crate::chat::{self, Chat, History};
 use crate::cluster;
 use crate::config::{Config, CorsOrigins};
+use crate::connect_reply::PidTable;
 use crate::forward::Forwarder;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
@@ -92,12 +93,14 @@ pub async fn spawn(config: Config) -> Result<RunningNode, StartError> {
     })?;
     let stop = CancellationToken::new();
     let metrics = Metrics::new();
-    let app = build(&config, addr, metrics.clone()).await?;
+    let pids = recovery_pids(&config);
+    let app = build(&config, addr, metrics.clone(), pids.clone()).await?;
     let task = tokio::spawn(serve(
         listener,
         std::future::ready(Ok(app)),
         config,
         metrics,
+        pids,
         stop.clone().cancelled_owned(),
     ));
     Ok(RunningNode { addr, stop, task })
@@ -118,8 +121,17 @@ pub async fn run(
     let build_config = config.clone();
     let metrics = Metrics::new();
     let build_metrics = metrics.clone();
-    let app = async move { build(&build_config, addr, build_metrics).await };
-    serve(listener, app, config, metrics, shutdown).await
+    let pids = recovery_pids(&config);
+    let build_pids = pids.clone();
+    let app = async move { build(&build_config, addr, build_metrics, build_pids).await };
+    serve(listener, app, config, metrics, pids, shutdown).await
+}
+
+/// The table of pids waiting for their CONNECT reply, when connection state recovery is
+/// on (`SIO_RECOVERY_WINDOW_MS`). Made before anything is served: the accept loop wraps
+/// every connection's stream from the first one on (see [`crate::connect_reply`]).
+fn recovery_pids(config: &Config) -> Option<PidTable> {
+    config.recovery_window.map(|_| PidTable::new())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -183,11 +195,16 @@ pub const MAX_BUFFERED_PACKETS: usize = 4096;
 
 /// Builds the node's socket.io on the in-memory adapter, or in cluster mode on the Redis
 /// adapter once Redis is reached and the node registered, then assembles the node.
-async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<App, StartError> {
+async fn build(
+    config: &Config,
+    bound: SocketAddr,
+    metrics: Metrics,
+    recovery_pids: Option<PidTable>,
+) -> Result<App, StartError> {
     match &config.redis_url {
         None => {
             let (layer, io) = sio_builder(config).build_layer();
-            assemble(config, metrics, layer, io, None).await
+            assemble(config, metrics, recovery_pids, layer, io, None).await
         }
         Some(url) => {
             let cluster = cluster::connect(url, config)
@@ -199,16 +216,18 @@ async fn build(config: &Config, bound: SocketAddr, metrics: Metrics) -> Result<A
             cluster::register_node(&cluster, config, bound)
                 .await
                 .map_err(StartError::Redis)?;
-            assemble(config, metrics, layer, io, Some(cluster)).await
+            assemble(config, metrics, recovery_pids, layer, io, Some(cluster)).await
         }
     }
 }
 
 /// Assembles the node around socket.io `io`, in named steps: register the namespaces,
 /// build the router, and in cluster mode start the cluster's tasks and hooks.
+/// `recovery_pids` (connection state recovery on) ends up in [`AppState::recovery_pids`].
 async fn assemble<A>(
     config: &Config,
     metrics: Metrics,
+    recovery_pids: Option<PidTable>,
     sio_layer: SocketIoLayer<A>,
     io: SocketIo<A>,
     cluster: Option<RedisCluster>,
@@ -217,8 +236,10 @@ where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
+    // recovery: the gateway gets this table (`recovery_pids`): its connect middleware
+    // records each socket's pid there before socketioxide sends the CONNECT reply.
     register_namespaces(config, &io, &metrics, cluster.as_ref()).await?;
-    let state = app_state(config, metrics, &io, cluster.clone())?;
+    let state = app_state(config, metrics, &io, cluster.clone(), recovery_pids)?;
     let forwarder = cluster.as_ref().map(|c| {
         Forwarder::new(
             config.node_id.clone(),
@@ -287,6 +308,7 @@ fn app_state<A: Adapter>(
     metrics: Metrics,
     io: &SocketIo<A>,
     cluster: Option<RedisCluster>,
+    recovery_pids: Option<PidTable>,
 ) -> Result<Arc<AppState>, StartError> {
     let client_js = match &config.client_js {
         Some(path) => Some(std::fs::read(path).map_err(StartError::ClientJs)?),
@@ -306,6 +328,7 @@ fn app_state<A: Adapter>(
         handshake_limit: config
             .handshake_limit
             .map(|l| crate::limits::HandshakeLimiter::new(l, config.trusted_proxies.clone())),
+        recovery_pids,
     }))
 }
 
@@ -341,7 +364,9 @@ fn namespace_counter<A: Adapter>(config: &Config, io: &SocketIo<A>) -> Namespace
 
 /// The node's router: the plain routes and socket.io, behind CORS, the session gate
 /// and, in cluster mode, the forwarding gate. The last `.layer` wraps the others, so
-/// the forwarding gate sees every request first, then the session gate.
+/// the forwarding gate sees every request first, then the session gate. With connection
+/// state recovery on, the polling CONNECT reply rewrite sits right around socket.io
+/// (inside the forwarding gate: a forwarded poll is rewritten on the node that owns it).
 fn router<A: Adapter>(
     config: &Config,
     state: &Arc<AppState>,
@@ -356,6 +381,12 @@ fn router<A: Adapter>(
         .route("/metrics", get(routes::metrics))
         .with_state(state.clone())
         .layer(sio_layer);
+    if let Some(pids) = &state.recovery_pids {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            pids.clone(),
+            crate::connect_reply::polling::rewrite_polling,
+        ));
+    }
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }
@@ -453,10 +484,12 @@ async fn serve(
     app: impl Future<Output = Result<App, StartError>> + Send,
     config: Config,
     metrics: Metrics,
+    recovery_pids: Option<PidTable>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let startup = StartupRouter::new(&config.node_id);
-    let mut server = HttpServer::start(listener, startup.router(), &config, metrics)?;
+    let mut server =
+        HttpServer::start(listener, startup.router(), &config, metrics, recovery_pids)?;
     let mut shutdown = std::pin::pin!(shutdown);
 
     let app = tokio::select! {
@@ -494,12 +527,14 @@ struct HttpServer {
 }
 
 impl HttpServer {
-    /// Logs the listen address and serves `router` on `listener` in a task.
+    /// Logs the listen address and serves `router` on `listener` in a task (websocket
+    /// CONNECT replies get their pids from `recovery_pids`, when recovery is on).
     fn start(
         listener: TcpListener,
         router: Router,
         config: &Config,
         metrics: Metrics,
+        recovery_pids: Option<PidTable>,
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         info!(
@@ -522,6 +557,7 @@ impl HttpServer {
             settings,
             metrics,
             stop.clone(),
+            recovery_pids,
         ));
         Ok(Self { task, stop })
     }

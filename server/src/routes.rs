@@ -59,6 +59,9 @@ pub struct AppState {
     pub cluster: Option<sio_adapter_redis::RedisCluster>,
     /// Per-client-IP handshake limit (`SIO_HANDSHAKE_RATE`); `None`: off.
     pub handshake_limit: Option<crate::limits::HandshakeLimiter>,
+    /// Pids waiting for their CONNECT reply (`SIO_RECOVERY_WINDOW_MS`); `None`:
+    /// connection state recovery off. See [`crate::connect_reply`].
+    pub recovery_pids: Option<crate::connect_reply::PidTable>,
 }
 
 impl AppState {
@@ -273,6 +276,7 @@ mod tests {
             namespaces: Arc::new(|| Box::pin(async { Vec::new() })),
             cluster: None,
             handshake_limit: None,
+            recovery_pids: None,
         })
     }
 
