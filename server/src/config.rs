@@ -98,8 +98,6 @@ pub mod env {
     pub const BODY_TIMEOUT_MS: &str = "SIO_BODY_TIMEOUT_MS";
     /// [`Cli::max_connections`](super::Cli::max_connections).
     pub const MAX_CONNECTIONS: &str = "SIO_MAX_CONNECTIONS";
-    /// [`Cli::recovery_window_ms`](super::Cli::recovery_window_ms).
-    pub const RECOVERY_WINDOW_MS: &str = "SIO_RECOVERY_WINDOW_MS";
 }
 
 /// How log lines are written to stderr.
@@ -270,12 +268,6 @@ pub struct Cli {
     /// accepting (logged) until one closes. 0 = no cap.
     #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 0)]
     pub max_connections: u64,
-
-    /// Connection state recovery: how long, in milliseconds, a disconnected client may
-    /// come back and recover its session (Socket.IO's `maxDisconnectionDuration`); its
-    /// CONNECT replies then carry a `pid`. 0 = off.
-    #[arg(long, env = env::RECOVERY_WINDOW_MS, default_value_t = 0)]
-    pub recovery_window_ms: u64,
 }
 
 /// Which origins may make cross-origin requests.
@@ -350,8 +342,6 @@ pub struct Config {
     pub body_timeout: Duration,
     /// [`Cli::max_connections`]; `None`: no cap.
     pub max_connections: Option<usize>,
-    /// [`Cli::recovery_window_ms`]; `None`: connection state recovery off.
-    pub recovery_window: Option<Duration>,
 }
 
 /// A configuration value that cannot be used. Its message names the setting.
@@ -495,8 +485,6 @@ impl Config {
             header_timeout: Duration::from_millis(cli.header_timeout_ms),
             body_timeout: Duration::from_millis(cli.body_timeout_ms),
             max_connections: (cli.max_connections > 0).then_some(cli.max_connections as usize),
-            recovery_window: (cli.recovery_window_ms > 0)
-                .then(|| Duration::from_millis(cli.recovery_window_ms)),
         })
     }
 
@@ -791,7 +779,7 @@ impl fmt::Display for Config {
             f,
             "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} worker_threads={} shutdown_grace_ms={} chat={} client_js={} \
-             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={} recovery_window_ms={}",
+             handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
             self.node_id,
             redis,
@@ -830,9 +818,6 @@ impl fmt::Display for Config {
             self.body_timeout.as_millis(),
             self.max_connections
                 .map(|n| n.to_string())
-                .unwrap_or_else(|| "off".into()),
-            self.recovery_window
-                .map(|w| w.as_millis().to_string())
                 .unwrap_or_else(|| "off".into()),
         )
     }
@@ -876,12 +861,23 @@ mod tests {
         assert_eq!(c.body_timeout, Duration::from_secs(60));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.recovery_window, None);
+        let streams = ["--redis-url", "redis://r:6379", "--redis-mode", "streams"];
         assert_eq!(
-            parse(&["--recovery-window-ms", "120000"])
+            parse(&[&streams[..], &["--recovery-window-ms", "120000"]].concat())
                 .unwrap()
                 .recovery_window,
             Some(Duration::from_secs(120))
         );
+        for without_streams in [
+            &["--recovery-window-ms", "120000"][..],
+            &["--recovery-window-ms", "1", "--redis-url", "redis://r:6379"][..],
+        ] {
+            let err = parse(without_streams)
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains("SIO_RECOVERY_WINDOW_MS needs"), "{err}");
+        }
         assert_eq!(
             parse(&["--max-connections", "500"])
                 .unwrap()

@@ -42,6 +42,7 @@ use crate::auth::{AuthError, Claims, JwtVerifier};
 use crate::limits::{EventBucket, RateLimit};
 use crate::metrics::Metrics;
 use crate::patterns::RoomPatterns;
+use crate::recovery::{Recovery, RecoveryAuth};
 
 /// Longest room name a client may use, in bytes.
 pub const MAX_ROOM_LEN: usize = 256;
@@ -65,6 +66,7 @@ pub struct Gateway {
     metrics: Metrics,
     on_join: Option<JoinHook>,
     event_limit: Option<RateLimit>,
+    recovery: Option<Arc<Recovery>>,
 }
 
 /// The answer to `join`, `leave` and `publish`.
@@ -192,7 +194,15 @@ impl Gateway {
             metrics,
             on_join,
             event_limit: None,
+            recovery: None,
         })
+    }
+
+    /// The same gateway with connection state recovery (`None`: off).
+    pub fn with_recovery(self: Arc<Self>, recovery: Option<Arc<Recovery>>) -> Arc<Self> {
+        let mut gw = Arc::unwrap_or_clone(self);
+        gw.recovery = recovery;
+        Arc::new(gw)
     }
 
     /// The same gateway with a per-socket event rate limit (`None`: no limit).
@@ -263,11 +273,30 @@ impl Gateway {
         path: String,
     ) -> A::InitRes {
         let gw = self.clone();
-        let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
-            let res = gw.on_connect(s, auth.ok());
-            async move { res }
+        let middleware = move |s: SocketRef<A>,
+                               TryData(auth): TryData<HandshakeAuth>,
+                               TryData(raw): TryData<serde_json::Value>| {
+            let res = gw.on_connect(s.clone(), auth.ok());
+            let gw = gw.clone();
+            async move {
+                res?;
+                if let Some(recovery) = &gw.recovery {
+                    let identity = identity(&s);
+                    let auth = RecoveryAuth::from_auth(raw.ok().as_ref());
+                    let may_join = |room: &str| gw.check_join(&identity, room).is_ok();
+                    recovery.on_connect(&s, &identity, auth, may_join).await;
+                }
+                Ok::<(), AuthError>(())
+            }
         };
-        io.ns(path, { async || {} }.with(middleware))
+        let recovery = self.recovery.clone();
+        let connected = move |s: SocketRef<A>| {
+            if let Some(recovery) = &recovery {
+                recovery.on_connected(s);
+            }
+            async {}
+        };
+        io.ns(path, connected.with(middleware))
     }
 
     /// The connect middleware: authenticates, then registers every handler before
@@ -367,6 +396,9 @@ impl Gateway {
             .map_err(Refusal::join_denied)?;
         // Applied here, in the receive loop: later events see it.
         socket.join(room);
+        if let Some(recovery) = &self.recovery {
+            recovery.rooms_changed(socket);
+        }
         Ok(Reply::ok())
     }
 
@@ -390,6 +422,9 @@ impl Gateway {
         }
         check_room_name(&room).map_err(Refusal::bad_request)?;
         socket.leave(room);
+        if let Some(recovery) = &self.recovery {
+            recovery.rooms_changed(socket);
+        }
         Ok(Reply::ok())
     }
 

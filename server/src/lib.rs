@@ -19,6 +19,8 @@
 //!   for other nodes, the session registry's background tasks.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
 //! - [`gateway`]: handshake auth and the `join` / `leave` / `publish` events.
+//! - [`recovery`]: connection state recovery: session pids, sessions kept in Redis,
+//!   restoring them on any node.
 //! - [`chat`]: the demo chat namespace and its history.
 //! - [`auth`]: JWT verification.
 //! - [`patterns`]: room globs.
@@ -41,6 +43,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod patterns;
+pub mod recovery;
 pub mod routes;
 pub mod telemetry;
 

@@ -23,6 +23,7 @@
 //! | `sio_rate_limited_total` | counter | `limit` (handshake, event, event_disconnect): requests refused by a rate limit, and sockets disconnected for repeated abuse |
 //! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
 //! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
+//! | `sio_recovery_total` | counter | `outcome`: connection state recovery (`SIO_RECOVERY_WINDOW_MS`): `recovered`, `new` (no pid sent), `unknown` (pid not stored: expired, taken, forged), `refused` (another identity), `gap` (the offset is no longer in the stream), `failed` (Redis did not answer; a new session) |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_publish_queue` | gauge | cluster mode: messages queued for Redis, not answered yet (over the queue's cap, 65536, they are dropped: `sio_redis_publish_dropped_total`) |
@@ -58,6 +59,10 @@ const ERROR_KINDS: [&str; 6] = [
     "origin_refused",
 ];
 
+/// Every `outcome` label of `sio_recovery_total`.
+pub const RECOVERY_OUTCOMES: [&str; 6] =
+    ["recovered", "new", "unknown", "refused", "gap", "failed"];
+
 /// The node's metrics registry and typed accessors for every metric it exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -89,6 +94,10 @@ impl Metrics {
         describe("sio_events_emitted_total", "Broadcasts emitted by the node");
         describe("sio_errors_total", "Requests answered with an error");
         describe(
+            "sio_recovery_total",
+            "Connection state recovery attempts by outcome",
+        );
+        describe(
             "sio_http_timeouts_total",
             "HTTP connections closed by the header (and keep-alive idle) or body timeout",
         );
@@ -113,7 +122,7 @@ impl Metrics {
     /// Registers every counter of a fixed label set at 0, so `/metrics` lists them
     /// before their first event: a dashboard's `rate()` then reads 0 rather than no data.
     fn register_zeroes(&self) {
-        let labelled: [(&'static str, &'static str, &[&'static str]); 9] = [
+        let labelled: [(&'static str, &'static str, &[&'static str]); 10] = [
             (
                 "sio_handshakes_total",
                 "transport",
@@ -134,6 +143,7 @@ impl Metrics {
                 &["polling", "websocket"],
             ),
             ("sio_session_lookups_total", "source", &["cache", "redis"]),
+            ("sio_recovery_total", "outcome", &RECOVERY_OUTCOMES),
             (
                 "sio_rate_limited_total",
                 "limit",
@@ -250,6 +260,13 @@ impl Metrics {
     pub fn forward_lookup(&self, hit: bool) {
         let source = if hit { "cache" } else { "redis" };
         self.counter("sio_session_lookups_total", "source", source.into())
+            .increment(1);
+    }
+
+    /// A namespace connect with connection state recovery on ended in `outcome` (one of
+    /// [`RECOVERY_OUTCOMES`]).
+    pub fn recovery(&self, outcome: &'static str) {
+        self.counter("sio_recovery_total", "outcome", outcome.into())
             .increment(1);
     }
 

@@ -38,6 +38,7 @@ use crate::connect_reply::PidTable;
 use crate::forward::Forwarder;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::recovery::Recovery;
 use crate::routes::{self, AppState, NamespaceCount, NamespaceCounter};
 
 pub use crate::chat::{CLIENT_SRI, CLIENT_VERSION};
@@ -236,9 +237,13 @@ where
     A: Adapter + DefinedAdapter,
     A::InitRes: NsReady,
 {
-    // recovery: the gateway gets this table (`recovery_pids`): its connect middleware
-    // records each socket's pid there before socketioxide sends the CONNECT reply.
-    register_namespaces(config, &io, &metrics, cluster.as_ref()).await?;
+    // connection state recovery: the gateway's connect middleware records each socket's
+    // pid in `recovery_pids` before socketioxide sends the CONNECT reply
+    let recovery = cluster
+        .clone()
+        .zip(recovery_pids.clone())
+        .and_then(|(c, pids)| Recovery::start(c, pids, metrics.clone()));
+    register_namespaces(config, &io, &metrics, cluster.as_ref(), recovery).await?;
     let state = app_state(config, metrics, &io, cluster.clone(), recovery_pids)?;
     let forwarder = cluster.as_ref().map(|c| {
         Forwarder::new(
@@ -274,6 +279,7 @@ async fn register_namespaces<A>(
     io: &SocketIo<A>,
     metrics: &Metrics,
     cluster: Option<&RedisCluster>,
+    recovery: Option<Arc<Recovery>>,
 ) -> Result<(), StartError>
 where
     A: Adapter + DefinedAdapter,
@@ -286,6 +292,9 @@ where
         cluster.map(cluster::join_hook),
     )
     .with_event_limit(config.event_limit);
+    // the chat keeps the gateway without recovery: its events are not replayed
+    let chat_gateway = gateway.clone();
+    let gateway = gateway.with_recovery(recovery);
     let mut pending: Vec<_> = config
         .namespaces
         .iter()
@@ -294,7 +303,7 @@ where
     if config.chat {
         let history = History::for_node(cluster, &config.redis_prefix);
         let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
-        pending.push(chat::register(io, &gateway, chat).ready());
+        pending.push(chat::register(io, &chat_gateway, chat).ready());
     }
     for ns in pending {
         ns.await?;

@@ -140,13 +140,22 @@ async fn the_official_client_gets_the_pid_the_server_chose() {
     stop.cancel();
 }
 
-/// A node with recovery on (the table made, the stream wrapper and the polling
-/// middleware in place, no pid recorded by anyone yet) serves the official client as
-/// before on every transport.
+/// A real node with recovery on (streams mode) gives every socket of every transport and
+/// namespace a pid of its own in the CONNECT reply, and serves the official client as
+/// before.
 #[tokio::test]
 async fn a_node_with_recovery_on_serves_every_transport() {
+    let redis = sio_cluster_tests::redis::TestRedis::start().await.unwrap();
     let node = NodeBuilder::new()
-        .args(&["--recovery-window-ms", "60000", "--namespaces", "/,/custom"])
+        .redis(&redis.url)
+        .args(&[
+            "--redis-mode",
+            "streams",
+            "--recovery-window-ms",
+            "60000",
+            "--namespaces",
+            "/,/custom",
+        ])
         .start()
         .await
         .unwrap();
@@ -158,14 +167,14 @@ async fn a_node_with_recovery_on_serves_every_transport() {
     .unwrap();
     let runs = facts["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "{facts}");
+    let mut pids = std::collections::HashSet::new();
     for run in runs {
         for socket in run["sockets"].as_array().unwrap() {
             assert!(socket["id"].is_string(), "{run}");
-            // no pid unless the node chose one
-            assert!(
-                socket["pid"].is_null() || socket["pid"].is_string(),
-                "{run}"
-            );
+            let pid = socket["pid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no pid: {run}"));
+            assert!(pids.insert(pid.to_string()), "a pid given twice: {facts}");
         }
     }
     assert_eq!(runs[2]["finalTransport"], "websocket", "{facts}");

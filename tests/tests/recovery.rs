@@ -1,0 +1,289 @@
+//! Connection state recovery (issue #18) with the official client: a client that loses its
+//! connection and reconnects, to another node, or because its node was SIGKILLed, gets
+//! `socket.recovered === true`, its rooms back, and every broadcast it missed exactly once
+//! and in order, on websocket, polling and upgrading transports; forged, garbage or stolen
+//! pids get a new session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sio_adapter_redis::AdapterMode;
+use sio_adapter_redis::protocol::streams::StreamsOptions;
+use sio_cluster_tests::clients::{read_line, spawn_js_script};
+use sio_cluster_tests::node::{NodeBuilder, metric_sum};
+use sio_cluster_tests::redis::TestRedis;
+use sio_emitter::Emitter;
+use tokio::io::BufReader;
+use tokio::process::Child;
+
+const SECRET: &str = "recovery-secret";
+const WINDOW_MS: &str = "20000";
+
+/// A node in streams mode with recovery on.
+fn node(redis: &TestRedis) -> NodeBuilder {
+    NodeBuilder::new().redis(&redis.url).args(&[
+        "--redis-mode",
+        "streams",
+        "--recovery-window-ms",
+        WINDOW_MS,
+    ])
+}
+
+fn token(sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": sub, "exp": exp, "rooms": ["news"]}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn emitter(redis: &TestRedis) -> Emitter {
+    Emitter::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_mode(AdapterMode::Streams)
+        .with_streams(StreamsOptions::default())
+}
+
+/// A running `recovery.mjs` client and the facts it printed so far.
+struct Client {
+    child: Child,
+    out: BufReader<tokio::process::ChildStdout>,
+    facts: Vec<Value>,
+}
+
+impl Client {
+    fn spawn(opts: Value) -> Self {
+        let mut child = spawn_js_script("recovery.mjs", &opts).unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            out,
+            facts: Vec::new(),
+        }
+    }
+
+    /// Reads facts until one of `event` (returned).
+    async fn until(&mut self, event: &str) -> Value {
+        loop {
+            let fact = read_line(&mut self.out).await.unwrap_or_else(|e| {
+                panic!("{e}; facts so far: {:?}", self.facts);
+            });
+            self.facts.push(fact.clone());
+            if fact["event"] == event {
+                return fact;
+            }
+        }
+    }
+
+    async fn done(mut self) -> Value {
+        let done = self.until("done").await;
+        let _ = self.child.wait().await;
+        done
+    }
+}
+
+/// Publishes `n` numbered events `n` to room `news`, one every `every`.
+async fn publish(emitter: &Emitter, range: std::ops::RangeInclusive<u32>, every: Duration) {
+    for i in range {
+        emitter.to("news").emit("n", [i]).await.unwrap();
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Every number once, in order; every reconnect recovered with the first pid.
+fn assert_recovered_all(done: &Value, expect: u32) {
+    let received: Vec<u64> = done["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let want: Vec<u64> = (1..=u64::from(expect)).collect();
+    assert_eq!(received, want, "lost, duplicated or reordered: {done}");
+    let connects = done["connects"].as_array().unwrap();
+    assert!(connects.len() >= 2, "no reconnect: {done}");
+    assert_eq!(connects[0]["recovered"], false, "{done}");
+    let pid = &connects[0]["pid"];
+    assert!(pid.is_string(), "no pid in the CONNECT reply: {done}");
+    for c in &connects[1..] {
+        assert_eq!(
+            c["recovered"], true,
+            "a reconnect was not recovered: {done}"
+        );
+        assert_eq!(&c["pid"], pid, "{done}");
+    }
+    // the offset the client keeps is a stream id
+    let offset = done["lastOffset"].as_str().unwrap();
+    assert!(
+        sio_adapter_redis::protocol::streams::is_stream_id(offset),
+        "{offset}"
+    );
+}
+
+/// The client loses its connection after 15 of 40 broadcasts and reconnects to the other
+/// node: it is recovered there and gets all 40, once each, in order.
+async fn blip_and_recover_on_another_node(transports: Value) {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = node(&redis).cluster(2).await.unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [nodes[0].url(), nodes[1].url()],
+        "transports": transports,
+        "room": "news",
+        "expect": 40,
+        "blipAfter": 15,
+    }));
+    client.until("joined").await;
+    publish(&emitter, 1..=40, Duration::from_millis(15)).await;
+    let done = client.done().await;
+    println!("{done}");
+    assert_recovered_all(&done, 40);
+    assert!(
+        metric_sum(&nodes, "sio_recovery_total{outcome=\"recovered\"}")
+            .await
+            .unwrap()
+            >= 1.0
+    );
+}
+
+/// The control: the same blip on nodes without recovery (streams mode alone) loses the
+/// broadcasts published while the client was away, and nothing is `recovered`.
+#[tokio::test]
+async fn without_recovery_the_same_blip_loses_broadcasts() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--redis-mode", "streams"])
+        .cluster(2)
+        .await
+        .unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [nodes[0].url(), nodes[1].url()],
+        "transports": ["websocket"],
+        "room": "news",
+        "expect": 40,
+        "blipAfter": 15,
+        "timeoutMs": 3000,
+    }));
+    client.until("joined").await;
+    publish(&emitter, 1..=40, Duration::from_millis(15)).await;
+    let done = client.done().await;
+    let received = done["received"].as_array().unwrap().len();
+    assert!(received < 40, "nothing lost without recovery? {done}");
+    let connects = done["connects"].as_array().unwrap();
+    assert!(
+        connects
+            .iter()
+            .all(|c| c["recovered"] != true && c["pid"].is_null()),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_client_recovers_on_another_node_with_every_broadcast_once_in_order() {
+    blip_and_recover_on_another_node(json!(["websocket"])).await;
+}
+
+#[tokio::test]
+async fn a_polling_client_recovers_on_another_node_with_every_broadcast_once_in_order() {
+    blip_and_recover_on_another_node(json!(["polling"])).await;
+}
+
+#[tokio::test]
+async fn an_upgrading_client_recovers_on_another_node_with_every_broadcast_once_in_order() {
+    blip_and_recover_on_another_node(json!(["polling", "websocket"])).await;
+}
+
+/// The client's node is SIGKILLed mid-stream: its session was in Redis all along, so the
+/// client recovers on the survivor with everything published meanwhile.
+#[tokio::test]
+async fn the_clients_of_a_sigkilled_node_recover_on_a_survivor() {
+    let redis = TestRedis::start().await.unwrap();
+    let mut doomed = node(&redis).start_process().await.unwrap();
+    let survivor = node(&redis).start().await.unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [doomed.url(), survivor.url()],
+        "transports": ["websocket"],
+        "room": "news",
+        "expect": 40,
+    }));
+    client.until("joined").await;
+    publish(&emitter, 1..=10, Duration::from_millis(15)).await;
+    doomed.kill();
+    publish(&emitter, 11..=40, Duration::from_millis(15)).await;
+    let done = client.done().await;
+    println!("{done}");
+    assert_recovered_all(&done, 40);
+}
+
+/// A pid is bound to its identity: another token presenting it gets a new session (and the
+/// owner's session is still there for the owner); garbage pid and offset values get a new
+/// session too, never an error.
+#[tokio::test]
+async fn stolen_forged_and_garbage_pids_get_a_new_session() {
+    let redis = TestRedis::start().await.unwrap();
+    let server = node(&redis)
+        .args(&["--jwt-secret", SECRET])
+        .start()
+        .await
+        .unwrap();
+    let url = server.url();
+    let emitter = emitter(&redis).await;
+    // alice connects and gets a pid
+    let mut alice = Client::spawn(json!({
+        "urls": [url],
+        "transports": ["websocket"],
+        "room": "news",
+        "auth": {"token": token("alice")},
+        "expect": 20,
+        "blipAfter": 10,
+    }));
+    let first = alice.until("connect").await;
+    let alice_pid = first["pid"].as_str().unwrap().to_string();
+    alice.until("joined").await;
+    publish(&emitter, 1..=5, Duration::from_millis(10)).await;
+    // mallory presents alice's pid with her own token, and an offset
+    let attempts = [
+        json!({"token": token("mallory"), "pid": alice_pid, "offset": "0-0"}),
+        json!({"token": token("mallory"), "pid": alice_pid}),
+        json!({"token": token("mallory"), "pid": 42, "offset": {"$gt": ""}}),
+        json!({"token": token("mallory"), "pid": "../../etc", "offset": "9999999999999-0"}),
+        json!({"token": token("mallory"), "pid": "x".repeat(10_000), "offset": "-1"}),
+    ];
+    for auth in attempts {
+        let facts = Client::spawn(json!({
+            "urls": [url],
+            "transports": ["websocket"],
+            "auth": auth,
+            "stopAfterConnect": true,
+        }))
+        .done()
+        .await;
+        let c = &facts["connects"][0];
+        assert_eq!(c["recovered"], false, "{auth}: {facts}");
+        assert!(c["pid"].is_string(), "{facts}");
+        assert_ne!(c["pid"], Value::from(alice_pid.clone()), "{auth}: {facts}");
+    }
+    // alice's session survived the attempts: her blip is recovered
+    publish(&emitter, 6..=20, Duration::from_millis(10)).await;
+    let done = alice.done().await;
+    assert_recovered_all(&done, 20);
+    let refused = metric_sum(
+        std::slice::from_ref(&server),
+        "sio_recovery_total{outcome=\"refused\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused, 2.0, "mallory's two tries with alice's pid");
+}
