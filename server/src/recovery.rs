@@ -177,7 +177,7 @@ impl Recovery {
             .await
             .map_err(failed)?
             .ok_or("unknown")?;
-        if session.data != identity_data(identity) {
+        if session_user(&session.data) != identity_user(identity) {
             debug!(nsp, "session recovery refused: another identity");
             return Err("refused");
         }
@@ -270,16 +270,32 @@ impl Recovery {
     }
 }
 
-/// What a session keeps of the socket's identity, compared on recovery.
+/// Who a socket is, as sessions remember it: `None` when auth is off, the token's `sub`
+/// (empty when it has none) when on.
+fn identity_user(identity: &Identity) -> Option<String> {
+    match identity {
+        Identity::Anonymous => None,
+        Identity::Token(claims) => Some(claims.sub.clone().unwrap_or_default()),
+    }
+}
+
+/// What a session keeps of the socket's identity (its `data`, as Node's `socket.data`).
 fn identity_data(identity: &Identity) -> rmpv::Value {
-    let user = match identity {
-        Identity::Anonymous => rmpv::Value::Nil,
-        Identity::Token(claims) => claims
-            .sub
-            .as_deref()
-            .map_or(rmpv::Value::from(""), rmpv::Value::from),
-    };
+    let user = identity_user(identity).map_or(rmpv::Value::Nil, rmpv::Value::from);
     rmpv::Value::Map(vec![(rmpv::Value::from("user"), user)])
+}
+
+/// The identity a stored session was made by: `data.user` when a string, else none (an
+/// anonymous session; Node.js nodes store their `socket.data`, which has no `user`).
+fn session_user(data: &rmpv::Value) -> Option<String> {
+    let rmpv::Value::Map(entries) = data else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("user"))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_string)
 }
 
 /// A new private session id: 122 random bits (a v4 UUID), 32 hex digits.
@@ -355,6 +371,16 @@ mod tests {
         let long = "p".repeat(500);
         let read = RecoveryAuth::from_auth(Some(&serde_json::json!({ "pid": long })));
         assert!(read.pid.is_none());
+    }
+
+    #[test]
+    fn a_session_belongs_to_the_identity_that_made_it() {
+        let anonymous = identity_data(&Identity::Anonymous);
+        assert_eq!(session_user(&anonymous), None);
+        // a Node.js node's session (its socket.data) is anonymous
+        assert_eq!(session_user(&rmpv::Value::Map(vec![])), None);
+        let alice = rmpv::Value::Map(vec![("user".into(), "alice".into())]);
+        assert_eq!(session_user(&alice).as_deref(), Some("alice"));
     }
 
     #[test]
