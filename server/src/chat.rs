@@ -289,8 +289,9 @@ impl Chat {
 
 /// Registers the `/chat` namespace on `io`. Its connect middleware runs the gateway's
 /// handshake ([`Gateway::on_connect`]) and, when that passed, registers the chat's
-/// handlers, both before socketioxide sends the CONNECT packet; its connect handler
-/// then sends the history. Resolves as the adapter's namespace registration does.
+/// handlers and restores a recovered session ([`Gateway::recover`]), all before
+/// socketioxide sends the CONNECT packet; its connect handler then sends the history, or,
+/// to a recovered socket, the messages it missed ([`Gateway::connected`]). Resolves as the adapter's namespace registration does.
 pub fn register<A: Adapter + DefinedAdapter>(
     io: &SocketIo<A>,
     gateway: &Arc<Gateway>,
@@ -298,16 +299,30 @@ pub fn register<A: Adapter + DefinedAdapter>(
 ) -> A::InitRes {
     let gw = gateway.clone();
     let chat_mw = chat.clone();
-    let middleware = move |s: SocketRef<A>, TryData(auth): TryData<HandshakeAuth>| {
+    let middleware = move |s: SocketRef<A>,
+                           TryData(auth): TryData<HandshakeAuth>,
+                           TryData(raw): TryData<serde_json::Value>| {
         let res = gw.on_connect(s.clone(), auth.ok());
         if res.is_ok() {
             chat_mw.on_connect(&s);
         }
-        async move { res }
+        let gw = gw.clone();
+        async move {
+            res?;
+            gw.recover(&s, raw.ok().as_ref()).await;
+            Ok::<(), crate::auth::AuthError>(())
+        }
     };
+    let gw = gateway.clone();
     let handler = move |s: SocketRef<A>| {
         let chat = chat.clone();
-        async move { chat.send_history(&s).await }
+        // a recovered socket gets the messages it missed instead of the history again
+        let recovered = gw.connected(s.clone());
+        async move {
+            if !recovered {
+                chat.send_history(&s).await
+            }
+        }
     };
     io.ns(NAMESPACE, handler.with(middleware))
 }

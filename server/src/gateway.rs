@@ -280,23 +280,41 @@ impl Gateway {
             let gw = gw.clone();
             async move {
                 res?;
-                if let Some(recovery) = &gw.recovery {
-                    let identity = identity(&s);
-                    let auth = RecoveryAuth::from_auth(raw.ok().as_ref());
-                    let may_join = |room: &str| gw.check_join(&identity, room).is_ok();
-                    recovery.on_connect(&s, &identity, auth, may_join).await;
-                }
+                gw.recover(&s, raw.ok().as_ref()).await;
                 Ok::<(), AuthError>(())
             }
         };
-        let recovery = self.recovery.clone();
+        let gw = self.clone();
         let connected = move |s: SocketRef<A>| {
-            if let Some(recovery) = &recovery {
-                recovery.on_connected(s);
-            }
+            gw.connected(s);
             async {}
         };
         io.ns(path, connected.with(middleware))
+    }
+
+    /// Connection state recovery's part of a connect middleware, once
+    /// [`Gateway::on_connect`] passed: restores the session the handshake `auth` names, or
+    /// starts one (nothing when recovery is off).
+    pub async fn recover<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        auth: Option<&serde_json::Value>,
+    ) {
+        if let Some(recovery) = &self.recovery {
+            let identity = identity(socket);
+            let may_join = |room: &str| self.check_join(&identity, room).is_ok();
+            let auth = RecoveryAuth::from_auth(auth);
+            recovery.on_connect(socket, &identity, auth, may_join).await;
+        }
+    }
+
+    /// Connection state recovery's part of a connect handler: catches a recovered socket
+    /// up and keeps its session. Returns whether the socket recovered its session.
+    pub fn connected<A: Adapter>(&self, socket: SocketRef<A>) -> bool {
+        match &self.recovery {
+            Some(recovery) => recovery.on_connected(socket),
+            None => false,
+        }
     }
 
     /// The connect middleware: authenticates, then registers every handler before

@@ -292,8 +292,6 @@ where
         cluster.map(cluster::join_hook),
     )
     .with_event_limit(config.event_limit);
-    // the chat keeps the gateway without recovery: its events are not replayed
-    let chat_gateway = gateway.clone();
     let gateway = gateway.with_recovery(recovery);
     let mut pending: Vec<_> = config
         .namespaces
@@ -303,7 +301,7 @@ where
     if config.chat {
         let history = History::for_node(cluster, &config.redis_prefix);
         let chat = Chat::new(config.node_id.clone(), history, metrics.clone());
-        pending.push(chat::register(io, &chat_gateway, chat).ready());
+        pending.push(chat::register(io, &gateway, chat).ready());
     }
     for ns in pending {
         ns.await?;

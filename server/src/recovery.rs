@@ -204,8 +204,9 @@ impl Recovery {
     }
 
     /// The connect handler's part: a recovering socket, now in its namespace, is caught up
-    /// on what it missed; every socket's session is written to Redis.
-    pub fn on_connected<A: Adapter>(self: &Arc<Self>, socket: SocketRef<A>) {
+    /// on what it missed; every socket's session is written to Redis. Returns whether the
+    /// socket recovered its session.
+    pub fn on_connected<A: Adapter>(self: &Arc<Self>, socket: SocketRef<A>) -> bool {
         let me = self.clone();
         let register = {
             let me = me.clone();
@@ -220,7 +221,7 @@ impl Recovery {
             let _ = me.writes.send(Write::Save(session));
         }
         let Some(CatchUpFrom(from)) = socket.extensions.get::<CatchUpFrom>() else {
-            return;
+            return false;
         };
         tokio::spawn(async move {
             match me.cluster.catch_up(&key.0, socket.id, &from).await {
@@ -232,6 +233,7 @@ impl Recovery {
                 }
             }
         });
+        true
     }
 
     /// After the socket's rooms changed (a join or leave): its session follows.

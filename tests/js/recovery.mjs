@@ -15,7 +15,10 @@ const expect = opts.expect ?? 10;
 const blipAfter = opts.blipAfter ?? Number.POSITIVE_INFINITY;
 const print = (fact) => console.log(JSON.stringify(fact));
 
-const socket = io(urls[0], {
+const nsp = opts.nsp ?? "";
+const event = opts.event ?? "n";
+let histories = 0;
+const socket = io(urls[0] + nsp, {
   transports: opts.transports ?? ["polling", "websocket"],
   auth: opts.auth ?? {},
   reconnectionDelay: 100,
@@ -32,7 +35,7 @@ let finishing = false;
 // wherever the connection was lost, the next one goes to the other node
 socket.on("disconnect", (reason) => {
   print({ event: "disconnect", reason });
-  if (urls[1]) socket.io.uri = urls[1];
+  if (urls[1]) socket.io.uri = urls[1] + nsp;
 });
 
 socket.on("connect", () => {
@@ -53,8 +56,11 @@ socket.on("connect", () => {
 
 socket.on("connect_error", (e) => print({ event: "connect_error", message: e.message }));
 
-socket.on("n", (...args) => {
-  received.push(args[0]);
+socket.on("history", () => histories++);
+
+socket.on(event, (...args) => {
+  const first = args[0];
+  received.push(typeof first === "object" && first !== null ? first.n : first);
   offsets.push(args.length > 1 ? args[args.length - 1] : null);
   if (!blipped && received.length >= blipAfter) {
     blipped = true;
@@ -69,7 +75,7 @@ socket.on("n", (...args) => {
 });
 
 function finish(code) {
-  print({ event: "done", received, offsets: offsets.slice(0, 3), connects, lastOffset: socket._lastOffset ?? null });
+  print({ event: "done", received, offsets: offsets.slice(0, 3), connects, histories, lastOffset: socket._lastOffset ?? null });
   socket.close();
   setTimeout(() => process.exit(code), 10);
 }

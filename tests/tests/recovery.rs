@@ -287,3 +287,47 @@ async fn stolen_forged_and_garbage_pids_get_a_new_session() {
     .unwrap();
     assert_eq!(refused, 2.0, "mallory's two tries with alice's pid");
 }
+
+/// The demo chat: a `/chat` client whose node drains (SIGTERM) reconnects to another node
+/// and gets the messages it missed, not the history again: no gap, no repeat.
+#[tokio::test]
+async fn the_demo_chat_shows_no_gap_after_a_node_restart() {
+    let redis = TestRedis::start().await.unwrap();
+    let mut draining = node(&redis).start_process().await.unwrap();
+    let other = node(&redis).start().await.unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [draining.url(), other.url()],
+        "nsp": "/chat",
+        "event": "chat",
+        "transports": ["websocket"],
+        "expect": 30,
+    }));
+    client.until("connect").await;
+    let say = |range: std::ops::RangeInclusive<u32>| {
+        let emitter = &emitter;
+        async move {
+            for i in range {
+                emitter
+                    .of("/chat")
+                    .emit(
+                        "chat",
+                        [json!({"n": i, "name": "job", "text": format!("#{i}")})],
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        }
+    };
+    say(1..=10).await;
+    let (stopped, ()) = tokio::join!(draining.terminate(Duration::from_secs(15)), say(11..=30));
+    assert_eq!(stopped.unwrap(), Some(0));
+    let done = client.done().await;
+    println!("{done}");
+    assert_recovered_all(&done, 30);
+    assert_eq!(
+        done["histories"], 1,
+        "the history once, on the first connect: {done}"
+    );
+}
