@@ -2,7 +2,8 @@
 //! connection and reconnects, to another node, or because its node was SIGKILLed, gets
 //! `socket.recovered === true`, its rooms back, and every broadcast it missed exactly once
 //! and in order, on websocket, polling and upgrading transports; forged, garbage or stolen
-//! pids get a new session.
+//! pids get a new session. In a mixed cluster the client recovers from a Rust node onto a
+//! real Node.js node (socket.io 4.8 + `@socket.io/redis-streams-adapter` 0.3.1) and back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
