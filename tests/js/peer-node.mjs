@@ -6,6 +6,9 @@
 //
 //   node peer-node.mjs '{"redis": "redis://127.0.0.1:6379", "prefix": "socket.io"}'
 //
+// With `"recovery": <ms>`, connection state recovery is on
+// (`connectionStateRecovery: {maxDisconnectionDuration: <ms>, skipMiddlewares: true}`).
+//
 // Prints {"port": N} once listening on 127.0.0.1 with the adapter subscribed, then
 // serves until stdin closes or SIGTERM.
 import { createServer } from "node:http";
@@ -28,6 +31,7 @@ const nodeEmitter = new Emitter(emitterClient, { key: opts.prefix ?? "socket.io"
 
 const http = createServer();
 const io = new Server(http, {
+  ...(opts.recovery ? { connectionStateRecovery: { maxDisconnectionDuration: opts.recovery, skipMiddlewares: true } } : {}),
   adapter: opts.streams
     ? createStreamsAdapter(pub, { channelPrefix: opts.prefix ?? "socket.io", ...opts.streams })
     : opts.sharded

@@ -103,7 +103,8 @@ pub async fn py_script(script: &str, args: &[&str]) -> anyhow::Result<Value> {
 }
 
 /// A real Node.js cluster member (`tests/js/peer-node.mjs`: socket.io 4.8 +
-/// `@socket.io/redis-adapter` 8.3) on `redis`, killed on drop.
+/// `@socket.io/redis-adapter` 8.3, or `@socket.io/redis-streams-adapter` 0.3.1) on `redis`,
+/// killed on drop.
 pub struct NodePeer {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -125,6 +126,20 @@ impl NodePeer {
     /// Starts a peer with `@socket.io/redis-streams-adapter` 0.3.1 on its defaults.
     pub async fn start_streams(redis: &TestRedis) -> anyhow::Result<Self> {
         Self::start_with(redis, serde_json::json!({"streams": {}})).await
+    }
+
+    /// Starts a peer with `@socket.io/redis-streams-adapter` 0.3.1 on its defaults and
+    /// connection state recovery on (`maxDisconnectionDuration: window_ms`,
+    /// `skipMiddlewares: true`).
+    pub async fn start_streams_with_recovery(
+        redis: &TestRedis,
+        window_ms: u64,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(
+            redis,
+            serde_json::json!({"streams": {}, "recovery": window_ms}),
+        )
+        .await
     }
 
     async fn start_with(redis: &TestRedis, extra: Value) -> anyhow::Result<Self> {

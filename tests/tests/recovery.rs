@@ -2,7 +2,8 @@
 //! connection and reconnects, to another node, or because its node was SIGKILLed, gets
 //! `socket.recovered === true`, its rooms back, and every broadcast it missed exactly once
 //! and in order, on websocket, polling and upgrading transports; forged, garbage or stolen
-//! pids get a new session.
+//! pids get a new session. In a mixed cluster the client recovers from a Rust node onto a
+//! real Node.js node (socket.io 4.8 + `@socket.io/redis-streams-adapter` 0.3.1) and back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sio_adapter_redis::AdapterMode;
 use sio_adapter_redis::protocol::streams::StreamsOptions;
-use sio_cluster_tests::clients::{read_line, spawn_js_script};
+use sio_cluster_tests::clients::{NodePeer, read_line, spawn_js_script};
 use sio_cluster_tests::node::{NodeBuilder, metric_sum};
 use sio_cluster_tests::redis::TestRedis;
 use sio_emitter::Emitter;
@@ -20,6 +21,10 @@ use tokio::process::Child;
 
 const SECRET: &str = "recovery-secret";
 const WINDOW_MS: &str = "20000";
+
+fn window_ms() -> u64 {
+    WINDOW_MS.parse().unwrap()
+}
 
 /// A node in streams mode with recovery on.
 fn node(redis: &TestRedis) -> NodeBuilder {
@@ -129,23 +134,37 @@ fn assert_recovered_all(done: &Value, expect: u32) {
     );
 }
 
+/// A client on `from` that joins `news` loses its connection after 15 of 40 broadcasts
+/// (published to `news` by the emitter, one every 15 ms) and reconnects to `to`. Returns
+/// its `done` facts. Numbers 16 to 20 are published at once when the client reports its
+/// disconnect, so they are surely missed (its first reconnect attempt waits 50 to 150 ms);
+/// the rest are published while it reconnects and is caught up.
+async fn blip_from_to(emitter: &Emitter, from: &str, to: &str, transports: Value) -> Value {
+    let mut client = Client::spawn(json!({
+        "urls": [from, to],
+        "transports": transports,
+        "room": "news",
+        "expect": 40,
+        "blipAfter": 15,
+    }));
+    let joined = client.until("joined").await;
+    assert_eq!(joined["reply"]["ok"], true, "{joined}");
+    publish(emitter, 1..=15, Duration::from_millis(15)).await;
+    client.until("disconnect").await;
+    publish(emitter, 16..=20, Duration::ZERO).await;
+    publish(emitter, 21..=40, Duration::from_millis(15)).await;
+    let done = client.done().await;
+    println!("{done}");
+    done
+}
+
 /// The client loses its connection after 15 of 40 broadcasts and reconnects to the other
 /// node: it is recovered there and gets all 40, once each, in order.
 async fn blip_and_recover_on_another_node(transports: Value) {
     let redis = TestRedis::start().await.unwrap();
     let nodes = node(&redis).cluster(2).await.unwrap();
     let emitter = emitter(&redis).await;
-    let mut client = Client::spawn(json!({
-        "urls": [nodes[0].url(), nodes[1].url()],
-        "transports": transports,
-        "room": "news",
-        "expect": 40,
-        "blipAfter": 15,
-    }));
-    client.until("joined").await;
-    publish(&emitter, 1..=40, Duration::from_millis(15)).await;
-    let done = client.done().await;
-    println!("{done}");
+    let done = blip_from_to(&emitter, &nodes[0].url(), &nodes[1].url(), transports).await;
     assert_recovered_all(&done, 40);
     assert!(
         metric_sum(&nodes, "sio_recovery_total{outcome=\"recovered\"}")
@@ -330,4 +349,46 @@ async fn the_demo_chat_shows_no_gap_after_a_node_restart() {
         done["histories"], 1,
         "the history once, on the first connect: {done}"
     );
+}
+
+/// A mixed cluster: a Rust node and a real Node.js node (socket.io 4.8 +
+/// `@socket.io/redis-streams-adapter` 0.3.1, recovery on), the same window.
+async fn mixed(redis: &TestRedis) -> (sio_cluster_tests::node::TestNode, NodePeer) {
+    let rust = node(redis).start().await.unwrap();
+    let peer = NodePeer::start_streams_with_recovery(redis, window_ms())
+        .await
+        .unwrap();
+    (rust, peer)
+}
+
+/// A session made on a Rust node is restored by a Node.js node of the same cluster: the
+/// session's format, its key and the offsets are `@socket.io/redis-streams-adapter`'s, so
+/// Node finds the session, finds the client's offset in the stream and replays what the
+/// client missed.
+#[tokio::test]
+async fn a_client_recovers_from_a_rust_node_onto_a_node_js_node() {
+    let redis = TestRedis::start().await.unwrap();
+    let (rust, peer) = mixed(&redis).await;
+    let emitter = emitter(&redis).await;
+    let done = blip_from_to(&emitter, &rust.url(), &peer.url, json!(["websocket"])).await;
+    assert_recovered_all(&done, 40);
+}
+
+/// A session a Node.js node persisted (on the transport close: `{sid, pid, rooms, data}`,
+/// its rooms holding Node's own socket id, its data Node's `socket.data`) is restored by a
+/// Rust node, which catches the client up from the offset the client holds.
+#[tokio::test]
+async fn a_client_recovers_from_a_node_js_node_onto_a_rust_node() {
+    let redis = TestRedis::start().await.unwrap();
+    let (rust, peer) = mixed(&redis).await;
+    let emitter = emitter(&redis).await;
+    let done = blip_from_to(&emitter, &peer.url, &rust.url(), json!(["websocket"])).await;
+    assert_recovered_all(&done, 40);
+    let recovered = metric_sum(
+        std::slice::from_ref(&rust),
+        "sio_recovery_total{outcome=\"recovered\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(recovered, 1.0);
 }
