@@ -392,3 +392,34 @@ async fn a_client_recovers_from_a_node_js_node_onto_a_rust_node() {
     .unwrap();
     assert_eq!(recovered, 1.0);
 }
+
+/// python-socketio 5.x has no client side for recovery (no pid sent: a new session each
+/// time); with recovery on its handlers get each broadcast's offset as an extra last
+/// argument, as Node's clients do.
+#[tokio::test]
+async fn python_socketio_gets_the_offset_as_a_last_argument_and_new_sessions() {
+    let redis = TestRedis::start().await.unwrap();
+    let server = node(&redis)
+        .args(&["--client-publish", "room-*"])
+        .start()
+        .await
+        .unwrap();
+    let facts = sio_cluster_tests::clients::py_script("recovery.py", &[&server.url()])
+        .await
+        .unwrap();
+    let args = facts["args"].as_array().unwrap();
+    assert_eq!(args.len(), 2, "{facts}");
+    assert_eq!(args[0], json!({"from": "python"}), "{facts}");
+    let offset = args[1].as_str().unwrap();
+    assert!(
+        sio_adapter_redis::protocol::streams::is_stream_id(offset),
+        "{facts}"
+    );
+    let new = metric_sum(
+        std::slice::from_ref(&server),
+        "sio_recovery_total{outcome=\"new\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(new, 1.0, "python-socketio sends no pid");
+}
