@@ -50,7 +50,15 @@ socket.on("connect", () => {
   print(fact);
   if (opts.stopAfterConnect) finish(0);
   if (connects.length === 1 && opts.room) {
-    socket.emit("join", opts.room, (reply) => print({ event: "joined", reply }));
+    socket.emit("join", opts.room, (reply) => {
+      print({ event: "joined", reply });
+      // before any event: the client holds a pid but no offset yet
+      if (opts.blipOnJoin && !blipped) {
+        blipped = true;
+        print({ event: "blip", after: 0 });
+        socket.io.engine.close();
+      }
+    });
   }
 });
 

@@ -423,3 +423,26 @@ async fn python_socketio_gets_the_offset_as_a_last_argument_and_new_sessions() {
     .unwrap();
     assert_eq!(new, 1.0, "python-socketio sends no pid");
 }
+
+/// Beyond Node: a client that loses its connection before it received any event has a
+/// pid but no offset; it still recovers, from where its session started, and gets what
+/// was published while it was away.
+#[tokio::test]
+async fn a_client_without_an_offset_yet_still_recovers() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = node(&redis).cluster(2).await.unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [nodes[0].url(), nodes[1].url()],
+        "transports": ["websocket"],
+        "room": "news",
+        "expect": 20,
+        "blipOnJoin": true,
+    }));
+    client.until("disconnect").await;
+    publish(&emitter, 1..=10, Duration::ZERO).await;
+    publish(&emitter, 11..=20, Duration::from_millis(15)).await;
+    let done = client.done().await;
+    println!("{done}");
+    assert_recovered_all(&done, 20);
+}
