@@ -30,7 +30,7 @@ use crate::msgpack;
 ///     offset: Some("1700000000000-0".into()),
 /// };
 /// let stored = session.encode()?;
-/// assert_eq!(Session::decode(&stored)?, session);
+/// assert_eq!(Session::decode(stored.as_bytes())?, session);
 /// assert_eq!(session_key(SESSION_KEY_PREFIX, &session.pid), "sio:session:pPpPpPpPpPpPpPpPpPpP");
 /// # Ok::<(), sio_protocol::ProtocolError>(())
 /// ```
