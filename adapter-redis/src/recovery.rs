@@ -10,8 +10,9 @@
 //! Recovering a socket on any node, in order:
 //!
 //! 1. [`RedisCluster::load_session`] the client's `pid`, check it is the same identity,
-//!    check its offset is still in the log ([`RedisCluster::log_holds`]) and take the
-//!    session ([`RedisCluster::claim_session`]: only one reconnect gets it);
+//!    check its offset is still in the log ([`RedisCluster::log_holds`]) and claim the
+//!    session ([`RedisCluster::claim_session`]: a compare-and-set to the new socket's
+//!    session, so only one reconnect gets it and it is never absent);
 //! 2. in socketioxide's connect middleware, before the socket joins its namespace:
 //!    [`RedisCluster::begin_catch_up`], and join the session's rooms;
 //! 3. once connected: [`RedisCluster::catch_up`] emits every broadcast after the offset,
@@ -19,7 +20,7 @@
 
 use std::time::Duration;
 
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, Value as RedisValue};
 use socketioxide_core::Sid;
 use tracing::warn;
@@ -27,6 +28,11 @@ use tracing::warn;
 use crate::AdapterError;
 use crate::cluster::{RedisCluster, read};
 use crate::protocol::streams::{SESSION_KEY_PREFIX, Session, session_key};
+
+/// Compare-and-set of a session: `KEYS[1]` becomes `ARGV[2]` (expiring in `ARGV[3]` ms)
+/// only if it still holds `ARGV[1]`.
+const CLAIM_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
 impl RedisCluster {
     /// The recovery window, when connection state recovery is on.
@@ -43,11 +49,15 @@ impl RedisCluster {
         session_key(SESSION_KEY_PREFIX, pid)
     }
 
-    /// The session `pid`, if stored and readable (an unreadable one is logged and `None`).
-    pub async fn load_session(&self, pid: &str) -> Result<Option<Session>, AdapterError> {
+    /// The session `pid`, if stored and readable (an unreadable one is logged and `None`),
+    /// with the value as stored (to claim it with [`RedisCluster::claim_session`]).
+    pub async fn load_session(
+        &self,
+        pid: &str,
+    ) -> Result<Option<(Session, Vec<u8>)>, AdapterError> {
         let stored: Option<Vec<u8>> = self.client().get(Self::key(pid)).await?;
         Ok(stored.and_then(|stored| match Session::decode(&stored) {
-            Ok(session) if session.pid == pid => Some(session),
+            Ok(session) if session.pid == pid => Some((session, stored)),
             Ok(_) => {
                 warn!("a stored session names another pid: ignored");
                 None
@@ -59,11 +69,32 @@ impl RedisCluster {
         }))
     }
 
-    /// Takes session `pid` out of Redis; `false` when it was gone (another reconnect with
-    /// the same pid took it first, or it expired).
-    pub async fn claim_session(&self, pid: &str) -> Result<bool, AdapterError> {
-        let removed: u64 = self.client().del(Self::key(pid)).await?;
-        Ok(removed == 1)
+    /// Claims session `pid` for a recovering socket: replaces the value [`load_session`]
+    /// read (`stored`) with `replacement` (the new socket's session, same pid) in one step,
+    /// so the session is never absent from Redis, even if the new connection fails before
+    /// it is caught up. `false` when the value changed meanwhile (another reconnect with the
+    /// same pid claimed it first, or it expired).
+    ///
+    /// [`load_session`]: RedisCluster::load_session
+    pub async fn claim_session(
+        &self,
+        stored: &[u8],
+        replacement: &Session,
+    ) -> Result<bool, AdapterError> {
+        let window = self.recovery_window().unwrap_or(Duration::from_secs(60));
+        let claimed: u64 = self
+            .client()
+            .eval(
+                CLAIM_SCRIPT,
+                vec![Self::key(&replacement.pid)],
+                vec![
+                    RedisValue::Bytes(stored.to_vec().into()),
+                    RedisValue::from(replacement.encode()?),
+                    RedisValue::from(window.as_millis() as i64),
+                ],
+            )
+            .await?;
+        Ok(claimed == 1)
     }
 
     /// Stores these sessions (one pipeline), each expiring after the recovery window.

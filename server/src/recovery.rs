@@ -18,7 +18,10 @@
 //!
 //! A session whose client disconnects on purpose (`socket.disconnect()`, or the server
 //! disconnecting it) is deleted; any other end (transport closed or failed, ping timeout,
-//! the node draining) keeps it for the window.
+//! the node draining) keeps it for the window from then (only its expiry is written: a
+//! disconnect noticed late must not overwrite the session the client recovered elsewhere).
+//! Claiming a session replaces it with the recovering socket's in one compare-and-set,
+//! so it is never absent from Redis: a reconnect that fails half-way can try again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,6 +66,18 @@ impl RecoveryAuth {
     }
 }
 
+/// A session claimed for a recovering socket.
+struct Restored {
+    /// The socket id it had.
+    old_sid: String,
+    /// The rooms it gets back.
+    rooms: Vec<String>,
+    /// The offset to catch it up from.
+    from: String,
+    /// Its session now (the new socket id, the same pid).
+    session: Session,
+}
+
 /// The socket is recovering: catch it up from this offset once it is connected.
 #[derive(Debug, Clone)]
 struct CatchUpFrom(String);
@@ -74,6 +89,7 @@ pub struct SessionPid(pub String);
 /// A session write, in the order they were asked for.
 enum Write {
     Save(Session),
+    Touch(String),
     Delete(String),
 }
 
@@ -121,69 +137,74 @@ impl Recovery {
         let nsp = socket.ns().to_string();
         let (outcome, restored) = match auth.pid {
             None => ("new", None),
-            Some(pid) => match self.restore(&nsp, &pid, identity, auth.offset).await {
-                Ok(session) => ("recovered", Some(session)),
+            Some(pid) => match self
+                .restore(socket, &pid, identity, auth.offset, &may_join)
+                .await
+            {
+                Ok(restored) => ("recovered", Some(restored)),
                 Err(outcome) => (outcome, None),
             },
         };
         self.metrics.recovery(outcome);
-        let (pid, offset) = match restored {
-            Some((session, from)) => {
-                let rooms: Vec<String> = session
-                    .rooms
-                    .iter()
-                    .filter(|r| **r != session.sid && may_join(r))
-                    .cloned()
-                    .collect();
+        let session = match restored {
+            Some(Restored {
+                old_sid,
+                rooms,
+                from,
+                session,
+            }) => {
                 let mut catch_up_rooms = rooms.clone();
-                catch_up_rooms.push(session.sid.clone());
+                catch_up_rooms.push(old_sid.clone());
                 catch_up_rooms.extend(socket.rooms().iter().map(|r| r.to_string()));
                 self.cluster.begin_catch_up(&nsp, socket.id, catch_up_rooms);
                 socket.join(rooms);
-                socket.extensions.insert(CatchUpFrom(from.clone()));
-                info!(sid = %socket.id, old_sid = %session.sid, nsp, "session recovered");
-                (session.pid, session.offset.or(Some(from)))
+                socket.extensions.insert(CatchUpFrom(from));
+                info!(sid = %socket.id, old_sid, nsp, "session recovered");
+                session
             }
-            None => (new_pid(), self.cluster.log_position(&nsp)),
+            None => Session {
+                sid: socket.id.to_string(),
+                pid: new_pid(),
+                rooms: socket.rooms().iter().map(|r| r.to_string()).collect(),
+                data: identity_data(identity),
+                offset: self.cluster.log_position(&nsp),
+            },
         };
-        self.pids.insert(&nsp, &socket.id.to_string(), pid.clone());
-        socket.extensions.insert(SessionPid(pid.clone()));
-        let session = Session {
-            sid: socket.id.to_string(),
-            pid,
-            rooms: socket.rooms().iter().map(|r| r.to_string()).collect(),
-            data: identity_data(identity),
-            offset,
-        };
+        self.pids
+            .insert(&nsp, &socket.id.to_string(), session.pid.clone());
+        socket.extensions.insert(SessionPid(session.pid.clone()));
         lock(&self.live).insert((nsp, socket.id), session);
     }
 
-    /// Session `pid`, if this identity may have it and it can be caught up without a gap;
-    /// taken out of Redis. `Err`: the outcome to count.
-    async fn restore(
+    /// Session `pid` for `socket`, if this identity may have it and it can be caught up
+    /// without a gap; claimed in Redis (replaced by the new socket's session in one step).
+    /// `Err`: the outcome to count.
+    async fn restore<A: Adapter>(
         &self,
-        nsp: &str,
+        socket: &SocketRef<A>,
         pid: &str,
         identity: &Identity,
         offset: Option<String>,
-    ) -> Result<(Session, String), &'static str> {
+        may_join: &impl Fn(&str) -> bool,
+    ) -> Result<Restored, &'static str> {
+        let nsp = socket.ns();
         let failed = |e: sio_adapter_redis::AdapterError| {
             warn!(error = %e, "session recovery failed: a new session");
             "failed"
         };
-        let session = self
+        let (stored, raw) = self
             .cluster
             .load_session(pid)
             .await
             .map_err(failed)?
             .ok_or("unknown")?;
-        if session_user(&session.data) != identity_user(identity) {
+        if session_user(&stored.data) != identity_user(identity) {
             debug!(nsp, "session recovery refused: another identity");
             return Err("refused");
         }
         let offset = offset.filter(|o| sio_adapter_redis::protocol::streams::is_stream_id(o));
         // a client that got no event yet recovers from where its session started
-        let from = match (offset, &session.offset) {
+        let from = match (offset, &stored.offset) {
             (Some(mine), Some(start))
                 if sio_adapter_redis::protocol::streams::compare_stream_ids(&mine, start)
                     .is_lt() =>
@@ -197,10 +218,42 @@ impl Recovery {
         if !self.cluster.log_holds(nsp, &from).await.map_err(failed)? {
             return Err("gap");
         }
-        if !self.cluster.claim_session(pid).await.map_err(failed)? {
-            return Err("unknown"); // another reconnect took it first
+        // the rooms it gets back: not its old id, and only those the token still allows
+        let rooms: Vec<String> = stored
+            .rooms
+            .iter()
+            .filter(|r| **r != stored.sid && may_join(r))
+            .cloned()
+            .collect();
+        let mut now_in: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+        now_in.extend(
+            rooms
+                .iter()
+                .filter(|r| !now_in.contains(r))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let session = Session {
+            sid: socket.id.to_string(),
+            pid: stored.pid.clone(),
+            rooms: now_in,
+            data: stored.data.clone(),
+            offset: stored.offset.clone().or(Some(from.clone())),
+        };
+        if !self
+            .cluster
+            .claim_session(&raw, &session)
+            .await
+            .map_err(failed)?
+        {
+            return Err("unknown"); // another reconnect claimed it first
         }
-        Ok((session, from))
+        Ok(Restored {
+            old_sid: stored.sid,
+            rooms,
+            from,
+            session,
+        })
     }
 
     /// The connect handler's part: a recovering socket, now in its namespace, is caught up
@@ -261,8 +314,10 @@ impl Recovery {
         let _ = self.writes.send(if on_purpose {
             Write::Delete(session.pid)
         } else {
-            // the window counts from now
-            Write::Save(session)
+            // the window counts from now; only the expiry: the session is current already,
+            // and a disconnect noticed late (a ping timeout) must not overwrite what the
+            // node where the client has recovered meanwhile wrote
+            Write::Touch(session.pid)
         });
     }
 
@@ -317,6 +372,12 @@ async fn write_sessions(cluster: RedisCluster, mut rx: mpsc::UnboundedReceiver<W
                     flush(&cluster, &mut saves).await;
                     if let Err(e) = cluster.delete_session(&pid).await {
                         warn!(error = %e, "session not deleted");
+                    }
+                }
+                Write::Touch(pid) => {
+                    flush(&cluster, &mut saves).await;
+                    if let Err(e) = cluster.touch_sessions(&[pid]).await {
+                        warn!(error = %e, "session expiry not refreshed");
                     }
                 }
             }

@@ -446,3 +446,59 @@ async fn a_client_without_an_offset_yet_still_recovers() {
     println!("{done}");
     assert_recovered_all(&done, 20);
 }
+
+/// Claiming a session is one compare-and-set: the stored session becomes the recovering
+/// socket's at once (never absent, so a reconnect that fails half-way can try again), and
+/// a second claim of the value read before (a racing reconnect with the same pid) fails.
+#[tokio::test]
+async fn a_claim_replaces_the_session_in_one_step_and_only_once() {
+    use sio_adapter_redis::{RedisAdapterConfig, RedisCluster, Session};
+    let redis = TestRedis::start().await.unwrap();
+    let config = RedisAdapterConfig::default()
+        .with_mode(AdapterMode::Streams)
+        .with_recovery(Duration::from_secs(30));
+    let cluster = RedisCluster::connect(&redis.url, config).await.unwrap();
+    let old = Session {
+        sid: "aaaaaaaaaaaaaaaa".into(),
+        pid: "p1".into(),
+        rooms: vec!["aaaaaaaaaaaaaaaa".into(), "news".into()],
+        data: sio_adapter_redis::rmpv::Value::Nil,
+        offset: Some("0-0".into()),
+    };
+    cluster
+        .save_sessions(std::slice::from_ref(&old))
+        .await
+        .unwrap();
+    let (loaded, raw) = cluster.load_session("p1").await.unwrap().unwrap();
+    assert_eq!(loaded, old);
+    let new = Session {
+        sid: "bbbbbbbbbbbbbbbb".into(),
+        rooms: vec!["bbbbbbbbbbbbbbbb".into(), "news".into()],
+        ..old.clone()
+    };
+    assert!(cluster.claim_session(&raw, &new).await.unwrap());
+    let (now, _) = cluster.load_session("p1").await.unwrap().unwrap();
+    assert_eq!(now, new, "the session is the new socket's, never absent");
+    let ttl: i64 = redis
+        .cli(&["PTTL", "sio:session:p1"])
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=30_000).contains(&ttl),
+        "expires within the window: {ttl}"
+    );
+    let racer = Session {
+        sid: "cccccccccccccccc".into(),
+        ..old.clone()
+    };
+    assert!(
+        !cluster.claim_session(&raw, &racer).await.unwrap(),
+        "a second claim of the same read loses"
+    );
+    assert_eq!(cluster.load_session("p1").await.unwrap().unwrap().0, new);
+    assert!(cluster.load_session("nope").await.unwrap().is_none());
+    cluster.close(Duration::from_secs(1)).await;
+}
