@@ -855,3 +855,97 @@ async fn streams_mode_entries_trimmed_during_a_cut_are_counted() {
         counted, lost_b,
     );
 }
+
+/// Issue #18's headline with connection state recovery on: 3 streams-mode nodes with a
+/// recovery window behind round-robin nginx, 30 official clients (10 polling-only, 10
+/// websocket-only, 10 upgrading) in one room, 250 numbered broadcasts at 50/s; one node
+/// drained (SIGTERM) 1.5 s in, another SIGKILLed 3 s in. Every subscriber gets every number
+/// exactly once and in order, and every reconnect is recovered (`socket.recovered`).
+///
+/// The subscribers join on their first connect only (`faults.mjs` scenario `recover`): a
+/// reconnect that was not recovered would leave its client out of the room and show as
+/// loss. The broadcasts come from the emitter, straight into the stream, so what was sent
+/// is known exactly (a publisher socket would itself be moved by the faults).
+#[tokio::test]
+async fn recovery_on_drain_and_sigkill_lose_nothing() {
+    use sio_adapter_redis::AdapterMode;
+    use sio_adapter_redis::protocol::streams::StreamsOptions;
+    use sio_cluster_tests::nginx::{Balance, Nginx};
+    use sio_emitter::Emitter;
+    const MESSAGES: u32 = 250;
+    const RATE: u32 = 50;
+    let redis = TestRedis::start().await.unwrap();
+    let mut nodes = streams_node("recover", &redis.url)
+        .env(&[("SIO_RECOVERY_WINDOW_MS", "20000")])
+        .process_cluster(3)
+        .await
+        .unwrap();
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+    let nginx = Nginx::start(&addrs, Balance::RoundRobin).await.unwrap();
+    let emitter = Emitter::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_mode(AdapterMode::Streams)
+        .with_streams(StreamsOptions::default());
+
+    let group = |name: &str, transports: Value| {
+        json!({"name": name, "url": nginx.url, "n": 10, "transports": transports})
+    };
+    let (child, mut out) = stream(json!({
+        "scenario": "recover", "room": "room-recover", "expect": MESSAGES,
+        "groups": [
+            group("polling", json!(["polling"])),
+            group("websocket", json!(["websocket"])),
+            group("upgrading", json!(["polling", "websocket"])),
+        ],
+        "timeoutMs": 15000, "waitMs": 15000,
+    }))
+    .await;
+
+    let started = tokio::time::Instant::now();
+    let publisher = tokio::spawn(async move {
+        for seq in 1..=MESSAGES {
+            let due = started + Duration::from_millis(u64::from(seq - 1) * 1000 / u64::from(RATE));
+            tokio::time::sleep_until(due).await;
+            emitter.to("room-recover").emit("tick", [seq]).await.unwrap();
+        }
+    });
+    tokio::time::sleep_until(started + Duration::from_millis(1500)).await;
+    let code = nodes[2].terminate(Duration::from_secs(15)).await.unwrap();
+    assert_eq!(code, Some(0), "a clean drain exits 0");
+    tokio::time::sleep_until(started + Duration::from_millis(3000)).await;
+    nodes[1].kill();
+    publisher.await.unwrap();
+
+    let facts = read_line(&mut out).await.unwrap();
+    let _ = finish(child, "faults.mjs recover").await;
+    assert!(facts.get("error").is_none(), "{facts}");
+    let t = &facts["total"];
+    let expected = u64::from(MESSAGES) * 30;
+    assert_eq!(t["expected"], expected, "{facts}");
+    assert_eq!(t["lost"], 0, "lost: {facts}");
+    assert_eq!(t["duplicated"], 0, "duplicated: {facts}");
+    assert_eq!(t["reordered"], 0, "reordered: {facts}");
+    assert_eq!(t["unexpected"], 0, "{facts}");
+    assert_eq!(t["received"], expected, "{facts}");
+    let reconnects = t["reconnects"].as_u64().unwrap();
+    assert!(reconnects >= 10, "the faulted nodes' clients moved: {facts}");
+    assert_eq!(t["recovered"], reconnects, "every reconnect recovered: {facts}");
+    assert_eq!(t["notRecovered"], 0, "{facts}");
+    assert_eq!(t["pidChanged"], 0, "{facts}");
+    assert_eq!(t["notConnectedAtEnd"], 0, "{facts}");
+    // the survivor recovered sessions and refused none
+    let mut outcomes = Vec::new();
+    for outcome in ["recovered", "new", "unknown", "refused", "gap", "failed"] {
+        let name = format!("sio_recovery_total{{outcome=\"{outcome}\"}}");
+        outcomes.push((outcome, metric_at(addrs[0], &name).await.unwrap()));
+    }
+    assert!(
+        outcomes.iter().all(|(o, n)| matches!(*o, "recovered" | "new") || *n == 0.0),
+        "{outcomes:?}"
+    );
+    println!(
+        "FAULT recovery drain+sigkill: {MESSAGES} messages to 30 subscribers ({expected} deliveries): 0 lost, 0 duplicated, 0 reordered; {reconnects} reconnects, {} recovered (disconnects {}, connect errors {}); per group {}; survivor's sio_recovery_total {outcomes:?}",
+        t["recovered"], t["disconnects"], t["connectErrors"], facts["groups"],
+    );
+}
