@@ -12,11 +12,13 @@
 // scenario "recover" (nodes with connection state recovery on; the test publishes):
 // subscribers in `groups: [{name, url, n, transports}]` join `room` once, on their first
 // connect, and never again, so a reconnect that is not recovered leaves its client out of
-// the room and shows as loss. They count `tick` events whose first argument is a number
-// 1..=`expect` (the last one is the stream offset the client keeps). Prints {"ready": true}
-// once everyone is in the room, then, once every subscriber has `expect` (plus `lingerMs`
-// for late duplicates) or `timeoutMs` after ready, one JSON line: per group and in total,
-// lost, duplicated and reordered deliveries, reconnects and how many were recovered.
+// the room and shows as loss (`rejoin: true`, for the control without recovery: on every
+// connect). They count `tick` events whose first argument is a number 1..=`expect` (with
+// recovery on, the last one is the stream offset the client keeps). Prints {"ready": true}
+// once everyone is in the room, then, once every subscriber has seen `expect` (plus
+// `lingerMs` for late duplicates) or `timeoutMs` after ready, one JSON line: per group
+// and in total, lost, duplicated and reordered deliveries, reconnects and how many were
+// recovered.
 import { io } from "socket.io-client";
 
 const opts = JSON.parse(process.argv[2] ?? "{}");
@@ -166,15 +168,14 @@ async function recover() {
       };
       s.on("connect", () => {
         c.connects++;
-        if (c.connects === 1) {
+        if (c.connects === 1 || opts.rejoin) {
           // once: a recovered session has its rooms back by itself
           s.timeout(WAIT_MS)
             .emitWithAck("join", room)
             .then((res) => (c.joined = res?.ok === true))
             .catch(() => {});
-        } else if (s.recovered) {
-          c.recovered++;
         }
+        if (c.connects > 1 && s.recovered) c.recovered++;
         if (s._pid) c.pids.add(s._pid);
       });
       s.on("disconnect", (reason) => c.disconnects.push(reason));
@@ -197,7 +198,7 @@ async function recover() {
   console.log(JSON.stringify({ ready: true, at: Date.now() }));
 
   const deadline = performance.now() + (opts.timeoutMs ?? 30_000);
-  while (performance.now() < deadline && !subs.every((c) => c.seen.size >= expect)) await sleep(20);
+  while (performance.now() < deadline && !subs.every((c) => c.seen.has(expect))) await sleep(20);
   await sleep(opts.lingerMs ?? 500);
 
   const zero = () => ({
