@@ -8,6 +8,17 @@
 // Prints {"ready": true} once everyone is in the room, then one JSON line of facts:
 // per-subscriber-group counts, the sequence numbers some subscriber missed (as ranges
 // with their publish times, epoch ms), order violations, disconnects and publish acks.
+//
+// scenario "recover" (nodes with connection state recovery on; the test publishes):
+// subscribers in `groups: [{name, url, n, transports}]` join `room` once, on their first
+// connect, and never again, so a reconnect that is not recovered leaves its client out of
+// the room and shows as loss (`rejoin: true`, for the control without recovery: on every
+// connect). They count `tick` events whose first argument is a number 1..=`expect` (with
+// recovery on, the last one is the stream offset the client keeps). Prints {"ready": true}
+// once everyone is in the room, then, once every subscriber has seen `expect` (plus
+// `lingerMs` for late duplicates) or `timeoutMs` after ready, one JSON line: per group
+// and in total, lost, duplicated and reordered deliveries, reconnects and how many were
+// recovered.
 import { io } from "socket.io-client";
 
 const opts = JSON.parse(process.argv[2] ?? "{}");
@@ -138,7 +149,97 @@ async function stream() {
   };
 }
 
-const scenarios = { stream };
+async function recover() {
+  const room = opts.room ?? "room-recover";
+  const expect = opts.expect;
+  const subs = [];
+  for (const group of opts.groups) {
+    for (let i = 0; i < group.n; i++) {
+      const s = io(group.url, {
+        transports: group.transports,
+        forceNew: true,
+        reconnectionDelay: 100,
+        reconnectionDelayMax: 1000,
+        randomizationFactor: 0,
+      });
+      const c = {
+        s, group: group.name, joined: false, got: [], seen: new Set(), duplicates: 0, outOfOrder: 0,
+        connects: 0, recovered: 0, pids: new Set(), disconnects: [], connectErrors: 0,
+      };
+      s.on("connect", () => {
+        c.connects++;
+        if (c.connects === 1 || opts.rejoin) {
+          // once: a recovered session has its rooms back by itself
+          s.timeout(WAIT_MS)
+            .emitWithAck("join", room)
+            .then((res) => (c.joined = res?.ok === true))
+            .catch(() => {});
+        }
+        if (c.connects > 1 && s.recovered) c.recovered++;
+        if (s._pid) c.pids.add(s._pid);
+      });
+      s.on("disconnect", (reason) => c.disconnects.push(reason));
+      s.on("connect_error", () => c.connectErrors++);
+      s.on("tick", (seq) => {
+        if (c.seen.has(seq)) c.duplicates++;
+        else if (c.got.length && seq < c.got[c.got.length - 1]) c.outOfOrder++;
+        c.seen.add(seq);
+        c.got.push(seq);
+      });
+      subs.push(c);
+    }
+  }
+  await withTimeout(
+    (async () => {
+      while (!subs.every((c) => c.joined)) await sleep(10);
+    })(),
+    "every subscriber in the room",
+  );
+  console.log(JSON.stringify({ ready: true, at: Date.now() }));
+
+  const deadline = performance.now() + (opts.timeoutMs ?? 30_000);
+  while (performance.now() < deadline && !subs.every((c) => c.seen.has(expect))) await sleep(20);
+  await sleep(opts.lingerMs ?? 500);
+
+  const zero = () => ({
+    clients: 0, expected: 0, received: 0, lost: 0, duplicated: 0, reordered: 0, unexpected: 0, reconnects: 0,
+    recovered: 0, notRecovered: 0, pidChanged: 0, disconnects: {}, connectErrors: 0, notConnectedAtEnd: 0,
+  });
+  const total = zero();
+  const groups = {};
+  const missing = [];
+  for (const c of subs) {
+    const g = (groups[c.group] ??= zero());
+    let lost = 0;
+    for (let seq = 1; seq <= expect; seq++) if (!c.seen.has(seq)) lost++;
+    const unexpected = [...c.seen].filter((seq) => !(seq >= 1 && seq <= expect)).length;
+    if (lost) {
+      const first = [];
+      for (let seq = 1; seq <= expect && first.length < 10; seq++) if (!c.seen.has(seq)) first.push(seq);
+      missing.push({ group: c.group, lost, first, connects: c.connects, recovered: c.recovered });
+    }
+    for (const t of [g, total]) {
+      t.clients++;
+      t.expected += expect;
+      t.received += c.got.length;
+      t.lost += lost;
+      t.duplicated += c.duplicates;
+      t.unexpected += unexpected;
+      t.reordered += c.outOfOrder;
+      t.reconnects += c.connects - 1;
+      t.recovered += c.recovered;
+      t.notRecovered += c.connects - 1 - c.recovered;
+      t.pidChanged += c.pids.size > 1 ? 1 : 0;
+      for (const r of c.disconnects) t.disconnects[r] = (t.disconnects[r] ?? 0) + 1;
+      t.connectErrors += c.connectErrors;
+      if (!c.s.connected) t.notConnectedAtEnd++;
+    }
+  }
+  for (const c of subs) c.s.disconnect();
+  return { expect, total, groups, missing: missing.slice(0, 10) };
+}
+
+const scenarios = { stream, recover };
 const run = scenarios[opts.scenario];
 if (!run) {
   console.log(JSON.stringify({ error: `unknown scenario ${opts.scenario}` }));
