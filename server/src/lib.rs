@@ -19,6 +19,7 @@
 //!   for other nodes, the session registry's background tasks.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
 //! - [`gateway`]: handshake auth and the `join` / `leave` / `publish` events.
+//! - [`poll_replay`]: a lost polling answer answered again when the balancer retries it.
 //! - [`recovery`]: connection state recovery: session pids, sessions kept in Redis,
 //!   restoring them on any node.
 //! - [`chat`]: the demo chat namespace and its history.
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod patterns;
+pub mod poll_replay;
 pub mod recovery;
 pub mod routes;
 pub mod telemetry;

@@ -394,6 +394,15 @@ fn router<A: Adapter>(
             crate::connect_reply::polling::rewrite_polling,
         ));
     }
+    // with recovery on, a poll whose answer was lost on the way (a forwarding node that
+    // died) is answered again when the balancer retries it: outside the rewrite, so the
+    // kept answer carries the pid too
+    if state.recovery_pids.is_some() {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            crate::poll_replay::PollReplay::default(),
+            crate::poll_replay::replay_polls,
+        ));
+    }
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }
