@@ -867,6 +867,9 @@ async fn streams_mode_entries_trimmed_during_a_cut_are_counted() {
 /// publisher socket would itself be moved by the faults and its publishes delayed or
 /// failed meanwhile). Returns the subscribers' facts.
 async fn drain_and_sigkill_under_load(recovery: bool) -> Value {
+    // one such cluster at a time: three nodes, nginx and 30 clients on a small machine
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     use sio_adapter_redis::AdapterMode;
     use sio_adapter_redis::protocol::streams::StreamsOptions;
     use sio_cluster_tests::nginx::{Balance, Nginx};
@@ -943,10 +946,12 @@ async fn drain_and_sigkill_under_load(recovery: bool) -> Value {
     facts["survivorRecovery"] = outcomes.into();
     facts["socketsOnDrained"] = on_drained.into();
     facts["socketsOnKilled"] = on_killed.into();
-    // both faults hit subscribers, and every socket the drain closed came back
+    // both faults hit subscribers, who came back (the reconnect count itself depends on
+    // where round robin put each client's requests when the faults struck)
     let reconnects = facts["total"]["reconnects"].as_f64().unwrap();
     assert!(on_drained >= 1.0 && on_killed >= 1.0, "{facts}");
-    assert!(reconnects > on_drained, "{facts}");
+    assert!(reconnects >= 1.0, "{facts}");
+    assert_eq!(facts["total"]["notConnectedAtEnd"], 0, "{facts}");
     facts
 }
 
