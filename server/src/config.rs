@@ -60,6 +60,8 @@ pub mod env {
     pub const JWT_PUBLIC_KEY: &str = "SIO_JWT_PUBLIC_KEY";
     /// [`Cli::client_publish`](super::Cli::client_publish).
     pub const CLIENT_PUBLISH: &str = "SIO_CLIENT_PUBLISH";
+    /// [`Cli::api_key`](super::Cli::api_key).
+    pub const API_KEY: &str = "SIO_API_KEY";
     /// [`Cli::namespaces`](super::Cli::namespaces).
     pub const NAMESPACES: &str = "SIO_NAMESPACES";
     /// [`Cli::ping_interval_ms`](super::Cli::ping_interval_ms).
@@ -177,6 +179,11 @@ pub struct Cli {
     /// RS256 public key for JWT auth: PEM text, or a path to a PEM file.
     #[arg(long, env = env::JWT_PUBLIC_KEY)]
     pub jwt_public_key: Option<String>,
+
+    /// Bearer key of the HTTP emit API (`POST /api/v1/emit`), at least 16 characters;
+    /// unset: no API.
+    #[arg(long, env = env::API_KEY, hide_env_values = true)]
+    pub api_key: Option<String>,
 
     /// Room patterns (globs, comma separated) that clients may `publish` to. Default: none.
     #[arg(long, env = env::CLIENT_PUBLISH, value_delimiter = ',')]
@@ -304,6 +311,8 @@ pub struct Config {
     pub node_id: String,
     /// [`Cli::cors_origins`].
     pub cors: CorsOrigins,
+    /// [`Cli::api_key`]; `None`: no HTTP emit API.
+    pub api_key: Option<String>,
     /// [`Cli::jwt_secret`] or [`Cli::jwt_public_key`]; `None`: auth off.
     pub jwt: Option<JwtVerifier>,
     /// [`Cli::client_publish`].
@@ -411,6 +420,9 @@ pub enum ConfigError {
         /// The value given.
         value: String,
     },
+    /// The API key is too short to be a secret.
+    #[error("{var} must be at least 16 characters", var = env::API_KEY)]
+    ApiKey,
     /// Connection state recovery is on without a cluster in streams mode.
     #[error(
         "{var} needs {url} and {mode}=streams: the Redis stream is the log a recovering client's missed broadcasts are read from",
@@ -427,6 +439,11 @@ impl Config {
     /// order; the first bad one is the error.
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let jwt = jwt_verifier(cli.jwt_secret.as_deref(), cli.jwt_public_key.as_deref())?;
+        let api_key = match cli.api_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(key) if key.chars().count() < 16 => return Err(ConfigError::ApiKey),
+            Some(key) => Some(key.to_string()),
+        };
         let redis_url = redis_url(cli.redis_url.as_deref())?;
         let redis_mode = redis_mode(&cli.redis_mode)?;
         let redis_streams = redis_streams(&cli)?;
@@ -467,6 +484,7 @@ impl Config {
             node_id,
             cors,
             jwt,
+            api_key,
             client_publish: RoomPatterns::new(&cli.client_publish)?,
             namespaces,
             ping_interval: Duration::from_millis(cli.ping_interval_ms),
@@ -777,7 +795,7 @@ impl fmt::Display for Config {
             |l: &Option<RateLimit>| l.map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} client_publish=[{}] namespaces=[{}] \
+            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} api={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} worker_threads={} shutdown_grace_ms={} chat={} client_js={} \
              handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
@@ -792,6 +810,7 @@ impl fmt::Display for Config {
                 .unwrap_or_else(|| "system roots".into()),
             cors,
             auth,
+            if self.api_key.is_some() { "on" } else { "off" },
             self.client_publish,
             self.namespaces.join(","),
             self.ping_interval.as_millis(),
@@ -992,6 +1011,7 @@ mod tests {
                 &["--recovery-window-ms", "86400001"],
                 "SIO_RECOVERY_WINDOW_MS",
             ),
+            (&["--api-key", "too-short"], "SIO_API_KEY"),
             (&["--node-id", "a b"], "SIO_NODE_ID"),
             (&["--client-publish", "a[b"], "SIO_CLIENT_PUBLISH"),
             (&["--redis-url", "http://x"], "SIO_REDIS_URL"),

@@ -18,6 +18,7 @@
 //! - [`cluster`]: cluster mode's glue: reaching Redis, registering the node, socket info
 //!   for other nodes, the session registry's background tasks.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
+//! - [`api`]: the HTTP emit API (`POST /api/v1/emit`, `SIO_API_KEY`).
 //! - [`gateway`]: handshake auth and the `join` / `leave` / `publish` events.
 //! - [`poll_replay`]: a lost polling answer answered again when the balancer retries it.
 //! - [`recovery`]: connection state recovery: session pids, sessions kept in Redis,
@@ -29,6 +30,7 @@
 //! - [`metrics`]: the node's Prometheus registry.
 //! - [`telemetry`]: logging set-up for the binary.
 
+pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod cluster;

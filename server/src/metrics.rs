@@ -24,6 +24,7 @@
 //! | `sio_http_timeouts_total` | counter | `kind`: `header` (no complete request head within `SIO_HEADER_TIMEOUT_MS`: slow, silent or idle keep-alive), `body` (a request body not in within `SIO_BODY_TIMEOUT_MS`): connections closed |
 //! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_recovery_total` | counter | `outcome`: connection state recovery (`SIO_RECOVERY_WINDOW_MS`): `recovered`, `new` (no pid sent), `unknown` (pid not stored: expired, taken, forged), `refused` (another identity), `gap` (the offset is no longer in the stream), `failed` (Redis did not answer; a new session) |
+//! | `sio_api_requests_total` | counter | `outcome`: HTTP emit API requests (`SIO_API_KEY`): `ok`, `unauthorized`, `bad_request`, `too_large`, `failed` |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_publish_queue` | gauge | cluster mode: messages queued for Redis, not answered yet (over the queue's cap, 65536, they are dropped: `sio_redis_publish_dropped_total`) |
@@ -63,6 +64,9 @@ const ERROR_KINDS: [&str; 6] = [
 pub const RECOVERY_OUTCOMES: [&str; 6] =
     ["recovered", "new", "unknown", "refused", "gap", "failed"];
 
+/// Every `outcome` label of `sio_api_requests_total`.
+pub const API_OUTCOMES: [&str; 5] = ["ok", "unauthorized", "bad_request", "too_large", "failed"];
+
 /// The node's metrics registry and typed accessors for every metric it exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -94,6 +98,10 @@ impl Metrics {
         describe("sio_events_emitted_total", "Broadcasts emitted by the node");
         describe("sio_errors_total", "Requests answered with an error");
         describe(
+            "sio_api_requests_total",
+            "HTTP emit API requests by outcome",
+        );
+        describe(
             "sio_recovery_total",
             "Connection state recovery attempts by outcome",
         );
@@ -122,7 +130,7 @@ impl Metrics {
     /// Registers every counter of a fixed label set at 0, so `/metrics` lists them
     /// before their first event: a dashboard's `rate()` then reads 0 rather than no data.
     fn register_zeroes(&self) {
-        let labelled: [(&'static str, &'static str, &[&'static str]); 10] = [
+        let labelled: [(&'static str, &'static str, &[&'static str]); 11] = [
             (
                 "sio_handshakes_total",
                 "transport",
@@ -144,6 +152,7 @@ impl Metrics {
             ),
             ("sio_session_lookups_total", "source", &["cache", "redis"]),
             ("sio_recovery_total", "outcome", &RECOVERY_OUTCOMES),
+            ("sio_api_requests_total", "outcome", &API_OUTCOMES),
             (
                 "sio_rate_limited_total",
                 "limit",
@@ -267,6 +276,12 @@ impl Metrics {
     /// [`RECOVERY_OUTCOMES`]).
     pub fn recovery(&self, outcome: &'static str) {
         self.counter("sio_recovery_total", "outcome", outcome.into())
+            .increment(1);
+    }
+
+    /// An HTTP emit API request ended in `outcome` (one of [`API_OUTCOMES`]).
+    pub fn api_request(&self, outcome: &'static str) {
+        self.counter("sio_api_requests_total", "outcome", outcome.into())
             .increment(1);
     }
 

@@ -253,7 +253,15 @@ where
             config.header_timeout,
         )
     });
-    let router = router(config, &state, sio_layer, forwarder.as_ref());
+    let api = config.api_key.clone().map(|key| {
+        crate::api::EmitApi::new(
+            io.clone(),
+            key,
+            config.max_payload as usize,
+            state.metrics.clone(),
+        )
+    });
+    let router = router(config, &state, sio_layer, forwarder.as_ref(), api);
     if let (Some(cluster), Some(fw)) = (&cluster, &forwarder) {
         cluster::spawn_session_tasks(cluster, fw, &io);
         cluster::install_socket_info(cluster, &io);
@@ -379,6 +387,7 @@ fn router<A: Adapter>(
     state: &Arc<AppState>,
     sio_layer: SocketIoLayer<A>,
     forwarder: Option<&Arc<Forwarder>>,
+    api: Option<Arc<crate::api::EmitApi<A>>>,
 ) -> Router {
     let mut router = Router::new()
         .route("/", get(routes::index))
@@ -386,8 +395,11 @@ fn router<A: Adapter>(
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
-        .with_state(state.clone())
-        .layer(sio_layer);
+        .with_state(state.clone());
+    if let Some(api) = api {
+        router = router.merge(crate::api::router(api));
+    }
+    let mut router = router.layer(sio_layer);
     if let Some(pids) = &state.recovery_pids {
         router = router.layer(axum::middleware::from_fn_with_state(
             pids.clone(),
