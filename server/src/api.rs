@@ -20,7 +20,12 @@
 //! | `413 {"ok":false,"error":…}` | a body over `SIO_MAX_PAYLOAD` |
 //! | `503 {"ok":false,"error":…}` | the broadcast could not be sent to the other nodes (Redis away, publish queue full) |
 //!
-//! Without `SIO_API_KEY` the route does not exist (404).
+//! The same key and body rules serve the room operations, on every node too:
+//! `POST /api/v1/join` and `/api/v1/leave` with `{nsp?, rooms?, except?, join|leave: [..]}`
+//! make the selected sockets join or leave rooms (`socketsJoin` / `socketsLeave`), and
+//! `POST /api/v1/disconnect` with `{nsp?, rooms?, except?}` disconnects them.
+//!
+//! Without `SIO_API_KEY` the routes do not exist (404).
 
 use std::sync::Arc;
 
@@ -41,6 +46,35 @@ use crate::metrics::Metrics;
 
 /// The path of the emit endpoint.
 pub const EMIT_PATH: &str = "/api/v1/emit";
+
+/// A room operation's body: which sockets (as for an emit), and the rooms to join or leave.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsRequest {
+    /// Namespace, `/` when absent.
+    #[serde(default = "root")]
+    pub nsp: String,
+    /// The sockets in any of these rooms; every socket of the namespace when empty.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// Sockets in these rooms are left out.
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// `/api/v1/join`: the rooms they join.
+    #[serde(default)]
+    pub join: Vec<String>,
+    /// `/api/v1/leave`: the rooms they leave.
+    #[serde(default)]
+    pub leave: Vec<String>,
+}
+
+/// A room operation.
+#[derive(Debug, Clone, Copy)]
+enum RoomOp {
+    Join,
+    Leave,
+    Disconnect,
+}
 
 /// What the emit endpoint needs.
 pub struct EmitApi<A: Adapter> {
@@ -110,34 +144,77 @@ impl<A: Adapter> EmitApi<A> {
         given.len() == self.key.len() && bool::from(given.as_bytes().ct_eq(self.key.as_bytes()))
     }
 
-    /// Serves `POST /api/v1/emit`.
-    pub async fn emit(self: Arc<Self>, req: Request) -> Response {
+    /// The body of an authorized request, parsed; `Err`: the answer.
+    async fn body<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request,
+        shape: &str,
+    ) -> Result<T, Response> {
         if !self.authorized(&req) {
-            return self.refuse(
+            return Err(self.refuse(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing or wrong API key",
-            );
+            ));
         }
-        let bytes = match to_bytes(req.into_body(), self.max_body).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                return self.refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    &format!("body over {} bytes (SIO_MAX_PAYLOAD)", self.max_body),
-                );
-            }
+        let Ok(bytes) = to_bytes(req.into_body(), self.max_body).await else {
+            return Err(self.refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!("body over {} bytes (SIO_MAX_PAYLOAD)", self.max_body),
+            ));
         };
-        let request: EmitRequest = match serde_json::from_slice(&bytes) {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            self.refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("expected {shape}: {e}"),
+            )
+        })
+    }
+
+    /// Serves `POST /api/v1/join`, `/leave` and `/disconnect`.
+    async fn rooms(self: Arc<Self>, req: Request, op: RoomOp) -> Response {
+        let request: RoomsRequest = match self
+            .body(req, "{nsp?, rooms?, except?, join? | leave?}")
+            .await
+        {
             Ok(r) => r,
-            Err(e) => {
-                return self.refuse(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("expected {{nsp?, rooms?, except?, event, args?}}: {e}"),
-                );
+            Err(res) => return res,
+        };
+        let Some(sockets) = self.io.of(&request.nsp) else {
+            return self.refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("namespace {:?} is not served", request.nsp),
+            );
+        };
+        let sockets = sockets.to(request.rooms).except(request.except);
+        let done = match op {
+            RoomOp::Join => sockets.join(request.join).await.map_err(|e| e.to_string()),
+            RoomOp::Leave => sockets
+                .leave(request.leave)
+                .await
+                .map_err(|e| e.to_string()),
+            RoomOp::Disconnect => sockets.disconnect().await.map_err(|e| e.to_string()),
+        };
+        match done {
+            Ok(()) => {
+                self.metrics.api_request("ok");
+                Json(json!({"ok": true})).into_response()
             }
+            Err(e) => self.refuse(StatusCode::SERVICE_UNAVAILABLE, "failed", &e),
+        }
+    }
+
+    /// Serves `POST /api/v1/emit`.
+    pub async fn emit(self: Arc<Self>, req: Request) -> Response {
+        let request: EmitRequest = match self
+            .body(req, "{nsp?, rooms?, except?, event, args?}")
+            .await
+        {
+            Ok(r) => r,
+            Err(res) => return res,
         };
         if request.event.is_empty() {
             return self.refuse(
@@ -174,13 +251,29 @@ impl<A: Adapter> EmitApi<A> {
     }
 }
 
-/// A router with only the emit endpoint, to merge into the node's.
+/// A router with only the API's endpoints, to merge into the node's.
 pub fn router<A: Adapter>(api: Arc<EmitApi<A>>) -> axum::Router {
-    axum::Router::new().route(
+    let emit = api.clone();
+    let mut router = axum::Router::new().route(
         EMIT_PATH,
         axum::routing::post(move |req: Request<Body>| {
-            let api = api.clone();
+            let api = emit.clone();
             async move { api.emit(req).await }
         }),
-    )
+    );
+    for (path, op) in [
+        ("/api/v1/join", RoomOp::Join),
+        ("/api/v1/leave", RoomOp::Leave),
+        ("/api/v1/disconnect", RoomOp::Disconnect),
+    ] {
+        let api = api.clone();
+        router = router.route(
+            path,
+            axum::routing::post(move |req: Request<Body>| {
+                let api = api.clone();
+                async move { api.rooms(req, op).await }
+            }),
+        );
+    }
+    router
 }

@@ -43,7 +43,7 @@ async fn an_emit_posted_to_one_node_reaches_clients_on_every_node() {
     let mut child = spawn_js_script(
         "recovery.mjs",
         &json!({"urls": [nodes[1].url()], "transports": ["websocket"], "room": "news",
-                "event": "headline", "expect": 2, "timeoutMs": 10000}),
+                "event": "headline", "expect": 2, "timeoutMs": 3000}),
     )
     .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -132,4 +132,72 @@ async fn bad_requests_get_clear_errors() {
     // without a key there is no API
     let plain = NodeBuilder::new().start().await.unwrap();
     assert_eq!(post(plain.addr(), Some(KEY), ok.as_bytes()).await.0, 404);
+}
+
+async fn post_to(addr: std::net::SocketAddr, path: &str, body: Value) -> u16 {
+    let auth = format!("Bearer {KEY}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    raw_http(addr, "POST", path, &headers, body.to_string().as_bytes())
+        .await
+        .unwrap()
+        .0
+}
+
+/// Room operations over HTTP, posted to one node, applied to a client of the other: it
+/// joins `vip` (and gets what is emitted there), leaves it (and gets nothing more), and
+/// is disconnected.
+#[tokio::test]
+async fn join_leave_and_disconnect_apply_on_every_node() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--api-key", KEY])
+        .cluster(2)
+        .await
+        .unwrap();
+    let mut child = spawn_js_script(
+        "recovery.mjs",
+        &json!({"urls": [nodes[1].url()], "transports": ["websocket"], "event": "vip-news",
+                "expect": 2, "timeoutMs": 3000}),
+    )
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut next = async || read_line(&mut out).await.unwrap();
+    assert_eq!(next().await["event"], "connect");
+    let a = nodes[0].addr();
+    let emit = |n: u32| json!({"rooms": ["vip"], "event": "vip-news", "args": [n]});
+    assert_eq!(post_to(a, "/api/v1/emit", emit(1)).await, 200); // not in vip yet
+    assert_eq!(
+        post_to(a, "/api/v1/join", json!({"join": ["vip"]})).await,
+        200
+    );
+    assert_eq!(post_to(a, "/api/v1/emit", emit(2)).await, 200);
+    assert_eq!(
+        post_to(a, "/api/v1/leave", json!({"leave": ["vip"]})).await,
+        200
+    );
+    assert_eq!(post_to(a, "/api/v1/emit", emit(3)).await, 200);
+    assert_eq!(
+        post_to(a, "/api/v1/join", json!({"rooms": ["vip"], "join": ["x"]})).await,
+        200
+    );
+    assert_eq!(post_to(a, "/api/v1/disconnect", json!({})).await, 200);
+    let disconnect = next().await;
+    assert_eq!(disconnect["event"], "disconnect", "{disconnect}");
+    assert_eq!(disconnect["reason"], "io server disconnect", "{disconnect}");
+    let done = loop {
+        let fact = next().await;
+        if fact["event"] == "done" {
+            break fact;
+        }
+    };
+    let _ = child.wait().await;
+    assert_eq!(done["received"], json!([2]), "only while in vip: {done}");
+    assert_eq!(
+        post_to(a, "/api/v1/join", json!({"join": "not-a-list"})).await,
+        400
+    );
 }
