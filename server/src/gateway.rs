@@ -342,7 +342,7 @@ impl Gateway {
 
     /// The gateway namespaces' connect middleware: the JWT check, then the connect
     /// proxy when one is set (see [`crate::backend::connect`] for how they combine), then
-    /// [`Gateway::set_up`]: all before socketioxide sends the CONNECT packet. An `Err`
+    /// `set_up` (rooms, identity, handlers): all before socketioxide sends the CONNECT packet. An `Err`
     /// becomes the client's `connect_error` message.
     pub async fn connect<A: Adapter>(
         self: &Arc<Self>,
@@ -387,8 +387,9 @@ impl Gateway {
             Ok(Answer::Refused(message)) => return refuse("backend", message),
             Err(_) => return refuse("backend_unavailable", UNAVAILABLE.into()),
         };
-        let Ok(user) = connect::combine_user(token_sub.as_deref(), grant.user) else {
-            return refuse("backend", "backend user does not match the token".into());
+        let user = match connect::combine_user(token_sub.as_deref(), grant.user) {
+            Ok(user) => user,
+            Err(e) => return refuse("backend", e.to_string()),
         };
         let data = SocketData {
             user,
@@ -411,7 +412,7 @@ impl Gateway {
     }
 
     /// The connect middleware of namespaces without the connect proxy (the demo chat):
-    /// the JWT check, then [`Gateway::set_up`]. An `Err` becomes the client's
+    /// the JWT check, then `set_up` (rooms, identity, handlers). An `Err` becomes the client's
     /// `connect_error` message.
     pub fn on_connect<A: Adapter>(
         self: &Arc<Self>,

@@ -130,14 +130,19 @@ pub fn grant(mut answer: Map<String, Value>) -> Result<Grant, Unavailable> {
     Ok(Grant { user, rooms, data })
 }
 
+/// The backend named another user than the token's `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend user does not match the token")]
+pub struct UserMismatch;
+
 /// The user a connect ends with, from the token's `sub` and the backend's `user`:
 /// `Err` when both are set and differ (see the module's rules).
 pub fn combine_user(
     token_sub: Option<&str>,
     granted: Option<String>,
-) -> Result<Option<String>, ()> {
+) -> Result<Option<String>, UserMismatch> {
     match (token_sub, granted) {
-        (Some(sub), Some(user)) if sub != user => Err(()),
+        (Some(sub), Some(user)) if sub != user => Err(UserMismatch),
         (Some(sub), _) => Ok(Some(sub.to_string())),
         (None, user) => Ok(user),
     }
@@ -185,7 +190,7 @@ mod tests {
             combine_user(Some("a"), Some("a".into())),
             Ok(Some("a".into()))
         );
-        assert_eq!(combine_user(Some("a"), Some("b".into())), Err(()));
+        assert_eq!(combine_user(Some("a"), Some("b".into())), Err(UserMismatch));
         assert_eq!(combine_user(None, Some("b".into())), Ok(Some("b".into())));
         assert_eq!(combine_user(None, None), Ok(None));
     }
