@@ -17,9 +17,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use tracing::{info, warn};
 
+use crate::backend::connect::SocketData;
 use crate::config::Config;
 use crate::forward::Forwarder;
-use crate::gateway::{ConnectedAt, Identity, JoinHook};
+use crate::gateway::{ConnectedAt, JoinHook};
 
 /// A session that no namespace holds after this long has ended (socketioxide closes a
 /// session that never connects a namespace after its 45 s connect timeout).
@@ -150,8 +151,7 @@ pub fn spawn_session_tasks<A: Adapter>(
 }
 
 /// How this node describes one of its sockets to other nodes that fetch it: the
-/// handshake (headers, url, query, address, time) and, as `data`, `{user: sub}` for an
-/// authenticated socket. The handshake `auth` is left empty: tokens stay on this node.
+/// handshake (headers, url, query, address, time) and its `data` ([`SocketData`]). The handshake `auth` is left empty: tokens stay on this node.
 pub fn socket_info<A: Adapter>(socket: &SocketRef<A>) -> SocketInfo {
     let parts = socket.req_parts();
     let connected = socket
@@ -201,7 +201,7 @@ fn query_json(query: Option<&str>) -> serde_json::Map<String, serde_json::Value>
 }
 
 /// The client's address: the first `X-Forwarded-For` entry, else the TCP peer's IP.
-fn client_address(parts: &axum::http::request::Parts) -> String {
+pub(crate) fn client_address(parts: &axum::http::request::Parts) -> String {
     let forwarded = parts
         .headers
         .get("x-forwarded-for")
@@ -215,13 +215,11 @@ fn client_address(parts: &axum::http::request::Parts) -> String {
     forwarded.or(peer).unwrap_or_default()
 }
 
-/// `{user: sub}` for a socket authenticated with a token that has a `sub`, else `{}`.
+/// The socket's `data` as fetched sockets show it: `{user, ...}` (the user from the token's
+/// `sub` or the connect proxy, and the connect proxy's `data`), else `{}`.
 fn user_data<A: Adapter>(socket: &SocketRef<A>) -> serde_json::Value {
-    match socket.extensions.get::<Identity>() {
-        Some(Identity::Token(claims)) => match &claims.sub {
-            Some(sub) => serde_json::json!({ "user": sub }),
-            None => serde_json::json!({}),
-        },
-        _ => serde_json::json!({}),
-    }
+    socket
+        .extensions
+        .get::<SocketData>()
+        .map_or_else(|| serde_json::json!({}), |d| d.to_json())
 }

@@ -25,7 +25,11 @@ use clap::{Parser, ValueEnum};
 
 use ipnet::IpNet;
 
+use axum::http::Uri;
+
 use crate::auth::{AuthError, JwtVerifier};
+use crate::backend::BackendConfig;
+use crate::backend::signature::WebhookSecret;
 use crate::limits::RateLimit;
 use crate::patterns::{PatternError, RoomPatterns};
 
@@ -62,6 +66,18 @@ pub mod env {
     pub const CLIENT_PUBLISH: &str = "SIO_CLIENT_PUBLISH";
     /// [`Cli::api_key`](super::Cli::api_key).
     pub const API_KEY: &str = "SIO_API_KEY";
+    /// [`Cli::connect_proxy_url`](super::Cli::connect_proxy_url).
+    pub const CONNECT_PROXY_URL: &str = "SIO_CONNECT_PROXY_URL";
+    /// [`Cli::event_proxy_url`](super::Cli::event_proxy_url).
+    pub const EVENT_PROXY_URL: &str = "SIO_EVENT_PROXY_URL";
+    /// [`Cli::event_proxy_events`](super::Cli::event_proxy_events).
+    pub const EVENT_PROXY_EVENTS: &str = "SIO_EVENT_PROXY_EVENTS";
+    /// [`Cli::proxy_secret`](super::Cli::proxy_secret).
+    pub const PROXY_SECRET: &str = "SIO_PROXY_SECRET";
+    /// [`Cli::proxy_timeout_ms`](super::Cli::proxy_timeout_ms).
+    pub const PROXY_TIMEOUT_MS: &str = "SIO_PROXY_TIMEOUT_MS";
+    /// [`Cli::proxy_concurrency`](super::Cli::proxy_concurrency).
+    pub const PROXY_CONCURRENCY: &str = "SIO_PROXY_CONCURRENCY";
     /// [`Cli::namespaces`](super::Cli::namespaces).
     pub const NAMESPACES: &str = "SIO_NAMESPACES";
     /// [`Cli::ping_interval_ms`](super::Cli::ping_interval_ms).
@@ -184,6 +200,38 @@ pub struct Cli {
     /// unset: no API.
     #[arg(long, env = env::API_KEY, hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// Connect proxy: on each namespace connect the node POSTs the handshake to this
+    /// `http://` URL and the backend accepts (with a user, rooms, data) or refuses it.
+    /// See README "Your backend". Needs `SIO_PROXY_SECRET`.
+    #[arg(long, env = env::CONNECT_PROXY_URL)]
+    pub connect_proxy_url: Option<String>,
+
+    /// Event proxy: client events named in `SIO_EVENT_PROXY_EVENTS` are POSTed to this
+    /// `http://` URL and the backend's answer is their ack. Needs `SIO_PROXY_SECRET`.
+    #[arg(long, env = env::EVENT_PROXY_URL)]
+    pub event_proxy_url: Option<String>,
+
+    /// Event names (globs, comma separated) the event proxy sends to the backend; never
+    /// `join`, `leave`, `publish`.
+    #[arg(long, env = env::EVENT_PROXY_EVENTS, value_delimiter = ',', default_value = "*")]
+    pub event_proxy_events: Vec<String>,
+
+    /// The key requests to the backend are signed with (Standard Webhooks), as
+    /// `whsec_<base64 of the key>`.
+    #[arg(long, env = env::PROXY_SECRET, hide_env_values = true)]
+    pub proxy_secret: Option<String>,
+
+    /// How long the backend has to answer a connect or an event, in milliseconds (from
+    /// the event's arrival, so time waiting behind the socket's earlier events counts);
+    /// past it the client gets `backend unavailable`.
+    #[arg(long, env = env::PROXY_TIMEOUT_MS, default_value_t = 5_000)]
+    pub proxy_timeout_ms: u64,
+
+    /// Requests to the backend in flight at once, per node; more wait for a slot
+    /// (within the timeout).
+    #[arg(long, env = env::PROXY_CONCURRENCY, default_value_t = 256)]
+    pub proxy_concurrency: u64,
 
     /// Room patterns (globs, comma separated) that clients may `publish` to. Default: none.
     #[arg(long, env = env::CLIENT_PUBLISH, value_delimiter = ',')]
@@ -313,6 +361,9 @@ pub struct Config {
     pub cors: CorsOrigins,
     /// [`Cli::api_key`]; `None`: no HTTP emit API.
     pub api_key: Option<String>,
+    /// [`Cli::connect_proxy_url`], [`Cli::event_proxy_url`] and their settings; `None`:
+    /// no backend.
+    pub backend: Option<BackendConfig>,
     /// [`Cli::jwt_secret`] or [`Cli::jwt_public_key`]; `None`: auth off.
     pub jwt: Option<JwtVerifier>,
     /// [`Cli::client_publish`].
@@ -429,6 +480,22 @@ pub enum ConfigError {
         var = env::RECOVERY_WINDOW_MS, url = env::REDIS_URL, mode = env::REDIS_MODE
     )]
     RecoveryNeedsStreams,
+    /// A proxy URL is not a plain `http://host[:port]/path` URL.
+    #[error(
+        "invalid {var}: {url:?} (expected http://host[:port]/path; https is not supported yet, reach the backend over a private network)"
+    )]
+    ProxyUrl {
+        /// The setting.
+        var: &'static str,
+        /// The value given.
+        url: String,
+    },
+    /// The proxy secret is missing or not in `whsec_` form.
+    #[error("invalid {var}: {0}", var = env::PROXY_SECRET)]
+    ProxySecret(String),
+    /// An event pattern is not a valid glob.
+    #[error("invalid {var}: {0}", var = env::EVENT_PROXY_EVENTS)]
+    EventPattern(PatternError),
     /// A trusted proxy is not an IP address or CIDR.
     #[error("invalid {var}: {0:?} (expected an IP address or CIDR such as 10.0.0.0/8)", var = env::TRUSTED_PROXIES)]
     TrustedProxy(String),
@@ -468,6 +535,7 @@ impl Config {
             (env::EVENT_BURST, cli.event_burst),
         )?;
         let trusted_proxies = trusted_proxies(&cli.trusted_proxies)?;
+        let backend = backend(&cli)?;
         let advertise_addr = advertise_addr(
             cli.advertise_addr,
             std::env::var("POD_IP").ok(),
@@ -484,6 +552,7 @@ impl Config {
             node_id,
             cors,
             jwt,
+            backend,
             api_key,
             client_publish: RoomPatterns::new(&cli.client_publish)?,
             namespaces,
@@ -656,7 +725,9 @@ fn check_ranges(cli: &Cli) -> Result<(), ConfigError> {
     let workers = cli.worker_threads.map_or(1, |n| n as u64); // unset: nothing to check
     let buffer = cli.ws_read_buffer as u64;
     #[rustfmt::skip]
-    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 12] = [
+    let checks: [(&'static str, u64, RangeInclusive<u64>, &'static str); 14] = [
+        (env::PROXY_TIMEOUT_MS, cli.proxy_timeout_ms, 100..=120_000, "between 100 and 120000"),
+        (env::PROXY_CONCURRENCY, cli.proxy_concurrency, 1..=100_000, "between 1 and 100000"),
         (env::REDIS_STREAM_COUNT, cli.redis_stream_count, 1..=1024, "between 1 and 1024"),
         (env::REDIS_STREAM_MAX_LEN, cli.redis_stream_max_len, 1..=1_000_000_000, "between 1 and 1000000000"),
         (env::PING_INTERVAL_MS, cli.ping_interval_ms, 1_000..=600_000, "between 1000 and 600000"),
@@ -696,6 +767,55 @@ fn redis_ca_file(
             .map_err(|e| ConfigError::RedisCa(e.to_string()))?;
     }
     Ok(ca_file)
+}
+
+/// The backend settings: `None` when neither proxy URL is set (empty counts as unset);
+/// otherwise each URL plain `http://`, the secret in `whsec_` form, the event globs valid.
+fn backend(cli: &Cli) -> Result<Option<BackendConfig>, ConfigError> {
+    let connect_url = proxy_url(env::CONNECT_PROXY_URL, cli.connect_proxy_url.as_deref())?;
+    let event_url = proxy_url(env::EVENT_PROXY_URL, cli.event_proxy_url.as_deref())?;
+    if connect_url.is_none() && event_url.is_none() {
+        return Ok(None);
+    }
+    let secret = match cli.proxy_secret.as_deref().map(str::trim) {
+        None | Some("") => {
+            return Err(ConfigError::ProxySecret(
+                "required with a proxy URL: every request to the backend is signed".into(),
+            ));
+        }
+        Some(raw) => {
+            WebhookSecret::parse(raw).map_err(|e| ConfigError::ProxySecret(e.to_string()))?
+        }
+    };
+    let events = RoomPatterns::new(&cli.event_proxy_events).map_err(ConfigError::EventPattern)?;
+    Ok(Some(BackendConfig {
+        connect_url,
+        event_url,
+        events,
+        secret,
+        timeout: Duration::from_millis(cli.proxy_timeout_ms),
+        concurrency: cli.proxy_concurrency as usize,
+    }))
+}
+
+/// A proxy URL: `http://` with a host (empty counts as unset).
+fn proxy_url(var: &'static str, raw: Option<&str>) -> Result<Option<Uri>, ConfigError> {
+    let Some(raw) = raw.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ConfigError::ProxyUrl {
+        var,
+        url: raw.to_string(),
+    };
+    let uri: Uri = raw.parse().map_err(|_| bad())?;
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if uri.scheme_str() != Some("http")
+        || !host_ok
+        || uri.authority().is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err(bad());
+    }
+    Ok(Some(uri))
 }
 
 /// [`Cli::trusted_proxies`] as networks (a bare IP is a /32 or /128).
@@ -795,7 +915,7 @@ impl fmt::Display for Config {
             |l: &Option<RateLimit>| l.map(|l| l.to_string()).unwrap_or_else(|| "off".into());
         write!(
             f,
-            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} api={} client_publish=[{}] namespaces=[{}] \
+            "listen={} node_id={} redis={} redis_prefix={} redis_mode={:?} recovery_window_ms={} redis_ca_file={} cors={} auth={} api={} backend={} client_publish=[{}] namespaces=[{}] \
              ping_interval_ms={} ping_timeout_ms={} max_payload={} ws_read_buffer={} worker_threads={} shutdown_grace_ms={} chat={} client_js={} \
              handshake_limit={} event_limit={} trusted_proxies=[{}] header_timeout_ms={} body_timeout_ms={} max_connections={}",
             self.listen,
@@ -811,6 +931,9 @@ impl fmt::Display for Config {
             cors,
             auth,
             if self.api_key.is_some() { "on" } else { "off" },
+            self.backend
+                .as_ref()
+                .map_or_else(|| "off".to_string(), describe_backend),
             self.client_publish,
             self.namespaces.join(","),
             self.ping_interval.as_millis(),
@@ -840,6 +963,19 @@ impl fmt::Display for Config {
                 .unwrap_or_else(|| "off".into()),
         )
     }
+}
+
+/// The backend settings for the config line (the secret left out).
+fn describe_backend(b: &BackendConfig) -> String {
+    let url = |u: &Option<Uri>| u.as_ref().map_or_else(|| "off".to_string(), Uri::to_string);
+    format!(
+        "connect:{},event:{}[{}],timeout_ms:{},concurrency:{}",
+        url(&b.connect_url),
+        url(&b.event_url),
+        b.events,
+        b.timeout.as_millis(),
+        b.concurrency
+    )
 }
 
 impl fmt::Debug for Config {
@@ -1076,6 +1212,98 @@ mod tests {
                 &["--redis-url", "rediss://h", "--redis-ca-file", "/etc/hosts"],
                 "SIO_REDIS_CA_FILE",
             ),
+        ];
+        for (args, needle) in cases {
+            let err = parse(args).expect_err(&format!("{args:?} must be rejected"));
+            assert!(err.to_string().contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_backend_needs_http_urls_and_a_whsec_secret() {
+        assert!(parse(&[]).unwrap().backend.is_none());
+        let secret = ["--proxy-secret", "whsec_c2VjcmV0LWtleQ=="];
+        let c = parse(
+            &[
+                &["--connect-proxy-url", "http://backend:8000/connect"][..],
+                &secret,
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let b = c.backend.as_ref().unwrap();
+        assert_eq!(
+            b.connect_url.as_ref().unwrap().to_string(),
+            "http://backend:8000/connect"
+        );
+        assert!(b.event_url.is_none());
+        assert_eq!(b.timeout, Duration::from_secs(5));
+        let shown = c.to_string();
+        assert!(
+            shown.contains("backend=connect:http://backend:8000/connect,event:off"),
+            "{shown}"
+        );
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        let cases: &[(&[&str], &str)] = &[
+            (&["--connect-proxy-url", "http://b/c"], "SIO_PROXY_SECRET"),
+            (
+                &[
+                    "--event-proxy-url",
+                    "http://b/e",
+                    "--proxy-secret",
+                    "c2VjcmV0",
+                ],
+                "whsec_",
+            ),
+            (
+                &[
+                    "--event-proxy-url",
+                    "http://b/e",
+                    "--proxy-secret",
+                    "whsec_***",
+                ],
+                "SIO_PROXY_SECRET",
+            ),
+            (
+                &[
+                    "--connect-proxy-url",
+                    "https://b/c",
+                    "--proxy-secret",
+                    "whsec_c2VjcmV0",
+                ],
+                "SIO_CONNECT_PROXY_URL",
+            ),
+            (
+                &[
+                    "--connect-proxy-url",
+                    "backend:8000",
+                    "--proxy-secret",
+                    "whsec_c2VjcmV0",
+                ],
+                "SIO_CONNECT_PROXY_URL",
+            ),
+            (
+                &[
+                    "--event-proxy-url",
+                    "http:///x",
+                    "--proxy-secret",
+                    "whsec_c2VjcmV0",
+                ],
+                "SIO_EVENT_PROXY_URL",
+            ),
+            (
+                &[
+                    "--event-proxy-url",
+                    "http://b/e",
+                    "--proxy-secret",
+                    "whsec_c2VjcmV0",
+                    "--event-proxy-events",
+                    "a[b",
+                ],
+                "SIO_EVENT_PROXY_EVENTS",
+            ),
+            (&["--proxy-timeout-ms", "50"], "SIO_PROXY_TIMEOUT_MS"),
+            (&["--proxy-concurrency", "0"], "SIO_PROXY_CONCURRENCY"),
         ];
         for (args, needle) in cases {
             let err = parse(args).expect_err(&format!("{args:?} must be rejected"));

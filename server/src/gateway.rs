@@ -32,13 +32,16 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler as _;
 use socketioxide::{ParserError, SocketIo};
 use socketioxide_core::adapter::DefinedAdapter;
 use tracing::{debug, warn};
 
 use crate::auth::{AuthError, Claims, JwtVerifier};
+use crate::backend::connect::{self, SocketData};
+use crate::backend::events::{self, ArgList, EventQueue, Job};
+use crate::backend::{Answer, Backend, Kind, UNAVAILABLE};
 use crate::limits::{EventBucket, RateLimit};
 use crate::metrics::Metrics;
 use crate::patterns::RoomPatterns;
@@ -67,6 +70,18 @@ pub struct Gateway {
     on_join: Option<JoinHook>,
     event_limit: Option<RateLimit>,
     recovery: Option<Arc<Recovery>>,
+    backend: Option<Arc<Backend>>,
+}
+
+/// Why a namespace connect was refused; its message is the client's `connect_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectRefused {
+    /// The JWT check failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The backend refused (its message) or could not answer (`backend unavailable`).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// The answer to `join`, `leave` and `publish`.
@@ -195,6 +210,7 @@ impl Gateway {
             on_join,
             event_limit: None,
             recovery: None,
+            backend: None,
         })
     }
 
@@ -202,6 +218,13 @@ impl Gateway {
     pub fn with_recovery(self: Arc<Self>, recovery: Option<Arc<Recovery>>) -> Arc<Self> {
         let mut gw = Arc::unwrap_or_clone(self);
         gw.recovery = recovery;
+        Arc::new(gw)
+    }
+
+    /// The same gateway with the app's backend (connect and event proxies; `None`: off).
+    pub fn with_backend(self: Arc<Self>, backend: Option<Arc<Backend>>) -> Arc<Self> {
+        let mut gw = Arc::unwrap_or_clone(self);
+        gw.backend = backend;
         Arc::new(gw)
     }
 
@@ -276,12 +299,12 @@ impl Gateway {
         let middleware = move |s: SocketRef<A>,
                                TryData(auth): TryData<HandshakeAuth>,
                                TryData(raw): TryData<serde_json::Value>| {
-            let res = gw.on_connect(s.clone(), auth.ok());
             let gw = gw.clone();
             async move {
-                res?;
-                gw.recover(&s, raw.ok().as_ref()).await;
-                Ok::<(), AuthError>(())
+                let raw = raw.ok();
+                gw.connect(&s, auth.ok(), raw.as_ref()).await?;
+                gw.recover(&s, raw.as_ref()).await;
+                Ok::<(), ConnectRefused>(())
             }
         };
         let gw = self.clone();
@@ -317,30 +340,133 @@ impl Gateway {
         }
     }
 
-    /// The connect middleware: authenticates, then registers every handler before
-    /// socketioxide sends the CONNECT packet. An `Err` becomes the client's
+    /// The gateway namespaces' connect middleware: the JWT check, then the connect
+    /// proxy when one is set (see [`crate::backend::connect`] for how they combine), then
+    /// `set_up` (rooms, identity, handlers): all before socketioxide sends the CONNECT packet. An `Err`
+    /// becomes the client's `connect_error` message.
+    pub async fn connect<A: Adapter>(
+        self: &Arc<Self>,
+        socket: &SocketRef<A>,
+        auth: Option<HandshakeAuth>,
+        raw_auth: Option<&serde_json::Value>,
+    ) -> Result<(), ConnectRefused> {
+        let identity = self.check_token(socket, auth)?;
+        let token_sub = match &identity {
+            Identity::Token(claims) => claims.sub.clone(),
+            Identity::Anonymous => None,
+        };
+        let backend = self.backend.as_ref();
+        let Some((backend, url)) =
+            backend.and_then(|b| Some((b, b.config().connect_url.as_ref()?)))
+        else {
+            self.set_up(
+                socket,
+                identity,
+                SocketData {
+                    user: token_sub,
+                    data: Default::default(),
+                },
+                Vec::new(),
+            );
+            return Ok(());
+        };
+        let body = connect::request(socket, backend.node(), token_sub.as_deref(), raw_auth);
+        let refuse = |reason: &'static str, message: String| {
+            debug!(sid = %socket.id, nsp = socket.ns(), reason, message, "connect refused by the backend");
+            self.metrics.connect_rejected(reason);
+            Err(ConnectRefused::Backend(message))
+        };
+        let grant = match backend.call(Kind::Connect, url, &body, None).await {
+            Ok(Answer::Ok(answer)) => match connect::grant(answer) {
+                Ok(grant) => grant,
+                Err(e) => {
+                    backend.count_error(e);
+                    return refuse("backend_unavailable", UNAVAILABLE.into());
+                }
+            },
+            Ok(Answer::Refused(message)) => return refuse("backend", message),
+            Err(_) => return refuse("backend_unavailable", UNAVAILABLE.into()),
+        };
+        let user = match connect::combine_user(token_sub.as_deref(), grant.user) {
+            Ok(user) => user,
+            Err(e) => return refuse("backend", e.to_string()),
+        };
+        let data = SocketData {
+            user,
+            data: Arc::new(grant.data),
+        };
+        self.set_up(socket, identity, data, grant.rooms);
+        Ok(())
+    }
+
+    /// The JWT check of a handshake (anonymous when auth is off), counted when it fails.
+    fn check_token<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        auth: Option<HandshakeAuth>,
+    ) -> Result<Identity, AuthError> {
+        self.authenticate(auth).inspect_err(|e| {
+            debug!(sid = %socket.id, nsp = socket.ns(), error = %e, "handshake refused");
+            self.metrics.connect_rejected("auth");
+        })
+    }
+
+    /// The connect middleware of namespaces without the connect proxy (the demo chat):
+    /// the JWT check, then `set_up` (rooms, identity, handlers). An `Err` becomes the client's
     /// `connect_error` message.
     pub fn on_connect<A: Adapter>(
         self: &Arc<Self>,
         socket: SocketRef<A>,
         auth: Option<HandshakeAuth>,
     ) -> Result<(), AuthError> {
-        let identity = match self.authenticate(auth) {
-            Ok(identity) => identity,
-            Err(e) => {
-                debug!(sid = %socket.id, nsp = socket.ns(), error = %e, "handshake refused");
-                self.metrics.connect_rejected("auth");
-                return Err(e);
-            }
+        let identity = self.check_token(&socket, auth)?;
+        let user = match &identity {
+            Identity::Token(claims) => claims.sub.clone(),
+            Identity::Anonymous => None,
         };
+        self.set_up(
+            &socket,
+            identity,
+            SocketData {
+                user,
+                data: Default::default(),
+            },
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    /// A socket admitted: its rooms (its id, `user:<id>`, the backend's), its identity
+    /// and data, its event bucket and queue, and every handler.
+    fn set_up<A: Adapter>(
+        self: &Arc<Self>,
+        socket: &SocketRef<A>,
+        identity: Identity,
+        data: SocketData,
+        rooms: Vec<String>,
+    ) {
         // Every socket is in a room named by its id, as in Node: that is how other
         // nodes (Rust or Node.js) address one socket (`io.to(id)`, remote join/leave).
         socket.join(socket.id.to_string());
-        if let Identity::Token(claims) = &identity
-            && let Some(sub) = &claims.sub
-        {
-            socket.join(format!("user:{sub}"));
+        if let Some(user) = &data.user {
+            socket.join(format!("user:{user}"));
         }
+        if !rooms.is_empty() {
+            socket.join(rooms);
+        }
+        if let Some(backend) = self
+            .backend
+            .as_ref()
+            .filter(|b| b.config().event_url.is_some())
+        {
+            socket.extensions.insert(EventQueue::start(
+                backend.clone(),
+                socket.ns().to_string(),
+                socket.id.to_string(),
+                data.user.clone(),
+            ));
+        }
+        socket.extensions.insert(data);
         socket.extensions.insert(identity);
         socket
             .extensions
@@ -348,11 +474,10 @@ impl Gateway {
         if let Some(limit) = &self.event_limit {
             socket.extensions.insert(limit.socket_bucket());
         }
-        self.register_handlers(&socket);
+        self.register_handlers(socket);
         // counted as connected at scrape time, from the namespace's sockets (see
         // Metrics::socket_connected): no disconnect handler to miss
         self.metrics.socket_connected(socket.ns());
-        Ok(())
     }
 
     /// Registers the event handlers. Each closure runs inline in the socket's receive
@@ -393,12 +518,18 @@ impl Gateway {
         );
 
         let gw = self.clone();
-        socket.on_fallback(move |s: SocketRef<A>, ack: AckSender<A>| {
-            if let Err(refusal) = gw.other(&s) {
-                answer(ack, &gw.reply(Err(refusal)));
-            }
-            async {}
-        });
+        socket.on_fallback(
+            move |s: SocketRef<A>,
+                  Event(event): Event,
+                  TryData(args): TryData<ArgList>,
+                  ack: AckSender<A>| {
+                match gw.other(&s) {
+                    Err(refusal) => answer(ack, &gw.reply(Err(refusal))),
+                    Ok(()) => gw.proxy_event(&s, event, args, ack),
+                }
+                async {}
+            },
+        );
     }
 
     /// `join(room)`: the socket joins `room` if its identity may (see [`Gateway::check_join`]).
@@ -479,6 +610,43 @@ impl Gateway {
     /// (it has no handler, so nothing else happens to it, and an admitted one gets no ack).
     pub fn other<A: Adapter>(&self, socket: &SocketRef<A>) -> Result<(), Refusal> {
         self.admit(socket, "other")
+    }
+
+    /// An event for the backend (when its name matches `SIO_EVENT_PROXY_EVENTS`): queued
+    /// here, in the socket's receive loop, so the backend gets a socket's events in the
+    /// order sent; the answer is the ack ([`crate::backend::events`]).
+    fn proxy_event<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        event: String,
+        args: Result<ArgList, ParserError>,
+        ack: AckSender<A>,
+    ) {
+        let Some(backend) = self.backend.as_ref().filter(|b| b.proxies_event(&event)) else {
+            return;
+        };
+        let Some(queue) = socket.extensions.get::<EventQueue>() else {
+            return;
+        };
+        let args = match args {
+            Ok(ArgList(args)) => args.iter().map(events::to_json).collect(),
+            Err(e) => {
+                let message = format!("bad arguments: {}", short(&e.to_string()));
+                answer(ack, &self.reply(Err(Refusal::bad_request(message))));
+                return;
+            }
+        };
+        let job = Job {
+            event,
+            args,
+            deadline: std::time::Instant::now() + backend.config().timeout,
+            answer: Box::new(move |reply| {
+                if let Err(e) = ack.send(&reply) {
+                    debug!(error = %e, "could not send ack");
+                }
+            }),
+        };
+        queue.push(job, backend);
     }
 
     /// Counts an event as received and takes a token for it ([`admit_event`]).

@@ -19,6 +19,7 @@
 //!   for other nodes, the session registry's background tasks.
 //! - [`forward`]: routing a session's requests to the node that owns it (cluster mode).
 //! - [`api`]: the HTTP emit API (`POST /api/v1/emit`, `SIO_API_KEY`).
+//! - [`backend`]: the app's backend: connect and event proxies, signed requests.
 //! - [`gateway`]: handshake auth and the `join` / `leave` / `publish` events.
 //! - [`poll_replay`]: a lost polling answer answered again when the balancer retries it.
 //! - [`recovery`]: connection state recovery: session pids, sessions kept in Redis,
@@ -32,6 +33,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod chat;
 pub mod cluster;
 pub mod config;

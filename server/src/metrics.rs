@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `sio_handshakes_total` | counter | `transport` (polling, websocket) |
 //! | `sio_connects_total` | counter | `nsp` |
-//! | `sio_connect_rejected_total` | counter | `reason` (auth) |
+//! | `sio_connect_rejected_total` | counter | `reason` (auth; backend: refused by the connect proxy; backend_unavailable) |
 //! | `sio_sockets_connected` | gauge (at scrape) | `nsp`: the sockets socketioxide holds in the namespace |
 //! | `sio_rooms` | gauge (at scrape) | `nsp` |
 //! | `sio_events_received_total` | counter | `event` (join, leave, publish, chat, other) |
@@ -25,6 +25,9 @@
 //! | `sio_http_connection_limit_total` | counter | times every `SIO_MAX_CONNECTIONS` slot was taken and the node stopped accepting until one was freed |
 //! | `sio_recovery_total` | counter | `outcome`: connection state recovery (`SIO_RECOVERY_WINDOW_MS`): `recovered`, `new` (no pid sent), `unknown` (pid not stored: expired, taken, forged), `refused` (another identity), `gap` (the offset is no longer in the stream), `failed` (Redis did not answer; a new session) |
 //! | `sio_api_requests_total` | counter | `outcome`: HTTP emit API requests (`SIO_API_KEY`): `ok`, `unauthorized`, `bad_request`, `too_large`, `failed` |
+//! | `sio_proxy_requests_total` | counter | `kind` (connect, event), `outcome` (ok, refused: a 4xx with an error, unavailable): requests to the backend (`SIO_CONNECT_PROXY_URL`, `SIO_EVENT_PROXY_URL`) |
+//! | `sio_proxy_request_seconds` | histogram | `kind`: time to the backend's answer (or to giving up) |
+//! | `sio_proxy_errors_total` | counter | `kind` (timeout, saturated, unreachable, status, bad_answer, queue_full): why the backend was `unavailable` |
 //! | `sio_redis_ready` | gauge | cluster mode: 1 when Redis pub/sub round trips succeed |
 //! | `sio_redis_published_total`, `sio_redis_publish_failed_total`, `sio_redis_received_total` | counter | cluster mode |
 //! | `sio_redis_publish_queue` | gauge | cluster mode: messages queued for Redis, not answered yet (over the queue's cap, 65536, they are dropped: `sio_redis_publish_dropped_total`) |
@@ -38,9 +41,12 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
@@ -67,6 +73,24 @@ pub const RECOVERY_OUTCOMES: [&str; 6] =
 /// Every `outcome` label of `sio_api_requests_total`.
 pub const API_OUTCOMES: [&str; 5] = ["ok", "unauthorized", "bad_request", "too_large", "failed"];
 
+/// Every `outcome` label of `sio_proxy_requests_total`.
+pub const PROXY_OUTCOMES: [&str; 3] = ["ok", "refused", "unavailable"];
+
+/// Every `kind` label of `sio_proxy_errors_total`.
+pub const PROXY_ERRORS: [&str; 6] = [
+    "timeout",
+    "saturated",
+    "unreachable",
+    "status",
+    "bad_answer",
+    "queue_full",
+];
+
+/// `sio_proxy_request_seconds` buckets: 1 ms to 10 s.
+const PROXY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 /// The node's metrics registry and typed accessors for every metric it exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -83,7 +107,14 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh, empty registry.
     pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("sio_proxy_request_seconds".into()),
+                &PROXY_BUCKETS,
+            )
+            // a fixed, non-empty bucket list: cannot be refused
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
         let handle = recorder.handle();
         let describe = |name: &'static str, help: &'static str| {
             recorder.describe_counter(name.into(), None, help.into());
@@ -100,6 +131,16 @@ impl Metrics {
         describe(
             "sio_api_requests_total",
             "HTTP emit API requests by outcome",
+        );
+        describe("sio_proxy_requests_total", "Requests to the backend");
+        describe(
+            "sio_proxy_errors_total",
+            "Backend requests that got no usable answer, by why",
+        );
+        recorder.describe_histogram(
+            "sio_proxy_request_seconds".into(),
+            Some(metrics::Unit::Seconds),
+            "Time to the backend's answer".into(),
         );
         describe(
             "sio_recovery_total",
@@ -130,13 +171,18 @@ impl Metrics {
     /// Registers every counter of a fixed label set at 0, so `/metrics` lists them
     /// before their first event: a dashboard's `rate()` then reads 0 rather than no data.
     fn register_zeroes(&self) {
-        let labelled: [(&'static str, &'static str, &[&'static str]); 11] = [
+        let labelled: [(&'static str, &'static str, &[&'static str]); 12] = [
+            ("sio_proxy_errors_total", "kind", &PROXY_ERRORS),
             (
                 "sio_handshakes_total",
                 "transport",
                 &["polling", "websocket"],
             ),
-            ("sio_connect_rejected_total", "reason", &["auth"]),
+            (
+                "sio_connect_rejected_total",
+                "reason",
+                &["auth", "backend", "backend_unavailable"],
+            ),
             ("sio_events_received_total", "event", &EVENT_LABELS),
             ("sio_events_emitted_total", "event", &["publish", "chat"]),
             ("sio_errors_total", "kind", &ERROR_KINDS),
@@ -162,6 +208,11 @@ impl Metrics {
         for (name, label, values) in labelled {
             for value in values {
                 self.counter(name, label, (*value).into()).increment(0);
+            }
+        }
+        for kind in ["connect", "event"] {
+            for outcome in PROXY_OUTCOMES {
+                self.proxy_counter(kind, outcome).increment(0);
             }
         }
         for (name, label, values) in [("sio_http_timeouts_total", "kind", ["header", "body"])] {
@@ -282,6 +333,30 @@ impl Metrics {
     /// An HTTP emit API request ended in `outcome` (one of [`API_OUTCOMES`]).
     pub fn api_request(&self, outcome: &'static str) {
         self.counter("sio_api_requests_total", "outcome", outcome.into())
+            .increment(1);
+    }
+
+    fn proxy_counter(&self, kind: &'static str, outcome: &'static str) -> Counter {
+        let key = Key::from_parts(
+            "sio_proxy_requests_total",
+            vec![Label::new("kind", kind), Label::new("outcome", outcome)],
+        );
+        self.recorder.register_counter(&key, &META)
+    }
+
+    /// A request to the backend of `kind` (connect, event) ended in `outcome` (one of
+    /// [`PROXY_OUTCOMES`]) after `elapsed`.
+    pub fn proxy_request(&self, kind: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.proxy_counter(kind, outcome).increment(1);
+        let key = Key::from_parts("sio_proxy_request_seconds", vec![Label::new("kind", kind)]);
+        self.recorder
+            .register_histogram(&key, &META)
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// A backend request got no usable answer, for reason `kind` (one of [`PROXY_ERRORS`]).
+    pub fn proxy_error(&self, kind: &'static str) {
+        self.counter("sio_proxy_errors_total", "kind", kind.into())
             .increment(1);
     }
 

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
+use crate::backend::Backend;
 use crate::chat::{self, Chat, History};
 use crate::cluster;
 use crate::config::{Config, CorsOrigins};
@@ -300,7 +301,11 @@ where
         cluster.map(cluster::join_hook),
     )
     .with_event_limit(config.event_limit);
-    let gateway = gateway.with_recovery(recovery);
+    let backend = config
+        .backend
+        .clone()
+        .map(|b| Backend::new(b, config.node_id.clone(), metrics.clone()));
+    let gateway = gateway.with_recovery(recovery).with_backend(backend);
     let mut pending: Vec<_> = config
         .namespaces
         .iter()
