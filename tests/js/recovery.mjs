@@ -21,8 +21,8 @@ let histories = 0;
 const socket = io(urls[0] + nsp, {
   transports: opts.transports ?? ["polling", "websocket"],
   auth: opts.auth ?? {},
-  reconnectionDelay: 100,
-  reconnectionDelayMax: 300,
+  reconnectionDelay: opts.reconnectionDelay ?? 100,
+  reconnectionDelayMax: Math.max(300, opts.reconnectionDelay ?? 0),
   forceNew: true,
 });
 
@@ -52,6 +52,7 @@ socket.on("connect", () => {
   if (connects.length === 1 && opts.room) {
     socket.emit("join", opts.room, (reply) => {
       print({ event: "joined", reply });
+      if (opts.publish) publishAll();
       // before any event: the client holds a pid but no offset yet
       if (opts.blipOnJoin && !blipped) {
         blipped = true;
@@ -63,6 +64,23 @@ socket.on("connect", () => {
 });
 
 socket.on("connect_error", (e) => print({ event: "connect_error", message: e.message }));
+
+// `publish: {url, count, everyMs}`: another client publishes 1..count into the room through
+// the gateway's `publish` event (each after the previous one's ack), starting once this
+// one has joined: broadcasts made by a node for its own and the other nodes' sockets
+async function publishAll() {
+  const p = opts.publish;
+  const publisher = io(p.url, { transports: ["websocket"], forceNew: true });
+  await new Promise((resolve) => publisher.once("connect", resolve));
+  for (let i = 1; i <= p.count; i++) {
+    await publisher
+      .timeout(5000)
+      .emitWithAck("publish", { room: opts.room, event, data: i })
+      .catch(() => print({ event: "publish_failed", n: i }));
+    await new Promise((r) => setTimeout(r, p.everyMs ?? 15));
+  }
+  publisher.close();
+}
 
 socket.on("history", () => histories++);
 

@@ -502,3 +502,67 @@ async fn a_claim_replaces_the_session_in_one_step_and_only_once() {
     assert!(cluster.load_session("nope").await.unwrap().is_none());
     cluster.close(Duration::from_secs(1)).await;
 }
+
+/// Broadcasts made by a node itself (an official client's `publish` through the gateway on
+/// node 0), not by the emitter: the subscriber on node 0 loses its connection after 15 and
+/// recovers on node 1 with all 40, once each, in order.
+#[tokio::test]
+async fn broadcasts_published_through_the_gateway_are_recovered_too() {
+    let redis = TestRedis::start().await.unwrap();
+    let nodes = node(&redis)
+        .args(&["--client-publish", "news"])
+        .cluster(2)
+        .await
+        .unwrap();
+    let client = Client::spawn(json!({
+        "urls": [nodes[0].url(), nodes[1].url()],
+        "transports": ["websocket"],
+        "room": "news",
+        "expect": 40,
+        "blipAfter": 15,
+        "publish": {"url": nodes[0].url(), "count": 40, "everyMs": 15},
+    }));
+    let done = client.done().await;
+    println!("{done}");
+    assert_recovered_all(&done, 40);
+}
+
+/// Away longer than the window: the session expired, so the reconnect is a new session
+/// (`recovered` false, a new pid), and nothing is replayed.
+#[tokio::test]
+async fn a_client_away_longer_than_the_window_gets_a_new_session() {
+    let redis = TestRedis::start().await.unwrap();
+    let server = NodeBuilder::new()
+        .redis(&redis.url)
+        .args(&["--redis-mode", "streams", "--recovery-window-ms", "600"])
+        .start()
+        .await
+        .unwrap();
+    let emitter = emitter(&redis).await;
+    let mut client = Client::spawn(json!({
+        "urls": [server.url()],
+        "transports": ["websocket"],
+        "room": "news",
+        "expect": 3,
+        "blipAfter": 1,
+        "reconnectionDelay": 1500,
+        "timeoutMs": 5000,
+    }));
+    client.until("joined").await;
+    publish(&emitter, 1..=1, Duration::ZERO).await;
+    client.until("disconnect").await;
+    publish(&emitter, 2..=3, Duration::ZERO).await;
+    let done = client.done().await;
+    let connects = done["connects"].as_array().unwrap();
+    assert_eq!(connects.len(), 2, "{done}");
+    assert_ne!(connects[1]["recovered"], true, "{done}");
+    assert_ne!(connects[1]["pid"], connects[0]["pid"], "{done}");
+    assert_eq!(done["received"], json!([1]), "nothing replayed: {done}");
+    let unknown = metric_sum(
+        std::slice::from_ref(&server),
+        "sio_recovery_total{outcome=\"unknown\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown, 1.0, "{done}");
+}
