@@ -55,6 +55,8 @@ METRICS = [
     ("idle-10k", "kib_per_connection", "idle, 10,000 websockets: KiB per connection", False),
     ("idle-10k", "server_rss_kib", "idle, 10,000 websockets: total RSS (KiB, 2 nodes)", False),
     ("idle-10k", "server_rss_kib_base", "idle: RSS before connecting (KiB, 2 nodes)", False),
+    ("idle-10k", "redis_used_memory_bytes", "idle, 10,000 websockets: Redis used_memory after the run (bytes; "
+     "with recovery on, the sessions the stopped nodes left for the window)", False),
     ("storm-rr", "sessions_per_s", "connect storm, round robin: sessions/s", True),
     ("storm-rr", "failed", "connect storm, round robin: failed sessions", False),
     ("storm-rr", "server_cpu_us_per_session", "connect storm, round robin: server CPU µs/session", False),
