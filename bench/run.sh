@@ -242,16 +242,23 @@ redis_cpu_us() {
 # stopped, nothing trims or adds): every stream's MEMORY USAGE (SAMPLES 0: every entry)
 # and length, used_memory, and Redis's CPU since CPU0 per delivery.
 redis_figures() {
-  local streams=() k bytes=0 len=0 b
-  while read -r k; do # (redis-cli 7.0's --scan has no --type)
-    [ -n "$k" ] && [ "$(rcli type "$k")" = stream ] && streams+=("$k")
-  done < <(rcli --scan)
+  # Redis's CPU and memory first: what follows runs commands, and takes time (keys with
+  # an expiry, like recovery's sessions, must still be there)
+  local cpu1; cpu1=$(redis_cpu_us)
+  local used; used=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
+  local streams=() k bytes=0 len=0 b cursor=0 page
+  # the streams only, by SCAN's TYPE filter (redis-cli 7.0's --scan has no --type): one
+  # command per thousand keys, not one per key (recovery leaves a session key per socket)
+  while :; do
+    mapfile -t page < <(rcli scan "$cursor" count 1000 type stream)
+    cursor=${page[0]:-0}
+    for k in "${page[@]:1}"; do [ -n "$k" ] && streams+=("$k"); done
+    [ "$cursor" = 0 ] && break
+  done
   for k in "${streams[@]}"; do
     b=$(rcli memory usage "$k" samples 0); bytes=$((bytes + ${b:-0}))
     len=$((len + $(rcli xlen "$k")))
   done
-  local used; used=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
-  local cpu1; cpu1=$(redis_cpu_us)
   python3 -c 'import json,sys
 r=json.loads(sys.argv[1]); streams, nbytes, entries, used, cpu = sys.argv[2], *map(int, sys.argv[3:7])
 r.update(redis_streams=streams.split(), redis_stream_bytes=nbytes, redis_stream_entries=entries,
