@@ -34,6 +34,8 @@ METRICS = [
     ("fanout-50", "p50_ms_by_node_1", "fan-out, 50 msgs/s: p50, subscribers on the other node (ms)", False),
     ("fanout-50", "p99_ms_by_node_1", "fan-out, 50 msgs/s: p99, subscribers on the other node (ms)", False),
     ("fanout-50", "lost", "fan-out, 50 msgs/s: lost deliveries", False),
+    ("fanout-50", "reordered", "fan-out, 50 msgs/s: reordered deliveries", False),
+    ("fanout-50", "server_cpu_us_per_delivery", "fan-out, 50 msgs/s: server CPU µs per delivery", False),
     ("fanout-max", "redis_cpu_us_per_delivery", "fan-out, max rate: Redis CPU µs per delivery (whole scenario)", False),
     ("fanout-max", "redis_stream_bytes", "fan-out, max rate: Redis stream memory after the run (bytes, MEMORY USAGE)", False),
     ("fanout-max", "redis_stream_entries", "fan-out, max rate: Redis stream entries after the run", False),
@@ -53,6 +55,8 @@ METRICS = [
     ("idle-10k", "kib_per_connection", "idle, 10,000 websockets: KiB per connection", False),
     ("idle-10k", "server_rss_kib", "idle, 10,000 websockets: total RSS (KiB, 2 nodes)", False),
     ("idle-10k", "server_rss_kib_base", "idle: RSS before connecting (KiB, 2 nodes)", False),
+    ("idle-10k", "redis_used_memory_bytes", "idle, 10,000 websockets: Redis used_memory after the run (bytes; "
+     "with recovery on, the sessions the stopped nodes left for the window)", False),
     ("storm-rr", "sessions_per_s", "connect storm, round robin: sessions/s", True),
     ("storm-rr", "failed", "connect storm, round robin: failed sessions", False),
     ("storm-rr", "server_cpu_us_per_session", "connect storm, round robin: server CPU µs/session", False),
@@ -75,6 +79,11 @@ NAMES = {
     "ours-streams": "sio-cluster in Redis streams mode (`SIO_REDIS_MODE=streams`, Node's stream "
     "defaults: one stream `socket.io`, MAXLEN ~ 10,000, XREAD COUNT 100)",
     "node-streams": "Node socket.io 4.8 + @socket.io/redis-streams-adapter 0.3.1 (`createAdapter(redisClient)`, defaults)",
+    "ours-recovery": "sio-cluster in Redis streams mode with connection state recovery on "
+    "(`SIO_RECOVERY_WINDOW_MS=120000`): broadcasts delivered when read back from the stream, "
+    "each with its offset as a last argument, a session per socket in Redis",
+    "ours-streams-ref": "sio-cluster in Redis streams mode, a reference build (`BENCH_REF_SERVER`: "
+    "another commit's sio-server), for a before/after comparison on one machine in one run",
     "ours-ref": "sio-cluster, a reference build (`BENCH_REF_SERVER`: another commit's sio-server, classic mode), "
     "for a before/after comparison on one machine in one run",
     "floor": "the floor (bench/floor): one process for both nodes, no Redis, no Socket.IO "
@@ -172,9 +181,11 @@ def main():
     md += ["", "## Results", ""]
     # ratio columns: ours ÷ each other stack but the streams ones, then streams mode against
     # Node's streams adapter and against our classic mode
-    pairs = [("ours", o) for o in stacks if o not in ("ours", "ours-streams", "node-streams")] if "ours" in stacks else []
+    ours_variants = ("ours", "ours-streams", "node-streams", "ours-recovery", "ours-streams-ref")
+    pairs = [("ours", o) for o in stacks if o not in ours_variants] if "ours" in stacks else []
     if "ours-streams" in stacks:
-        pairs += [("ours-streams", o) for o in ("node-streams", "ours") if o in stacks]
+        pairs += [("ours-streams", o) for o in ("node-streams", "ours", "ours-streams-ref") if o in stacks]
+        pairs += [("ours-recovery", "ours-streams")] if "ours-recovery" in stacks else []
     head = "| scenario / metric | " + " | ".join(stacks) + " | " + " | ".join(f"{a_} ÷ {b_}" for a_, b_ in pairs) + " |"
     md += [head, "|" + "---|" * (1 + len(stacks) + len(pairs))]
     for sc, metric, label, _higher in METRICS:
@@ -260,7 +271,26 @@ def main():
         check("streams mode fan-out ≥ 0.7× our classic mode", None if r is None else r >= 0.7,
               f"{fmt(r)}× ({fmt(m('ours-streams', 'fanout-max', 'delivered_per_s'))} vs "
               f"{fmt(m('ours', 'fanout-max', 'delivered_per_s'))} msgs/s)" if r else "–")
-        md += ["", "## Targets (issue #17, streams mode)", "", "| target | status | measured |", "|---|---|---|"] + checks
+        if checks or not a.section:
+            md += ["", "## Targets (issue #17, streams mode)", "", "| target | status | measured |", "|---|---|---|"] + checks
+
+    if "ours-recovery" in stacks and "ours-streams" in stacks:  # issue #18: connection state recovery
+        checks = []
+        for sc, how in (("fanout-max", "max rate"), ("fanout-50", "50 msgs/s")):
+            on, off = m("ours-recovery", sc, "server_cpu_us_per_delivery"), m("ours-streams", sc, "server_cpu_us_per_delivery")
+            r = ratio(on, off)
+            check(f"recovery on: server CPU per delivered message ≤ 1.3× off (fan-out, {how})",
+                  None if r is None else r <= 1.3,
+                  f"{r:.2f}× ({fmt(on)} vs {fmt(off)} µs), lost {fmt(m('ours-recovery', sc, 'lost'))}, "
+                  f"reordered {fmt(m('ours-recovery', sc, 'reordered'))}" if r else "–")
+        for sc in ("idle-2k", "idle-10k"):
+            on, off = m("ours-recovery", sc, "kib_per_connection"), m("ours-streams", sc, "kib_per_connection")
+            d = None if on is None or off is None else on - off
+            check(f"recovery on: idle memory per websocket ≤ off + 1 KiB ({sc})", None if d is None else d <= 1,
+                  f"{d:+.2f} KiB ({fmt(on)} vs {fmt(off)} KiB)" if d is not None else "–")
+        if checks or not a.section:
+            md += ["", "## Targets (issue #18, connection state recovery)", "", "| target | status | measured |",
+                   "|---|---|---|"] + checks
 
     if errors:
         md += ["", "## Failed runs", ""]
@@ -325,7 +355,8 @@ def draw(path, stacks, median):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.2), squeeze=False)
     axes = axes[0]
     colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f",
-              "ours-streams": "#63b3ed", "node-streams": "#9ae6b4"}
+              "ours-streams": "#63b3ed", "node-streams": "#9ae6b4", "ours-recovery": "#805ad5",
+              "ours-streams-ref": "#a0aec0", "ours-ref": "#a0aec0"}
     for ax, (sc, metric, title) in zip(axes, panels):
         vals = [median(s, sc, metric) or 0 for s in stacks]
         ax.bar(range(len(stacks)), vals, color=[colors.get(s, "gray") for s in stacks])

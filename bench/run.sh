@@ -27,7 +27,13 @@
 #   memory is recorded: the streams' MEMORY USAGE and length, INFO memory's used_memory,
 #   and Redis's own CPU (INFO cpu, over the scenario) per delivery.
 #   ours-ref: sio-cluster from BENCH_REF_SERVER=/path/to/sio-server (another commit's
-#   release build), as "ours" otherwise: a before/after comparison in one run
+#   release build), as "ours" otherwise: a before/after comparison in one run;
+#   ours-streams-ref: the same build in streams mode, as "ours-streams"
+#   ours-recovery: ours-streams with connection state recovery on
+#   (SIO_RECOVERY_WINDOW_MS=120000): every broadcast delivered when read back from the
+#   stream, its offset appended, a session per socket in Redis; compare it with
+#   ours-streams (--stacks "ours-streams ours-recovery"). A smoke run adds it with
+#   fanout-max, fanout-50, emitter and idle-2k
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +56,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ -z "$stacks" ] && { stacks="ours node socketioxide"; [ $smoke = 1 ] && stacks="$stacks ours-streams node-streams"; }
+[ -z "$stacks" ] && { stacks="ours node socketioxide"; [ $smoke = 1 ] && stacks="$stacks ours-streams node-streams ours-recovery"; }
 
 # Load sizes (full / smoke).
 if [ $smoke = 1 ]; then
@@ -137,6 +143,12 @@ wait_http() {
   return 1
 }
 
+# The Redis mode of one of our stacks: streams for ours-streams, ours-streams-ref and
+# ours-recovery (recovery needs streams), classic for the others.
+redis_mode() {
+  case "$1" in *streams*|ours-recovery) echo streams ;; *) echo classic ;; esac
+}
+
 # start_stack STACK: two nodes; sets PORTS, PIDS.
 start_stack() {
   docker exec "$cid" redis-cli flushall >/dev/null
@@ -152,11 +164,12 @@ start_stack() {
             "$target_dir/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
         fi
         ;;
-      ours|ours-streams|ours-ref) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
-        local mode=classic; [ "$1" = ours-streams ] && mode=streams
+      ours|ours-streams|ours-ref|ours-streams-ref|ours-recovery) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
+        local mode; mode=$(redis_mode "$1")
+        local recovery=(); [ "$1" = ours-recovery ] && recovery=(SIO_RECOVERY_WINDOW_MS=120000) # 2 min
         local server=$target_dir/$profile/sio-server
-        [ "$1" = ours-ref ] && server=${BENCH_REF_SERVER:?ours-ref needs BENCH_REF_SERVER=/path/to/sio-server}
-        SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_REDIS_MODE=$mode SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
+        [ "${1%-ref}" != "$1" ] && server=${BENCH_REF_SERVER:?$1 needs BENCH_REF_SERVER=/path/to/sio-server}
+        env "${recovery[@]}" SIO_LISTEN=127.0.0.1:$port SIO_REDIS_URL=$redis SIO_REDIS_MODE=$mode SIO_NODE_ID=bench-$i SIO_CLIENT_PUBLISH='*' \
           SIO_CHAT=false SIO_WORKER_THREADS=$rust_workers RUST_LOG=warn "$server" >"$tmp/$1-$i.log" 2>&1 &
         ;;
       node|node-streams)
@@ -229,16 +242,23 @@ redis_cpu_us() {
 # stopped, nothing trims or adds): every stream's MEMORY USAGE (SAMPLES 0: every entry)
 # and length, used_memory, and Redis's CPU since CPU0 per delivery.
 redis_figures() {
-  local streams=() k bytes=0 len=0 b
-  while read -r k; do # (redis-cli 7.0's --scan has no --type)
-    [ -n "$k" ] && [ "$(rcli type "$k")" = stream ] && streams+=("$k")
-  done < <(rcli --scan)
+  # Redis's CPU and memory first: what follows runs commands, and takes time (keys with
+  # an expiry, like recovery's sessions, must still be there)
+  local cpu1; cpu1=$(redis_cpu_us)
+  local used; used=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
+  local streams=() k bytes=0 len=0 b cursor=0 page
+  # the streams only, by SCAN's TYPE filter (redis-cli 7.0's --scan has no --type): one
+  # command per thousand keys, not one per key (recovery leaves a session key per socket)
+  while :; do
+    mapfile -t page < <(rcli scan "$cursor" count 1000 type stream)
+    cursor=${page[0]:-0}
+    for k in "${page[@]:1}"; do [ -n "$k" ] && streams+=("$k"); done
+    [ "$cursor" = 0 ] && break
+  done
   for k in "${streams[@]}"; do
     b=$(rcli memory usage "$k" samples 0); bytes=$((bytes + ${b:-0}))
     len=$((len + $(rcli xlen "$k")))
   done
-  local used; used=$(rcli info memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
-  local cpu1; cpu1=$(redis_cpu_us)
   python3 -c 'import json,sys
 r=json.loads(sys.argv[1]); streams, nbytes, entries, used, cpu = sys.argv[2], *map(int, sys.argv[3:7])
 r.update(redis_streams=streams.split(), redis_stream_bytes=nbytes, redis_stream_entries=entries,
@@ -273,6 +293,9 @@ run_scenario() { # STACK SCENARIO ROUND
   if [ $smoke = 1 ] && [ "${stack%-streams}" != "$stack" ]; then
     case "$sc" in fanout-max|fanout-50|emitter) ;; *) return 0 ;; esac # the smoke run's time
   fi
+  if [ $smoke = 1 ] && [ "$stack" = ours-recovery ]; then # its targets' scenarios, and the emitter
+    case "$sc" in fanout-max|fanout-50|emitter|idle-2k) ;; *) return 0 ;; esac
+  fi
   start_stack "$stack"
   local urls=(--url "http://127.0.0.1:${PORTS[0]}" --url "http://127.0.0.1:${PORTS[1]}")
   local pids=(); for p in "${PIDS[@]}"; do pids+=(--pid "$p"); done
@@ -288,8 +311,8 @@ run_scenario() { # STACK SCENARIO ROUND
       local sink_pid=$!
       for _ in $(seq 1 600); do grep -q ready "$sink" && break; sleep 0.1; done
       local em
-      if [ "${stack#ours}" != "$stack" ]; then # ours, ours-streams, ours-ref
-        local mode=classic; [ "$stack" = ours-streams ] && mode=streams
+      if [ "${stack#ours}" != "$stack" ]; then # ours, ours-streams, ours-ref, ours-recovery, ...
+        local mode; mode=$(redis_mode "$stack")
         em=$("$load" emit --redis "$redis" --redis-mode $mode --messages $emit_msgs --in-flight 100)
       else
         em=$(node bench/peers/node/emit.mjs "{\"redis\":\"$redis\",\"messages\":$emit_msgs,\"inFlight\":100}")

@@ -71,6 +71,19 @@ impl Stamp {
     }
 }
 
+impl Stamp {
+    /// The stamp of an event's JSON text by a general parse: the second element of the
+    /// array, whatever follows it (a server with connection state recovery on appends the
+    /// event's offset, a string, as a last argument).
+    pub fn parse(body: &str) -> Option<Self> {
+        let mut args: Vec<serde_json::Value> = serde_json::from_str(body).ok()?;
+        if args.len() < 2 {
+            return None;
+        }
+        serde_json::from_value(args.swap_remove(1)).ok()
+    }
+}
+
 /// Counters shared by every receiver of a run.
 pub struct Totals {
     /// Messages delivered to receivers.
@@ -162,16 +175,13 @@ impl Receiver {
         }
     }
 
-    /// Counts one `42[event, stamp]` frame; other frames are ignored.
+    /// Counts one `42[event, stamp]` frame (`42[event, stamp, offset]` when the server
+    /// has connection state recovery on); other frames are ignored.
     pub fn on_frame(&mut self, frame: &str, totals: &Totals) {
         let Some(body) = frame.strip_prefix("42") else {
             return;
         };
-        let Some(stamp) = Stamp::scan(body).or_else(|| {
-            serde_json::from_str::<(serde::de::IgnoredAny, Stamp)>(body)
-                .ok()
-                .map(|(_, stamp)| stamp)
-        }) else {
+        let Some(stamp) = Stamp::scan(body).or_else(|| Stamp::parse(body)) else {
             return;
         };
         let s = stamp.s as usize;
@@ -226,6 +236,38 @@ mod tests {
             assert_eq!(Stamp::scan(body), Some(parsed), "{body}");
         }
         assert_eq!(Stamp::scan(r#"["m",{"s":1,"q":7}]"#), None);
+        assert_eq!(Stamp::parse(r#"["m",{"s":1,"q":7}]"#), None);
+    }
+
+    #[test]
+    fn an_offset_after_the_stamp_changes_nothing() {
+        // connection state recovery: the stream entry id as the event's last argument
+        let stamp = Stamp {
+            s: 1,
+            q: 7,
+            t: 1_733_500_000_000_000,
+        };
+        for body in [
+            r#"["m",{"s":1,"q":7,"t":1733500000000000},"1733500000000-0"]"#,
+            r#"["m",{"q":7,"s":1,"t":1733500000000000},"1733500000123-42"]"#,
+            r#"["m", {"t": 1733500000000000, "s": 1, "q": 7}, "1-0"]"#,
+        ] {
+            assert_eq!(Stamp::scan(body).as_ref(), Some(&stamp), "{body}");
+            assert_eq!(Stamp::parse(body).as_ref(), Some(&stamp), "{body}");
+        }
+        let totals = Totals::new(1).unwrap();
+        let mut rx = Receiver::new(3, 0);
+        for q in [0, 2, 1] {
+            let frame = format!(
+                r#"42["m",{{"s":0,"q":{q},"t":{}}},"1733500000000-{q}"]"#,
+                now_us()
+            );
+            rx.on_frame(&frame, &totals);
+        }
+        rx.flush(&totals);
+        assert_eq!(totals.received.load(Ordering::Relaxed), 3);
+        assert_eq!(totals.reordered.load(Ordering::Relaxed), 1);
+        assert_eq!(totals.samples(), 3);
         assert_eq!(Stamp::scan(r#"["m",{"s":"x","q":7,"t":1}]"#), None);
     }
 }
