@@ -623,9 +623,16 @@ impl Live {
             }
             if let Some(cluster) = &self.cluster {
                 let _ = cluster.deregister_node(&config.node_id).await;
+            }
+            // Requests still in flight, and those arriving on open keep-alive connections
+            // until they close, may be other nodes' sessions to forward, whose owner is
+            // looked up in Redis: the Redis connection closes only once the HTTP side has
+            // stopped (closed first, such a lookup hung, and its client with it).
+            let stopped = server.stop().await;
+            if let Some(cluster) = &self.cluster {
                 cluster.close(std::time::Duration::from_secs(2)).await;
             }
-            server.stop().await
+            stopped
         };
         match tokio::time::timeout(grace, drain).await {
             Ok(res) => {
