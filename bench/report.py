@@ -84,6 +84,11 @@ NAMES = {
     "each with its offset as a last argument, a session per socket in Redis",
     "ours-streams-ref": "sio-cluster in Redis streams mode, a reference build (`BENCH_REF_SERVER`: "
     "another commit's sio-server), for a before/after comparison on one machine in one run",
+    "ours-sharded": "sio-cluster in Redis 7 sharded pub/sub mode (`SIO_REDIS_MODE=sharded`: the dynamic "
+    "subscription mode, Node's `createShardedAdapter` default; `SPUBLISH`/`SSUBSCRIBE`, a room's broadcasts "
+    "on the room's own channel)",
+    "ours-sharded-ref": "sio-cluster in sharded mode, a reference build (`BENCH_REF_SERVER`: another commit's "
+    "sio-server), for a before/after comparison on one machine in one run",
     "ours-ref": "sio-cluster, a reference build (`BENCH_REF_SERVER`: another commit's sio-server, classic mode), "
     "for a before/after comparison on one machine in one run",
     "floor": "the floor (bench/floor): one process for both nodes, no Redis, no Socket.IO "
@@ -181,11 +186,14 @@ def main():
     md += ["", "## Results", ""]
     # ratio columns: ours ÷ each other stack but the streams ones, then streams mode against
     # Node's streams adapter and against our classic mode
-    ours_variants = ("ours", "ours-streams", "node-streams", "ours-recovery", "ours-streams-ref")
+    ours_variants = ("ours", "ours-streams", "node-streams", "ours-recovery", "ours-streams-ref",
+                     "ours-sharded", "ours-sharded-ref")
     pairs = [("ours", o) for o in stacks if o not in ours_variants] if "ours" in stacks else []
     if "ours-streams" in stacks:
         pairs += [("ours-streams", o) for o in ("node-streams", "ours", "ours-streams-ref") if o in stacks]
         pairs += [("ours-recovery", "ours-streams")] if "ours-recovery" in stacks else []
+    if "ours-sharded" in stacks:
+        pairs += [("ours-sharded", o) for o in ("ours-sharded-ref", "ours") if o in stacks]
     head = "| scenario / metric | " + " | ".join(stacks) + " | " + " | ".join(f"{a_} ÷ {b_}" for a_, b_ in pairs) + " |"
     md += [head, "|" + "---|" * (1 + len(stacks) + len(pairs))]
     for sc, metric, label, _higher in METRICS:
@@ -292,6 +300,38 @@ def main():
             md += ["", "## Targets (issue #18, connection state recovery)", "", "| target | status | measured |",
                    "|---|---|---|"] + checks
 
+    if "ours-sharded" in stacks and "ours-sharded-ref" in stacks:  # issue #17: sharded mode, no regression
+        checks = []
+
+        def per_round(stack, sc, k):
+            return {r["round"]: r[k] for r in rows if r["stack"] == stack and r["scenario"] == sc and k in r}
+
+        for sc, k, what, higher in (("fanout-max", "delivered_per_s", "fan-out, max rate: msgs/s", True),
+                                    ("fanout-max", "server_cpu_us_per_delivery", "fan-out, max rate: server CPU µs per delivery", False),
+                                    ("fanout-50", "p99_ms", "fan-out, 50 msgs/s: p99 (ms)", False),
+                                    ("fanout-50", "server_cpu_us_per_delivery", "fan-out, 50 msgs/s: server CPU µs per delivery", False)):
+            new, ref = per_round("ours-sharded", sc, k), per_round("ours-sharded-ref", sc, k)
+            if not new or not ref:
+                continue
+            mn, mr = statistics.median(new.values()), statistics.median(ref.values())
+            # no regression: this build's median within the reference's rounds or better
+            ok = mn >= min(ref.values()) if higher else mn <= max(ref.values())
+            rr = [new[i] / ref[i] for i in sorted(new) if i in ref and ref[i]]
+            check(f"sharded: {what} no worse than the reference build's rounds",
+                  ok, f"{mn / mr:.2f}× ({fmt(mn)} vs {fmt(mr)}; reference rounds {fmt(min(ref.values()))}–"
+                  f"{fmt(max(ref.values()))}, this build's {fmt(min(new.values()))}–{fmt(max(new.values()))}; "
+                  f"per round {', '.join(f'{x:.2f}' for x in rr)})")
+        for sc in ("fanout-max", "fanout-50"):
+            lost, reo = m("ours-sharded", sc, "lost"), m("ours-sharded", sc, "reordered")
+            if lost is not None:
+                check(f"sharded: {sc} 0 lost, 0 reordered", lost == 0 and reo == 0,
+                      f"lost {fmt(lost)}, reordered {fmt(reo)} (worst round)")
+        if checks:
+            md += ["", "## No regression (issue #17, sharded mode against the reference build)", "",
+                   "A figure passes when this build's median lies within the reference build's rounds "
+                   "(or beyond them on the better side): the rounds' spread is the noise the comparison "
+                   "cannot see through.", "", "| target | status | measured |", "|---|---|---|"] + checks
+
     if errors:
         md += ["", "## Failed runs", ""]
         md += [f"- {e['stack']} {e['scenario']} round {e['round']}: {e['error']}" for e in errors]
@@ -306,7 +346,8 @@ def main():
            "- `emitter`: the stack's own emitter (sio-cluster: `sio-load emit` on sio-emitter; Node: "
            "@socket.io/redis-emitter 5.1) publishes 2,000 messages, ≤100 outstanding, to 1,000 subscribers. "
            "socketioxide-redis has no emitter. In streams mode, sio-cluster's emitter XADDs to the stream "
-           "(`sio-load emit --redis-mode streams`); Node's streams adapter has no emitter.",
+           "(`sio-load emit --redis-mode streams`); Node's streams adapter has no emitter. In sharded mode "
+           "it SPUBLISHes to the room's channel (`sio-load emit --redis-mode sharded`).",
            "- after every scenario: what Redis holds (the streams' `MEMORY USAGE … SAMPLES 0` and `XLEN`, "
            "`INFO memory` used_memory, with the nodes stopped) and Redis's own CPU time (`INFO cpu`) over "
            "the scenario, per delivery.",
@@ -356,7 +397,8 @@ def draw(path, stacks, median):
     axes = axes[0]
     colors = {"ours": "#2b6cb0", "node": "#68a063", "socketioxide": "#b7791f",
               "ours-streams": "#63b3ed", "node-streams": "#9ae6b4", "ours-recovery": "#805ad5",
-              "ours-streams-ref": "#a0aec0", "ours-ref": "#a0aec0"}
+              "ours-streams-ref": "#a0aec0", "ours-ref": "#a0aec0",
+              "ours-sharded": "#2c7a7b", "ours-sharded-ref": "#a0aec0"}
     for ax, (sc, metric, title) in zip(axes, panels):
         vals = [median(s, sc, metric) or 0 for s in stacks]
         ax.bar(range(len(stacks)), vals, color=[colors.get(s, "gray") for s in stacks])

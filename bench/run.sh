@@ -34,6 +34,10 @@
 #   stream, its offset appended, a session per socket in Redis; compare it with
 #   ours-streams (--stacks "ours-streams ours-recovery"). A smoke run adds it with
 #   fanout-max, fanout-50, emitter and idle-2k
+#   ours-sharded: Redis 7 sharded pub/sub (SIO_REDIS_MODE=sharded, the dynamic subscription
+#   mode: SPUBLISH/SSUBSCRIBE per room channel), as "ours" otherwise; ours-sharded-ref: the
+#   BENCH_REF_SERVER build in the same mode (--stacks "ours-sharded ours-sharded-ref"). A
+#   smoke run adds ours-sharded with fanout-max, fanout-50 and emitter
 # Needs: cargo, node/npm, python3, docker (redis:7.2 image), /usr/sbin/nginx, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +60,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ -z "$stacks" ] && { stacks="ours node socketioxide"; [ $smoke = 1 ] && stacks="$stacks ours-streams node-streams ours-recovery"; }
+[ -z "$stacks" ] && { stacks="ours node socketioxide"; [ $smoke = 1 ] && stacks="$stacks ours-streams node-streams ours-recovery ours-sharded"; }
 
 # Load sizes (full / smoke).
 if [ $smoke = 1 ]; then
@@ -144,9 +148,10 @@ wait_http() {
 }
 
 # The Redis mode of one of our stacks: streams for ours-streams, ours-streams-ref and
-# ours-recovery (recovery needs streams), classic for the others.
+# ours-recovery (recovery needs streams), sharded (= sharded-dynamic, Node's default
+# subscription mode) for ours-sharded and ours-sharded-ref, classic for the others.
 redis_mode() {
-  case "$1" in *streams*|ours-recovery) echo streams ;; *) echo classic ;; esac
+  case "$1" in *streams*|ours-recovery) echo streams ;; *sharded*) echo sharded ;; *) echo classic ;; esac
 }
 
 # start_stack STACK: two nodes; sets PORTS, PIDS.
@@ -164,7 +169,7 @@ start_stack() {
             "$target_dir/$profile/sio-floor" "${ports[0]}" "${ports[1]}" >"$tmp/$1-$i.log" 2>&1 &
         fi
         ;;
-      ours|ours-streams|ours-ref|ours-streams-ref|ours-recovery) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
+      ours|ours-streams|ours-ref|ours-streams-ref|ours-recovery|ours-sharded|ours-sharded-ref) # streams: Node's stream defaults (socket.io, 1 stream, MAXLEN ~ 10000)
         local mode; mode=$(redis_mode "$1")
         local recovery=(); [ "$1" = ours-recovery ] && recovery=(SIO_RECOVERY_WINDOW_MS=120000) # 2 min
         local server=$target_dir/$profile/sio-server
@@ -290,7 +295,7 @@ run_scenario() { # STACK SCENARIO ROUND
   if { [ "${sc%-polling}" != "$sc" ] || [ "${sc%-paced}" != "$sc" ]; } && [ "$stack" != ours ]; then
     return 0 # forwarded vs local sessions at equal load: only sio-cluster forwards
   fi
-  if [ $smoke = 1 ] && [ "${stack%-streams}" != "$stack" ]; then
+  if [ $smoke = 1 ] && { [ "${stack%-streams}" != "$stack" ] || [ "$stack" = ours-sharded ]; }; then
     case "$sc" in fanout-max|fanout-50|emitter) ;; *) return 0 ;; esac # the smoke run's time
   fi
   if [ $smoke = 1 ] && [ "$stack" = ours-recovery ]; then # its targets' scenarios, and the emitter

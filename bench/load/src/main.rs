@@ -8,6 +8,7 @@
 //! sio-load sink --url ... --messages N     # receive N messages sent by an emitter
 //! sio-load emit --redis redis://.. --messages N   # the Rust emitter (sio-emitter)
 //! sio-load emit ... --redis-mode streams           # to a streams-mode cluster
+//! sio-load emit ... --redis-mode sharded           # to a sharded-mode cluster (SPUBLISH)
 //! sio-load idle --url ... --connections 10000 --pid ..
 //! sio-load storm --url http://127.0.0.1:8080 --sessions 2000 --pid ..
 //! ```
@@ -28,7 +29,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use futures_util::{StreamExt, stream};
 use serde_json::json;
-use sio_protocol::AdapterMode;
+use sio_protocol::{AdapterMode, SubscriptionMode};
 
 use client::Target;
 
@@ -116,8 +117,10 @@ enum Command {
         /// Outstanding publishes.
         #[arg(long, default_value_t = 100)]
         in_flight: usize,
-        /// The cluster's Redis mode: classic or streams (Node's stream defaults).
-        #[arg(long, default_value = "classic", value_parser = ["classic", "streams"])]
+        /// The cluster's Redis mode: classic, sharded (SPUBLISH, dynamic subscription
+        /// mode: a room's broadcasts on the room's channel) or streams (Node's stream
+        /// defaults).
+        #[arg(long, default_value = "classic", value_parser = ["classic", "sharded", "streams"])]
         redis_mode: String,
     },
     /// Idle websocket connections: server RSS per connection.
@@ -255,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<serde_json::Value> {
         } => {
             let mode = match redis_mode.as_str() {
                 "streams" => AdapterMode::Streams,
+                "sharded" => AdapterMode::Sharded(SubscriptionMode::Dynamic),
                 _ => AdapterMode::Classic,
             };
             emit(&redis, mode, &room, messages, in_flight).await
