@@ -28,7 +28,7 @@ use super::{BoxFuture, Inbound, InboundResponse, Payload, Receiver, Transport};
 use crate::AdapterError;
 use crate::config::RedisAdapterConfig;
 use crate::protocol::sharded::{ShardedChannel, ShardedChannels, parse_sharded_channel};
-use crate::protocol::streams::{self, StreamsOptions};
+use crate::protocol::streams::{self, StreamsOptions, compare_stream_ids};
 use crate::protocol::{BroadcastMessage, Request, Response, ShardedMessage};
 use crate::stats::Stats;
 use crate::wire::{AdapterMode, Incoming, Wire};
@@ -454,7 +454,7 @@ impl Cursor {
         if info
             .first
             .as_deref()
-            .is_some_and(|first| !id_after(first, &self.last))
+            .is_some_and(|first| !compare_stream_ids(first, &self.last).is_gt())
         {
             return None; // entries were deleted, not trimmed past us
         }
@@ -555,18 +555,6 @@ fn reader_client(like: &Client) -> Result<Client, AdapterError> {
     builder.build().map_err(AdapterError::config)
 }
 
-/// Whether stream id `a` comes after `b`.
-fn id_after(a: &str, b: &str) -> bool {
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            seq.parse::<u64>().unwrap_or(0),
-        )
-    };
-    parse(a) > parse(b)
-}
-
 /// A stream entry: its id and its fields in order.
 type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 
@@ -630,14 +618,6 @@ fn bytes_of(value: &RedisValue) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stream_ids_are_ordered_by_time_then_sequence() {
-        assert!(id_after("2-0", "1-5"));
-        assert!(id_after("1-6", "1-5"));
-        assert!(!id_after("1-5", "1-5"));
-        assert!(!id_after("0-0", "1-0"));
-    }
 
     #[test]
     fn xread_replies_are_read_whatever_the_field_bytes() {

@@ -201,5 +201,7 @@ mod tests {
         assert_eq!(compare_stream_ids("2-0", "1-9"), Greater);
         assert_eq!(compare_stream_ids("1-10", "1-9"), Greater);
         assert_eq!(compare_stream_ids("1-1", "1-1"), Equal);
+        assert_eq!(compare_stream_ids("1-6", "1-5"), Greater);
+        assert_eq!(compare_stream_ids("0-0", "1-0"), Less);
     }
 }
