@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::connect_reply::PidTable;
+use crate::forward::lock;
 use crate::gateway::Identity;
 use crate::metrics::Metrics;
 
@@ -412,10 +413,6 @@ async fn refresh_sessions(recovery: std::sync::Weak<Recovery>, window: Duration)
             warn!(error = %e, "session expiries not refreshed");
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
