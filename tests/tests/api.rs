@@ -14,14 +14,22 @@ use tokio::io::BufReader;
 const KEY: &str = "test-api-key-0123456789";
 
 async fn post(addr: std::net::SocketAddr, key: Option<&str>, body: &[u8]) -> (u16, Value) {
+    post_at(addr, "/api/v1/emit", key, body).await
+}
+
+/// POSTs `body` to `path` with bearer `key`: the status and the answer (JSON, else text).
+async fn post_at(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
     let auth = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(auth) = &auth {
         headers.push(("Authorization", auth.as_str()));
     }
-    let (status, _, body) = raw_http(addr, "POST", "/api/v1/emit", &headers, body)
-        .await
-        .unwrap();
+    let (status, _, body) = raw_http(addr, "POST", path, &headers, body).await.unwrap();
     (
         status,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
@@ -135,14 +143,8 @@ async fn bad_requests_get_clear_errors() {
 }
 
 async fn post_to(addr: std::net::SocketAddr, path: &str, body: Value) -> u16 {
-    let auth = format!("Bearer {KEY}");
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Authorization", auth.as_str()),
-    ];
-    raw_http(addr, "POST", path, &headers, body.to_string().as_bytes())
+    post_at(addr, path, Some(KEY), body.to_string().as_bytes())
         .await
-        .unwrap()
         .0
 }
 
